@@ -17,9 +17,9 @@ Architectures.
           + deep MLP, where the FM and the MLP share the same field embeddings. A numeric
           feature is a field whose embedding vector is scaled by its (standardized) value.
 
-Both start calibrated: the output bias is the logit of the training base rate and the
-embeddings start near zero, so the first predictions are the base rate (important when
-positives are rare, CTR ~2%).
+Both start calibrated: the output bias is the logit of the training base rate, the output
+weights start at zero and the embeddings near zero, so the first predictions are the base
+rate (important when positives are rare, CTR ~2%).
 """
 
 from __future__ import annotations
@@ -144,6 +144,8 @@ class DCNv2(nn.Module):
         self.cross = nn.ModuleList(nn.Linear(x0_dim, x0_dim) for _ in range(n_cross_layers))
         self.deep, deep_dim = _mlp(x0_dim, hidden_units)
         self.output = nn.Linear(x0_dim + deep_dim, 1)
+        # Zero weights: the first logits are exactly the bias (numeric values in x0 are O(1)).
+        nn.init.zeros_(self.output.weight)
         nn.init.constant_(self.output.bias, output_bias)
 
     def forward(self, indices: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
@@ -169,12 +171,17 @@ class DeepFM(nn.Module):
         super().__init__()
         self.bias = nn.Parameter(torch.tensor(float(output_bias)))
         self.first_order = _embedding_tables(cardinalities, 1)  # w_i per categorical value
+        for table in self.first_order:
+            nn.init.zeros_(table.weight)  # a linear model's usual start: no effect until learned
         self.numeric_first_order = nn.Parameter(torch.zeros(n_numeric))  # w_i per numeric field
         self.embeddings = _embedding_tables(cardinalities, embedding_dim)  # v_i per categorical value
         self.numeric_embeddings = nn.Parameter(torch.randn(n_numeric, embedding_dim) * EMBEDDING_INIT_STD)
         mlp, deep_dim = _mlp((len(cardinalities) + n_numeric) * embedding_dim, hidden_units)
-        # No bias in the last layer: `self.bias` is the model's single intercept.
-        self.deep = nn.Sequential(mlp, nn.Linear(deep_dim, 1, bias=False))
+        # No bias in the last layer: `self.bias` is the model's single intercept. Zero weights
+        # so the MLP adds nothing to the first logits.
+        deep_output = nn.Linear(deep_dim, 1, bias=False)
+        nn.init.zeros_(deep_output.weight)
+        self.deep = nn.Sequential(mlp, deep_output)
 
     def forward(self, indices: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         first = (numeric * self.numeric_first_order).sum(dim=1)  # (batch,)

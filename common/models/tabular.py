@@ -1,0 +1,124 @@
+"""Click-probability classifiers over tabular features, with the scikit-learn contract
+(params in __init__, fit returns self, learned state ends with `_`, predict_proba -> (n, 2)).
+
+    LogisticRegressionCTR   one-hot categoricals + standardised log counts -> LR (the baseline)
+    LightGBMCTR             gradient-boosted trees on the raw columns
+    GBDTLogisticCTR         GBDT leaves as one-hot features for an LR (He et al. 2014)
+Torch models with an embedding per ID (DCN v2, DeepFM) live in common/models/deep.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+
+def _signed_log1p(x):
+    # Counts are heavy-tailed; a log keeps a linear model from being dominated by a few keys.
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+class LogisticRegressionCTR:
+    def __init__(self, categorical: Sequence[str] = (), numeric: Sequence[str] = (), C: float = 1.0,
+                 max_iter: int = 300):
+        self.categorical = categorical
+        self.numeric = numeric
+        self.C = C
+        self.max_iter = max_iter
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> "LogisticRegressionCTR":
+        encode = ColumnTransformer([
+            ("categorical", OneHotEncoder(handle_unknown="ignore", min_frequency=20), list(self.categorical)),
+            ("numeric", make_pipeline(FunctionTransformer(_signed_log1p), StandardScaler()), list(self.numeric)),
+        ])
+        self.pipeline_ = make_pipeline(encode, LogisticRegression(C=self.C, max_iter=self.max_iter))
+        self.pipeline_.fit(_as_str(X, self.categorical), y)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.pipeline_.predict_proba(_as_str(X, self.categorical))
+
+
+class LightGBMCTR:
+    def __init__(self, categorical: Sequence[str] = (), numeric: Sequence[str] = (), n_estimators: int = 300,
+                 learning_rate: float = 0.05, num_leaves: int = 31, min_child_samples: int = 100,
+                 random_state: int = 0, n_threads: int = 2):
+        self.categorical = categorical
+        self.numeric = numeric
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, eval_set: tuple[pd.DataFrame, np.ndarray] | None = None) -> "LightGBMCTR":
+        self.categories_ = {c: pd.Index(pd.unique(X[c].astype(str))) for c in self.categorical}
+        self.booster_ = lgb.LGBMClassifier(
+            n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples, subsample=0.8, subsample_freq=1, colsample_bytree=0.8,
+            random_state=self.random_state, n_jobs=self.n_threads, verbose=-1,
+        )
+        fit_args = {}
+        if eval_set is not None:
+            fit_args = {"eval_set": [(self._frame(eval_set[0]), eval_set[1])],
+                        "callbacks": [lgb.early_stopping(30, verbose=False)]}
+        self.booster_.fit(self._frame(X), y, **fit_args)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Categoricals with the training categories (unseen values become missing)."""
+        frame = X[list(self.numeric)].astype(float)
+        for c in self.categorical:
+            frame[c] = pd.Categorical(X[c].astype(str), categories=self.categories_[c])
+        return frame
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.booster_.predict_proba(self._frame(X))
+
+    def leaves(self, X: pd.DataFrame) -> np.ndarray:
+        """(n, n_trees) index of the leaf each row falls in, per tree."""
+        return self.booster_.predict(self._frame(X), pred_leaf=True)
+
+
+class GBDTLogisticCTR:
+    """Trees learn the crosses; an LR over their leaves is cheap to retrain often."""
+
+    def __init__(self, categorical: Sequence[str] = (), numeric: Sequence[str] = (), n_estimators: int = 60,
+                 num_leaves: int = 31, learning_rate: float = 0.1, C: float = 0.5, random_state: int = 0,
+                 n_threads: int = 2):
+        self.categorical = categorical
+        self.numeric = numeric
+        self.n_estimators = n_estimators
+        self.num_leaves = num_leaves
+        self.learning_rate = learning_rate
+        self.C = C
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> "GBDTLogisticCTR":
+        self.trees_ = LightGBMCTR(self.categorical, self.numeric, n_estimators=self.n_estimators,
+                                  learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+                                  random_state=self.random_state, n_threads=self.n_threads).fit(X, y)
+        self.leaf_encoder_ = OneHotEncoder(handle_unknown="ignore")
+        leaves = self.leaf_encoder_.fit_transform(self.trees_.leaves(X))
+        self.logistic_ = LogisticRegression(C=self.C, max_iter=300).fit(leaves, y)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.logistic_.predict_proba(self.leaf_encoder_.transform(self.trees_.leaves(X)))
+
+
+def _as_str(X: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """One-hot encoders want one type per column; IDs and strings alike become strings."""
+    return X.assign(**{c: X[c].astype(str) for c in columns})

@@ -1,0 +1,96 @@
+"""The API: an app factory that mounts each system's router under /<system>.
+
+    uvicorn --factory common.serving.app:create_app
+
+Serving bundles (champion models, feature-store handles, in-memory item features) load
+once in `lifespan`. A system that cannot serve yet answers 503 saying what to run, and is
+retried on the next request, so training while the server runs needs no restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+
+from common.config import load_config
+from common.registry import get_system, system_names
+from common.system import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    """The loaded serving bundle of each system, or why it is not loaded."""
+
+    def __init__(self, names: list[str], scale: str | None):
+        self.names = names
+        self.scale = scale
+        self.loaded: dict[str, Any] = {}
+        self.unavailable: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def load(self, name: str) -> None:
+        try:
+            self.loaded[name] = get_system(name).load_service(load_config(name, self.scale))
+            self.unavailable.pop(name, None)
+            log.info("%s: serving bundle loaded", name)
+        except ServiceUnavailable as error:
+            self.unavailable[name] = str(error)
+            log.warning("%s: cannot serve yet: %s", name, error)
+
+    def get(self, name: str) -> Any:
+        if name not in self.loaded:
+            with self._lock:
+                if name not in self.loaded:
+                    self.load(name)
+        if name not in self.loaded:
+            raise HTTPException(status_code=503, detail=f"{self.unavailable[name]}. Run: make train SYSTEM={name}")
+        return self.loaded[name]
+
+
+def service_dependency(name: str) -> Callable[[Request], Any]:
+    """A FastAPI dependency that hands a route its system's serving bundle (or answers 503)."""
+
+    def dependency(request: Request) -> Any:
+        return request.app.state.services.get(name)
+
+    return dependency
+
+
+def create_app(systems: list[str] | None = None, scale: str | None = None) -> FastAPI:
+    names = systems or os.environ.get("MLSD_SYSTEMS", ",".join(system_names())).split(",")
+    scale = scale or os.environ.get("MLSD_SCALE") or None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        services = Services(names, scale)
+        for name in names:
+            services.load(name)
+        app.state.services = services
+        yield
+
+    app = FastAPI(
+        title="ML system designs",
+        description="Candidate generation -> ranking -> re-ranking endpoints, one per system design chapter.",
+        lifespan=lifespan,
+    )
+    for name in names:
+        app.include_router(get_system(name).router(), prefix=f"/{name}", tags=[name])
+
+    @app.get("/healthz", summary="Liveness, and which systems can serve")
+    def healthz(request: Request) -> dict:
+        services: Services = request.app.state.services
+        return {
+            "status": "ok",
+            "pid": os.getpid(),
+            "systems": {name: "ready" if name in services.loaded else f"unavailable: {services.unavailable.get(name)}"
+                        for name in services.names},
+        }
+
+    return app

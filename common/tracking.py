@@ -1,0 +1,117 @@
+"""MLflow: one experiment per system, a run per trained model, the served model chosen by a
+registry alias (`models:/<system>-ranker@champion`), never by "the latest run".
+
+The tracking store defaults to SQLite in the data dir (the file store is deprecated);
+artifacts go next to it, by absolute path, so runs do not depend on the working directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib.metadata import version
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from common.paths import data_dir, tracking_uri
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"
+# Inferring requirements imports and inspects the model for seconds; we know what it needs.
+_REQUIREMENTS = ["numpy", "pandas", "scikit-learn", "lightgbm", "torch"]
+
+
+class ChampionMissing(RuntimeError):
+    """No model carries the champion alias yet: nothing to serve."""
+
+
+class ProbabilityModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper of any classifier with predict_proba; serving unwraps it and calls the
+    classifier directly, other consumers get P(positive) from `predict`."""
+
+    def __init__(self, classifier):
+        self.classifier = classifier
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        return self.classifier.predict_proba(model_input)[:, 1]
+
+
+def use_experiment(system: str) -> str:
+    """Point MLflow at the tracking store and the system's experiment; returns its id."""
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment = mlflow.get_experiment_by_name(system)
+    if experiment is not None:
+        experiment_id = experiment.experiment_id
+    else:
+        artifacts = (data_dir() / "mlartifacts" / system).resolve()
+        experiment_id = mlflow.create_experiment(system, artifact_location=artifacts.as_uri())
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def registered_name(system: str) -> str:
+    return f"{system}-ranker"
+
+
+def log_model_run(run_name: str, params: dict, metrics: dict, figures: dict, classifier,
+                  tags: dict | None = None) -> str:
+    """One run: params, metrics, plots and the model as a pyfunc. Returns the model URI."""
+    with mlflow.start_run(run_name=run_name, tags=tags or {}):
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        for filename, figure in figures.items():
+            mlflow.log_figure(figure, filename)
+        pins = [f"{package}=={version(package)}" for package in _REQUIREMENTS]
+        info = mlflow.pyfunc.log_model(name="model", python_model=ProbabilityModel(classifier), pip_requirements=pins)
+    return info.model_uri
+
+
+def promote(system: str, model_uri: str) -> str:
+    """Register the model and move the champion alias to it; returns the version."""
+    name = registered_name(system)
+    registered = mlflow.register_model(model_uri, name)
+    MlflowClient().set_registered_model_alias(name, CHAMPION, registered.version)
+    log.info("registered %s version %s as @%s", name, registered.version, CHAMPION)
+    return str(registered.version)
+
+
+@dataclass(frozen=True)
+class Champion:
+    classifier: object
+    name: str
+    version: str
+    run_id: str
+
+
+def load_champion(system: str) -> Champion:
+    mlflow.set_tracking_uri(tracking_uri())
+    name = registered_name(system)
+    try:
+        version_info = MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as error:
+        raise ChampionMissing(f"no {name}@{CHAMPION} in {tracking_uri()}") from error
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    return Champion(pyfunc.unwrap_python_model().classifier, name, str(version_info.version), version_info.run_id or "")
+
+
+def champion_exists(system: str) -> bool:
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        MlflowClient().get_model_version_by_alias(registered_name(system), CHAMPION)
+    except MlflowException:
+        return False
+    return True
+
+
+def log_summary_run(run_name: str, params: dict, figures: dict, texts: dict, tags: dict) -> None:
+    """A run that holds what compares the models of one pipeline run (tables, joint plots)."""
+    with mlflow.start_run(run_name=run_name, tags=tags):
+        mlflow.log_params(params)
+        for filename, figure in figures.items():
+            mlflow.log_figure(figure, filename)
+        for filename, text in texts.items():
+            mlflow.log_text(text, filename)

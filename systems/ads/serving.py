@@ -1,0 +1,170 @@
+"""The ads serving funnel (chapter section 7):
+
+  user features (Feast online store)
+  -> candidate generation: the advertisers' targeting criteria (age, gender, location) and
+     fatigue (never an ad the user hid, nor one shown too often in the last 7 days)
+  -> ranking: the champion's calibrated pCTR, for the top slot
+  -> re-ranking: expected value (bid x pCTR), at most N ads per advertiser in the top k
+
+Ad features (metadata and daily counts, a few hundred rows) are read from Feast once at
+load and kept in memory; a request costs one online read, for the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from common import tracking
+from common.feature_store import feature_repo_dir, open_store
+from common.paths import system_dir
+from common.reranking import top_k_with_group_cap
+from common.serving.timing import StageTimer
+from common.system import ServiceUnavailable
+from systems.ads.feature_repo import RANKER_FEATURES, VIEW_SCHEMAS
+from systems.ads.features import derive_request_features
+from systems.ads.world import AGE_BUCKETS, GENDERS, LOCATIONS
+
+SYSTEM = "ads"
+UNKNOWN = "unknown"  # a cold-start user's demographics: unseen by every model's encoder
+_USER_VIEWS = ("user_profile", "user_activity")
+_TARGETING = {"age_bucket": ("target_age_buckets", AGE_BUCKETS), "gender": ("target_genders", GENDERS),
+              "location": ("target_locations", LOCATIONS)}
+
+
+@dataclass(frozen=True)
+class RankedAd:
+    ad_id: int
+    advertiser_id: int
+    category: str
+    bid: float
+    pctr: float
+    expected_value: float
+    why: list[str]
+
+
+@dataclass(frozen=True)
+class RankResult:
+    known_user: bool
+    ads: list[RankedAd]
+    stage_counts: dict[str, dict[str, int]]
+    stage_ms: dict[str, float]
+
+
+class AdsService:
+    def __init__(self, config: dict, champion: tracking.Champion, store: FeatureStore):
+        self.serving = config["serving"]
+        self.champion = champion
+        self.store = store
+        self.user_feature_refs = [f"{view}:{name}" for view in _USER_VIEWS for name in VIEW_SCHEMAS[view][2]]
+        self.ads = _load_ads(store)
+        self.targeting = {attribute: (_targeting_matrix(self.ads[column], values), values)
+                          for attribute, (column, values) in _TARGETING.items()}
+        # A cold-start user's CTR prior: the platform's recent CTR, as the smoothed features use.
+        self.global_ctr = float(self.ads["ad_clicks_7d"].sum() / max(self.ads["ad_impressions_7d"].sum(), 1))
+
+    def rank(self, user_id: int, device: str, hour: int, k: int) -> RankResult:
+        timer = StageTimer()
+        with timer.stage("user_features"):
+            user, known = self._user_features(user_id)
+        with timer.stage("candidate_generation"):
+            candidates, counts, why = self._candidates(user)
+        with timer.stage("ranking"):
+            pctr = self._score(user, candidates, device, hour)
+        with timer.stage("re_ranking"):
+            expected_value = candidates["bid"].to_numpy() * pctr
+            top = top_k_with_group_cap(expected_value, candidates["advertiser_id"].to_numpy(), k,
+                                       self.serving["max_ads_per_advertiser"])
+        ads = [RankedAd(int(candidates["ad_id"].iat[i]), int(candidates["advertiser_id"].iat[i]),
+                        str(candidates["category"].iat[i]), float(candidates["bid"].iat[i]), float(pctr[i]),
+                        float(expected_value[i]), why[i]) for i in top]
+        counts["ranking"] = {"in": len(candidates), "out": len(candidates)}
+        counts["re_ranking"] = {"in": len(candidates), "out": len(ads)}
+        return RankResult(known, ads, counts, timer.milliseconds)
+
+    def _user_features(self, user_id: int) -> tuple[dict, bool]:
+        values = self.store.get_online_features(features=self.user_feature_refs,
+                                                entity_rows=[{"user_id": user_id}]).to_dict()
+        user = {name: column[0] for name, column in values.items()}
+        if user["age_bucket"] is not None:
+            return user, True
+        # Cold start: unknown demographics, no history, the platform's CTR as prior.
+        user.update({"age_bucket": UNKNOWN, "gender": UNKNOWN, "location": UNKNOWN,
+                     "mobile_share": self.serving["cold_start_mobile_share"], "user_ctr_7d": self.global_ctr})
+        for name, dtype in VIEW_SCHEMAS["user_activity"][2].items():
+            if user[name] is None:
+                user[name] = [] if str(dtype).startswith("Array") else 0
+        return user, False
+
+    def _candidates(self, user: dict) -> tuple[pd.DataFrame, dict, list[list[str]]]:
+        n_ads = len(self.ads)
+        eligible = np.ones(n_ads, dtype=bool)
+        for attribute, (matrix, values) in self.targeting.items():
+            value = user[attribute]
+            # An unknown attribute only matches ads that do not restrict it.
+            eligible &= matrix[:, values.index(value)] if value in values else matrix.all(axis=1)
+        hidden = np.isin(self.ads["ad_id"].to_numpy(), np.asarray(user["hidden_ad_ids"], dtype=np.int64))
+        shown = _count_per_ad(user["recent_ad_ids_7d"], self.ads["ad_id"].to_numpy())
+        keep = eligible & ~hidden & (shown < self.serving["max_recent_exposures"])
+        counts = {"candidate_generation": {"in": n_ads, "targeting": int(eligible.sum()), "out": int(keep.sum())}}
+        targeting_reason = "targeting: " + ", ".join(f"{a} {user[a]}" for a in _TARGETING)
+        why = [[targeting_reason, f"fatigue: shown {n}x in 7 days (limit {self.serving['max_recent_exposures']}), not hidden"]
+               for n in shown[keep]]
+        return self.ads.loc[keep].reset_index(drop=True), counts, why
+
+    def _score(self, user: dict, candidates: pd.DataFrame, device: str, hour: int) -> np.ndarray:
+        if candidates.empty:
+            return np.zeros(0)
+        # Lists are broadcast as the same object per row; derive_request_features reads them per row.
+        rows = candidates.assign(
+            user_id=user["user_id"], device=device, hour=hour,
+            position=self.serving["position"],
+            **{name: [user[name]] * len(candidates) if isinstance(user[name], list) else user[name]
+               for name in self._user_columns()},
+        )
+        return self.champion.classifier.predict_proba(derive_request_features(rows))[:, 1]
+
+    def _user_columns(self) -> list[str]:
+        return RANKER_FEATURES["user_profile"] + RANKER_FEATURES["user_activity"]
+
+
+def _load_ads(store: FeatureStore) -> pd.DataFrame:
+    """Every ad's metadata and counts, with its advertiser's counts, from the online store."""
+    ad_ids = _ad_ids(store)
+    ad_refs = [f"{view}:{name}" for view in ("ad_metadata", "ad_activity") for name in VIEW_SCHEMAS[view][2]]
+    ads = pd.DataFrame(store.get_online_features(features=ad_refs, entity_rows=[{"ad_id": i} for i in ad_ids]).to_dict())
+    ads = ads.dropna(subset=["advertiser_id"]).astype({"advertiser_id": np.int64, "campaign_id": np.int64})
+    advertiser_refs = [f"advertiser_activity:{name}" for name in VIEW_SCHEMAS["advertiser_activity"][2]]
+    advertisers = pd.DataFrame(store.get_online_features(
+        features=advertiser_refs, entity_rows=[{"advertiser_id": int(i)} for i in ads["advertiser_id"].unique()]).to_dict())
+    return ads.merge(advertisers, on="advertiser_id", how="left").fillna(0).reset_index(drop=True)
+
+
+def _ad_ids(store: FeatureStore) -> list[int]:
+    """The catalog: the ad ids of the metadata source the online store was loaded from."""
+    source = store.get_feature_view("ad_metadata").batch_source.path
+    return pd.read_parquet(source, columns=["ad_id"])["ad_id"].astype(int).tolist()
+
+
+def _targeting_matrix(targets: pd.Series, values: list[str]) -> np.ndarray:
+    """(n_ads, n_values) booleans: which values each ad's criterion admits."""
+    return np.array([[value in set(allowed) for value in values] for allowed in targets], dtype=bool)
+
+
+def _count_per_ad(shown_ad_ids: list, ad_ids: np.ndarray) -> np.ndarray:
+    shown = np.asarray(shown_ad_ids, dtype=np.int64)
+    return (shown[None, :] == ad_ids[:, None]).sum(axis=1) if len(shown) else np.zeros(len(ad_ids), dtype=np.int64)
+
+
+def load_service(config: dict) -> AdsService:
+    repo = feature_repo_dir(system_dir(SYSTEM))
+    if not (repo / "registry.db").exists():
+        raise ServiceUnavailable(f"no ads feature store at {repo}")
+    try:
+        champion = tracking.load_champion(SYSTEM)
+    except tracking.ChampionMissing as error:
+        raise ServiceUnavailable(str(error)) from error
+    return AdsService(config, champion, open_store(SYSTEM, repo))

@@ -115,3 +115,16 @@ def log_summary_run(run_name: str, params: dict, figures: dict, texts: dict, tag
             mlflow.log_figure(figure, filename)
         for filename, text in texts.items():
             mlflow.log_text(text, filename)
+
+
+def latest_results_table(system: str) -> str:
+    """The results table of the system's most recent training (its summary run)."""
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment = mlflow.get_experiment_by_name(system)
+    if experiment is None:
+        raise ChampionMissing(f"no {system} experiment yet: run make train SYSTEM={system}")
+    runs = MlflowClient().search_runs([experiment.experiment_id], filter_string="attributes.run_name LIKE '%-summary'",
+                                      order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise ChampionMissing(f"no finished {system} training yet: run make train SYSTEM={system}")
+    return mlflow.artifacts.load_text(f"{runs[0].info.artifact_uri}/results.md")

@@ -21,5 +21,14 @@ def _router():
     return router()
 
 
+def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
+    """A known user most of the time, an unknown one (cold start) one request in twenty."""
+    n_users = config["world"]["n_users"]
+    user_id = int(rng.integers(0, n_users)) if rng.random() > 0.05 else n_users + int(rng.integers(0, 10**6))
+    context = {"device": str(rng.choice(["mobile", "desktop", "tablet"])), "hour": int(rng.integers(0, 24))}
+    return "/ads/rank", {"user_id": user_id, "context": context, "k": k}
+
+
 # Heavy imports (torch, Feast, MLflow) wait until a command needs them.
-SYSTEM = System(name="ads", train=_train, load_service=_load_service, router=_router)
+SYSTEM = System(name="ads", train=_train, load_service=_load_service, router=_router,
+                sample_request=_sample_request)

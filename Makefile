@@ -1,0 +1,46 @@
+# Every target builds .venv on first use, so any of them works first on a fresh clone.
+SYSTEM ?= ads
+SCALE ?=
+PORT ?= 8000
+VENV := .venv
+PY := $(VENV)/bin/python
+SCALE_ARG := $(if $(SCALE),--scale $(SCALE),)
+
+.PHONY: help install train serve evaluate test bench mlflow-ui clean
+
+help:
+	@echo "make train SYSTEM=ads [SCALE=tiny]   generate data, features (Feast), train, register the champion"
+	@echo "make serve SYSTEM=ads [PORT=8000]    serve the endpoint (trains first if no champion)"
+	@echo "make evaluate SYSTEM=ads             print the latest test table"
+	@echo "make bench SYSTEM=ads                latency / throughput / memory of the endpoint"
+	@echo "make mlflow-ui                       MLflow UI on http://127.0.0.1:5000"
+	@echo "make test                            the whole test suite"
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+train: $(VENV)/.installed
+	$(PY) -m common.cli train --system $(SYSTEM) $(SCALE_ARG)
+
+serve: $(VENV)/.installed
+	$(PY) -m common.cli serve --system $(SYSTEM) $(SCALE_ARG) --port $(PORT)
+
+evaluate: $(VENV)/.installed
+	$(PY) -m common.cli evaluate --system $(SYSTEM)
+
+bench: $(VENV)/.installed
+	$(PY) -m common.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT)
+
+mlflow-ui: $(VENV)/.installed
+	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/data/mlflow.db} --host 127.0.0.1 --port 5000
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+clean:
+	rm -rf data/*/ data/mlflow.db

@@ -19,7 +19,9 @@ from common.models.deep import DeepCTRClassifier, _FeatureEncoder
 ARCHITECTURES = ["dcn", "deepfm"]
 CATEGORICAL = ["a", "b", "noise_id"]
 NUMERIC = ["x"]
-FAST = {"epochs": 5, "batch_size": 256, "learning_rate": 5e-3}
+# One thread: with two, torch's OpenMP workers spin against any other job on a 2-core machine
+# and training gets ~10x slower.
+FAST = {"epochs": 5, "batch_size": 256, "learning_rate": 5e-3, "n_threads": 1}
 
 
 def make_data(n: int, seed: int, intercept: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -108,7 +110,7 @@ def test_eval_set_keeps_the_best_epoch(fitted, data):
 def test_same_seed_gives_identical_predictions(architecture, data):
     (X, y), (X_val, _) = data
     X, y = X.iloc[:4000], y[:4000]
-    params = {"categorical": CATEGORICAL, "numeric": NUMERIC, "epochs": 2, "batch_size": 256}
+    params = {"categorical": CATEGORICAL, "numeric": NUMERIC, "epochs": 2, "batch_size": 256, "n_threads": 1}
     first = DeepCTRClassifier(architecture, random_state=3, **params).fit(X, y).predict_proba(X_val)
     second = DeepCTRClassifier(architecture, random_state=3, **params).fit(X, y).predict_proba(X_val)
     other_seed = DeepCTRClassifier(architecture, random_state=4, **params).fit(X, y).predict_proba(X_val)
@@ -127,7 +129,7 @@ def test_pickle_round_trip_gives_identical_predictions(fitted, data):
 def test_rare_positives_stay_calibrated(architecture):
     (X, y), (X_test, y_test) = make_data(20_000, seed=3, intercept=-5.0), make_data(5_000, seed=4, intercept=-5.0)
     assert 0.02 < y.mean() < 0.05
-    params = {"categorical": CATEGORICAL, "numeric": NUMERIC, "batch_size": 256}
+    params = {"categorical": CATEGORICAL, "numeric": NUMERIC, "batch_size": 256, "n_threads": 1}
     untrained = DeepCTRClassifier(architecture, epochs=0, **params).fit(X, y)
     # The output bias is logit(base rate) and the rest starts at ~0: the first predictions are the base rate.
     np.testing.assert_allclose(untrained.predict_proba(X_test)[:, 1], y.mean(), rtol=0.02)
@@ -137,7 +139,8 @@ def test_rare_positives_stay_calibrated(architecture):
 
 def test_follows_the_scikit_learn_estimator_contract(data):
     (X, y), _ = data
-    model = DeepCTRClassifier("deepfm", categorical=["a"], numeric=("x",), hidden_units=(8,), epochs=1)
+    model = DeepCTRClassifier("deepfm", categorical=["a"], numeric=("x",), hidden_units=(8,), epochs=1,
+                              n_threads=1)
     assert clone(model).get_params() == model.get_params()
     assert model.fit(X.iloc[:1000], y[:1000]) is model
     assert model.hidden_units == (8,) and model.numeric == ("x",)  # params untouched by fit

@@ -1,0 +1,31 @@
+"""Shared fixtures: an isolated data dir and MLflow store per test session, and one tiny
+ads training that the pipeline, Feast and API tests share (real components, tiny scale)."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.config import load_config
+
+
+@pytest.fixture(scope="session")
+def isolated_data_dir(tmp_path_factory):
+    """Point every generated artefact (worlds, Feast, MLflow) at a temporary directory."""
+    data = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLSD_DATA_DIR", str(data))
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
+        yield data
+
+
+@pytest.fixture(scope="session")
+def tiny_ads_config():
+    return load_config("ads", "tiny")
+
+
+@pytest.fixture(scope="session")
+def trained_ads(isolated_data_dir, tiny_ads_config):
+    """The whole ads pipeline at tiny scale, once per session."""
+    from systems.ads.pipeline import train
+
+    return train(tiny_ads_config)

@@ -1,0 +1,102 @@
+"""The ads endpoint through FastAPI's TestClient, on the tiny trained pipeline."""
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from common.feature_store import feature_repo_dir, open_store
+from common.paths import system_dir
+from common.serving.app import create_app
+
+
+@pytest.fixture(scope="module")
+def client(trained_ads):
+    with TestClient(create_app(["ads"], "tiny")) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def ads_table(trained_ads):
+    return pd.read_parquet(system_dir("ads") / "raw" / "ads.parquet").set_index("ad_id")
+
+
+def _user_online(user_id: int) -> dict:
+    store = open_store("ads", feature_repo_dir(system_dir("ads")))
+    refs = ["user_profile:age_bucket", "user_profile:gender", "user_profile:location",
+            "user_activity:recent_ad_ids_7d", "user_activity:hidden_ad_ids"]
+    return {k: v[0] for k, v in store.get_online_features(features=refs, entity_rows=[{"user_id": user_id}]).to_dict().items()}
+
+
+def test_healthz(client):
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["systems"]["ads"] == "ready"
+
+
+@pytest.mark.parametrize("user_id", [3, 42, 777])
+def test_rank_obeys_targeting_fatigue_and_diversity(client, ads_table, trained_ads, user_id):
+    response = client.post("/ads/rank", json={"user_id": user_id, "context": {"device": "desktop", "hour": 20}, "k": 5})
+    assert response.status_code == 200
+    body = response.json()
+    user = _user_online(user_id)
+    assert body["known_user"] is True
+    assert 1 <= len(body["ads"]) <= 5
+    for ad in body["ads"]:
+        row = ads_table.loc[ad["ad_id"]]
+        assert user["age_bucket"] in row["target_age_buckets"]
+        assert user["gender"] in row["target_genders"]
+        assert user["location"] in row["target_locations"]
+        assert ad["ad_id"] not in user["hidden_ad_ids"]
+        assert list(user["recent_ad_ids_7d"]).count(ad["ad_id"]) < 3
+        assert ad["expected_value"] == pytest.approx(ad["bid"] * ad["pctr"])
+        assert 0 < ad["pctr"] < 1 and ad["why"]
+    advertisers = [ad["advertiser_id"] for ad in body["ads"]]
+    assert len(set(advertisers)) == len(advertisers)
+    values = [ad["expected_value"] for ad in body["ads"]]
+    assert values == sorted(values, reverse=True)
+    assert body["model"] == {"name": "ads-ranker", "version": trained_ads["champion_version"]}
+    stages = body["stages"]
+    assert list(stages) == ["user_features", "candidate_generation", "ranking", "re_ranking"]
+    generation = stages["candidate_generation"]["counts"]
+    assert generation["in"] >= generation["targeting"] >= generation["out"] == stages["ranking"]["counts"]["in"]
+    assert stages["re_ranking"]["counts"]["out"] == len(body["ads"])
+
+
+def test_unknown_user_takes_the_cold_start_path(client, ads_table):
+    response = client.post("/ads/rank", json={"user_id": 10**9, "k": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["known_user"] is False and body["ads"]
+    for ad in body["ads"]:  # only ads with no demographic restriction
+        row = ads_table.loc[ad["ad_id"]]
+        assert len(row["target_age_buckets"]) == 5 and len(row["target_genders"]) == 2 and len(row["target_locations"]) == 8
+
+
+def test_k_larger_than_the_pool_returns_what_there_is(client):
+    body = client.post("/ads/rank", json={"user_id": 5, "k": 50}).json()
+    assert len(body["ads"]) == body["stages"]["re_ranking"]["counts"]["out"] <= 50
+    assert len({ad["ad_id"] for ad in body["ads"]}) == len(body["ads"])
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"user_id": 1, "k": 0}, "k"),
+    ({"user_id": 1, "k": 51}, "k"),
+    ({"user_id": -1}, "user_id"),
+    ({"user_id": "abc"}, "user_id"),
+    ({"k": 3}, "user_id"),
+    ({"user_id": 1, "context": {"device": "toaster"}}, "device"),
+    ({"user_id": 1, "context": {"hour": 24}}, "hour"),
+])
+def test_bad_input_is_422_with_the_reason(client, payload, field):
+    response = client.post("/ads/rank", json=payload)
+    assert response.status_code == 422
+    assert any(field in map(str, error["loc"]) for error in response.json()["detail"])
+
+
+def test_no_trained_model_is_503_naming_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with TestClient(create_app(["ads"], "tiny")) as empty:
+        assert empty.get("/healthz").json()["systems"]["ads"].startswith("unavailable")
+        response = empty.post("/ads/rank", json={"user_id": 1, "k": 3})
+    assert response.status_code == 503
+    assert "make train SYSTEM=ads" in response.json()["detail"]

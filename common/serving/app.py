@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import torch
 from fastapi import FastAPI, HTTPException, Request
 
 from common.config import load_config
@@ -69,6 +70,9 @@ def create_app(systems: list[str] | None = None, scale: str | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Requests already run in parallel threads; intra-op threads on a few hundred rows
+        # would only fight them for the same cores.
+        torch.set_num_threads(1)
         services = Services(names, scale)
         for name in names:
             services.load(name)

@@ -118,14 +118,16 @@ class AdsService:
     def _score(self, user: dict, candidates: pd.DataFrame, device: str, hour: int) -> np.ndarray:
         if candidates.empty:
             return np.zeros(0)
-        # Lists are broadcast as the same object per row; derive_request_features reads them per row.
-        rows = candidates.assign(
-            user_id=user["user_id"], device=device, hour=hour,
-            position=self.serving["position"],
-            **{name: [user[name]] * len(candidates) if isinstance(user[name], list) else user[name]
-               for name in self._user_columns()},
-        )
-        return self.champion.classifier.predict_proba(derive_request_features(rows))[:, 1]
+        n = len(candidates)
+        # One DataFrame constructor: column-by-column assignment cost milliseconds per request.
+        columns = {name: candidates[name].to_numpy() for name in candidates.columns}
+        columns.update(user_id=np.full(n, user["user_id"]), device=np.full(n, device, dtype=object),
+                       hour=np.full(n, hour), position=np.full(n, self.serving["position"]))
+        for name in self._user_columns():
+            value = user[name]
+            # A list feature is the same object on every row; derive_request_features reads it per row.
+            columns[name] = [np.asarray(value)] * n if isinstance(value, list) else np.full(n, value)
+        return self.champion.classifier.predict_proba(derive_request_features(pd.DataFrame(columns)))[:, 1]
 
     def _user_columns(self) -> list[str]:
         return RANKER_FEATURES["user_profile"] + RANKER_FEATURES["user_activity"]

@@ -84,17 +84,21 @@ class LightGBMCTR:
         for j, c in enumerate(self.numeric):
             matrix[:, j] = X[c].to_numpy(dtype=float, na_value=np.nan)
         for j, c in enumerate(self.categorical, start=len(self.numeric)):
-            codes = self.categories_[c].get_indexer(X[c].astype(str)).astype(float)
+            values = X[c] if X[c].dtype == object else X[c].astype(str)
+            codes = self.categories_[c].get_indexer(values).astype(float)
             codes[codes < 0] = np.nan
             matrix[:, j] = codes
         return matrix
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self.booster_.predict_proba(self._matrix(X))
+        # The booster itself, on one thread: serving scores a few hundred rows per request,
+        # requests run in parallel, and the sklearn wrapper's checks cost more than a tree.
+        p = self.booster_.booster_.predict(self._matrix(X), num_threads=1)
+        return np.column_stack([1.0 - p, p])
 
     def leaves(self, X: pd.DataFrame) -> np.ndarray:
         """(n, n_trees) index of the leaf each row falls in, per tree."""
-        return self.booster_.predict(self._matrix(X), pred_leaf=True)
+        return self.booster_.booster_.predict(self._matrix(X), pred_leaf=True)
 
 
 class GBDTLogisticCTR:

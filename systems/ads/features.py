@@ -130,10 +130,13 @@ def _ads_per_snapshot(events: pd.DataFrame, n_users: int, n_snapshots: int, wind
 LIST_FEATURES = ["category_impressions_14d", "category_clicks_14d", "recent_ad_ids_7d", "hidden_ad_ids"]
 
 
+CATEGORY_CTR_PRIOR = 20.0  # pseudo-impressions pulling a category CTR toward the user's CTR
+
+
 def derive_request_features(rows: pd.DataFrame) -> pd.DataFrame:
-    """Turn the user's list features into per-(user, ad) features, the same way on the
-    training rows (from get_historical_features) and the serving candidates (from
-    get_online_features): fatigue, and the user's CTR in this ad's category."""
+    """Turn each row's user list features into per-(user, ad) features: fatigue, and the
+    user's history in this ad's category. Training rows come from get_historical_features,
+    one user per row; `derive_for_one_user` is the same derivation for a serving request."""
     category = pd.Categorical(rows["category"], CATEGORIES).codes
     impressions = _pick(rows["category_impressions_14d"], category)
     clicks = _pick(rows["category_clicks_14d"], category)
@@ -142,8 +145,27 @@ def derive_request_features(rows: pd.DataFrame) -> pd.DataFrame:
         user_category_impressions_14d=impressions,
         user_category_clicks_14d=clicks,
         # Smoothed toward the user's overall 7-day CTR (itself smoothed toward the global CTR).
-        user_category_ctr_14d=smoothed_rate(clicks, impressions, rows["user_ctr_7d"].to_numpy(), 20.0),
+        user_category_ctr_14d=smoothed_rate(clicks, impressions, rows["user_ctr_7d"].to_numpy(), CATEGORY_CTR_PRIOR),
     ).drop(columns=LIST_FEATURES, errors="ignore")
+
+
+def derive_for_one_user(user: dict, ad_ids: np.ndarray, category_codes: np.ndarray) -> dict[str, np.ndarray]:
+    """derive_request_features for many ads and one user, without broadcasting the user's
+    lists to every row (a serving request scores hundreds of ads for one user)."""
+    impressions = _as_category_counts(user["category_impressions_14d"])[category_codes]
+    clicks = _as_category_counts(user["category_clicks_14d"])[category_codes]
+    recent = np.asarray(user["recent_ad_ids_7d"], dtype=np.int64)
+    return {
+        "user_ad_impressions_7d": (recent[None, :] == ad_ids[:, None]).sum(axis=1) if len(recent)
+        else np.zeros(len(ad_ids), dtype=np.int64),
+        "user_category_impressions_14d": impressions,
+        "user_category_clicks_14d": clicks,
+        "user_category_ctr_14d": smoothed_rate(clicks, impressions, user["user_ctr_7d"], CATEGORY_CTR_PRIOR),
+    }
+
+
+def _as_category_counts(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64) if values is not None and len(values) else _ZEROS
 
 
 def _pick(lists: pd.Series, index: np.ndarray) -> np.ndarray:

@@ -25,12 +25,14 @@ from common.reranking import top_k_with_group_cap
 from common.serving.timing import StageTimer
 from common.system import ServiceUnavailable
 from systems.ads.feature_repo import RANKER_FEATURES, VIEW_SCHEMAS
-from systems.ads.features import derive_request_features
-from systems.ads.world import AGE_BUCKETS, GENDERS, LOCATIONS
+from systems.ads.features import LIST_FEATURES, derive_for_one_user
+from systems.ads.world import AGE_BUCKETS, CATEGORIES, GENDERS, LOCATIONS
 
 SYSTEM = "ads"
 UNKNOWN = "unknown"  # a cold-start user's demographics: unseen by every model's encoder
 _USER_VIEWS = ("user_profile", "user_activity")
+_AD_MODEL_COLUMNS = ["ad_id", "advertiser_id", *RANKER_FEATURES["ad_metadata"], *RANKER_FEATURES["ad_activity"],
+                     *RANKER_FEATURES["advertiser_activity"]]
 _TARGETING = {"age_bucket": ("target_age_buckets", AGE_BUCKETS), "gender": ("target_genders", GENDERS),
               "location": ("target_locations", LOCATIONS)}
 
@@ -60,7 +62,12 @@ class AdsService:
         self.champion = champion
         self.store = store
         self.user_feature_refs = [f"{view}:{name}" for view in _USER_VIEWS for name in VIEW_SCHEMAS[view][2]]
+        self.user_scalar_columns = [name for view in _USER_VIEWS for name in RANKER_FEATURES[view]
+                                    if name not in LIST_FEATURES]
         self.ads = _load_ads(store)
+        # Columns as arrays: a request picks its candidates' rows by index, no pandas lookups.
+        self.ad_arrays = {name: self.ads[name].to_numpy() for name in _AD_MODEL_COLUMNS}
+        self.ad_category_codes = pd.Categorical(self.ads["category"], CATEGORIES).codes.astype(np.int64)
         self.targeting = {attribute: (_targeting_matrix(self.ads[column], values), values)
                           for attribute, (column, values) in _TARGETING.items()}
         # A cold-start user's CTR prior: the platform's recent CTR, as the smoothed features use.
@@ -71,19 +78,25 @@ class AdsService:
         with timer.stage("user_features"):
             user, known = self._user_features(user_id)
         with timer.stage("candidate_generation"):
-            candidates, counts, why = self._candidates(user)
+            candidates, shown, counts = self._candidates(user)
         with timer.stage("ranking"):
             pctr = self._score(user, candidates, device, hour)
         with timer.stage("re_ranking"):
-            expected_value = candidates["bid"].to_numpy() * pctr
-            top = top_k_with_group_cap(expected_value, candidates["advertiser_id"].to_numpy(), k,
-                                       self.serving["max_ads_per_advertiser"])
-        ads = [RankedAd(int(candidates["ad_id"].iat[i]), int(candidates["advertiser_id"].iat[i]),
-                        str(candidates["category"].iat[i]), float(candidates["bid"].iat[i]), float(pctr[i]),
-                        float(expected_value[i]), why[i]) for i in top]
+            bid = self.ad_arrays["bid"][candidates]
+            advertiser = self.ad_arrays["advertiser_id"][candidates]
+            expected_value = bid * pctr
+            top = top_k_with_group_cap(expected_value, advertiser, k, self.serving["max_ads_per_advertiser"])
+            ads = [self._ranked_ad(user, candidates[i], shown[i], pctr[i], expected_value[i]) for i in top]
         counts["ranking"] = {"in": len(candidates), "out": len(candidates)}
         counts["re_ranking"] = {"in": len(candidates), "out": len(ads)}
         return RankResult(known, ads, counts, timer.milliseconds)
+
+    def _ranked_ad(self, user: dict, row: int, shown: int, pctr: float, expected_value: float) -> RankedAd:
+        why = ["targeting: " + ", ".join(f"{attribute} {user[attribute]}" for attribute in _TARGETING),
+               f"fatigue: shown {shown}x in 7 days (limit {self.serving['max_recent_exposures']}), not hidden"]
+        a = self.ad_arrays
+        return RankedAd(int(a["ad_id"][row]), int(a["advertiser_id"][row]), str(a["category"][row]),
+                        float(a["bid"][row]), float(pctr), float(expected_value), why)
 
     def _user_features(self, user_id: int) -> tuple[dict, bool]:
         values = self.store.get_online_features(features=self.user_feature_refs,
@@ -99,38 +112,34 @@ class AdsService:
                 user[name] = [] if str(dtype).startswith("Array") else 0
         return user, False
 
-    def _candidates(self, user: dict) -> tuple[pd.DataFrame, dict, list[list[str]]]:
+    def _candidates(self, user: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Row indices of the ads that pass targeting and fatigue, and how often each was
+        shown to the user in the last 7 days."""
         n_ads = len(self.ads)
         eligible = np.ones(n_ads, dtype=bool)
         for attribute, (matrix, values) in self.targeting.items():
             value = user[attribute]
             # An unknown attribute only matches ads that do not restrict it.
             eligible &= matrix[:, values.index(value)] if value in values else matrix.all(axis=1)
-        hidden = np.isin(self.ads["ad_id"].to_numpy(), np.asarray(user["hidden_ad_ids"], dtype=np.int64))
-        shown = _count_per_ad(user["recent_ad_ids_7d"], self.ads["ad_id"].to_numpy())
-        keep = eligible & ~hidden & (shown < self.serving["max_recent_exposures"])
-        counts = {"candidate_generation": {"in": n_ads, "targeting": int(eligible.sum()), "out": int(keep.sum())}}
-        targeting_reason = "targeting: " + ", ".join(f"{a} {user[a]}" for a in _TARGETING)
-        why = [[targeting_reason, f"fatigue: shown {n}x in 7 days (limit {self.serving['max_recent_exposures']}), not hidden"]
-               for n in shown[keep]]
-        return self.ads.loc[keep].reset_index(drop=True), counts, why
+        ad_ids = self.ad_arrays["ad_id"]
+        hidden = np.isin(ad_ids, np.asarray(user["hidden_ad_ids"], dtype=np.int64))
+        shown = _count_per_ad(user["recent_ad_ids_7d"], ad_ids)
+        keep = np.flatnonzero(eligible & ~hidden & (shown < self.serving["max_recent_exposures"]))
+        counts = {"candidate_generation": {"in": n_ads, "targeting": int(eligible.sum()), "out": len(keep)}}
+        return keep, shown[keep], counts
 
-    def _score(self, user: dict, candidates: pd.DataFrame, device: str, hour: int) -> np.ndarray:
-        if candidates.empty:
+    def _score(self, user: dict, candidates: np.ndarray, device: str, hour: int) -> np.ndarray:
+        if len(candidates) == 0:
             return np.zeros(0)
         n = len(candidates)
-        # One DataFrame constructor: column-by-column assignment cost milliseconds per request.
-        columns = {name: candidates[name].to_numpy() for name in candidates.columns}
+        columns = {name: values[candidates] for name, values in self.ad_arrays.items()}
+        columns.update(derive_for_one_user(user, columns["ad_id"], self.ad_category_codes[candidates]))
         columns.update(user_id=np.full(n, user["user_id"]), device=np.full(n, device, dtype=object),
                        hour=np.full(n, hour), position=np.full(n, self.serving["position"]))
-        for name in self._user_columns():
-            value = user[name]
-            # A list feature is the same object on every row; derive_request_features reads it per row.
-            columns[name] = [np.asarray(value)] * n if isinstance(value, list) else np.full(n, value)
-        return self.champion.classifier.predict_proba(derive_request_features(pd.DataFrame(columns)))[:, 1]
-
-    def _user_columns(self) -> list[str]:
-        return RANKER_FEATURES["user_profile"] + RANKER_FEATURES["user_activity"]
+        for name in self.user_scalar_columns:
+            columns[name] = np.full(n, user[name], dtype=object if isinstance(user[name], str) else None)
+        # One DataFrame constructor: column-by-column assignment cost milliseconds per request.
+        return self.champion.classifier.predict_proba(pd.DataFrame(columns))[:, 1]
 
 
 def _load_ads(store: FeatureStore) -> pd.DataFrame:

@@ -57,3 +57,25 @@ def test_derive_request_features_known_answer():
     # travel: (3 + 0.02 * 20) / (30 + 20) = 0.068; books: no history -> the user's CTR.
     assert np.allclose(derived["user_category_ctr_14d"], [0.068, 0.02])
     assert "recent_ad_ids_7d" not in derived.columns
+
+
+def test_serving_derivation_equals_training_derivation():
+    """Skew guard: the one-user fast path gives what the per-row training path gives."""
+    from systems.ads.features import derive_for_one_user
+
+    rng = np.random.default_rng(1)
+    user = {
+        "user_ctr_7d": 0.031,
+        "category_impressions_14d": rng.integers(0, 9, len(CATEGORIES)).tolist(),
+        "category_clicks_14d": rng.integers(0, 2, len(CATEGORIES)).tolist(),
+        "recent_ad_ids_7d": rng.integers(0, 6, 15).tolist(),
+        "hidden_ad_ids": [],
+    }
+    ad_ids = np.arange(8)
+    categories = rng.choice(CATEGORIES, 8)
+    rows = pd.DataFrame({"ad_id": ad_ids, "category": categories, **{k: [v] * 8 if isinstance(v, list) else v
+                                                                      for k, v in user.items()}})
+    training = derive_request_features(rows)
+    serving = derive_for_one_user(user, ad_ids, pd.Categorical(categories, CATEGORIES).codes.astype(np.int64))
+    for name, values in serving.items():
+        np.testing.assert_allclose(training[name].to_numpy(dtype=float), values, err_msg=name)

@@ -15,6 +15,7 @@ resident memory.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import subprocess
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 import numpy as np
 import psutil
@@ -39,6 +41,7 @@ from common.registry import get_system
 log = logging.getLogger(__name__)
 
 WARMUP_REQUESTS = 20          # first requests pay for lazy imports, caches and connection setup
+SERVER_WORKERS = 2             # as `make serve`: one process per core (the GIL serialises one)
 STARTUP_TIMEOUT_S = 120.0     # loading a serving bundle (models, Feast) takes a while
 STOP_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 30.0
@@ -100,9 +103,10 @@ def format_level(result: LevelResult) -> str:
 def format_report(system: str, k: int, n_requests: int, url: str, started_server: bool,
                   results: Sequence[LevelResult], rss_bytes: int | None) -> str:
     setup = (f"bench: system={system} k={k} requests={n_requests} per level url={url} "
-             f"server={'started by the bench' if started_server else 'already running'}")
+             f"server={'started by the bench' if started_server else 'already running'}; "
+             "a new connection per request (client latency includes connecting)")
     memory = ("server RSS: n/a (server not on this machine)" if rss_bytes is None
-              else f"server RSS: {rss_bytes / 2**20:.1f} MB")
+              else f"server RSS (all its processes): {rss_bytes / 2**20:.1f} MB")
     return "\n\n".join([setup, *(format_level(result) for result in results), memory])
 
 
@@ -139,7 +143,7 @@ def _server(system: str, url: str) -> Iterator[tuple[dict, bool]]:
     # Inheriting os.environ passes MLSD_DATA_DIR / MLSD_SCALE / MLFLOW_TRACKING_URI through.
     env = {**os.environ, "MLSD_SYSTEMS": system}
     command = [sys.executable, "-m", "uvicorn", "--factory", "common.serving.app:create_app",
-               "--host", host, "--port", str(port), "--log-level", "warning"]
+               "--host", host, "--port", str(port), "--workers", str(SERVER_WORKERS), "--log-level", "warning"]
     # Server output goes to a file rather than a pipe: an unread pipe can fill and block it.
     with tempfile.NamedTemporaryFile("w+", prefix=f"bench-{system}-", suffix=".log", delete=False) as server_log:
         log_path = Path(server_log.name)
@@ -186,11 +190,18 @@ def _check_ready(system: str, health: dict) -> None:
 
 
 def _server_rss(url: str, pid: int | None) -> int | None:
-    """Resident memory of the server process; None when it is not a process on this machine."""
+    """Resident memory of the whole server: the worker that answered /healthz, and when it
+    is one of several uvicorn workers, its supervisor and every sibling. None when the
+    server is not a process on this machine."""
     if pid is None or urlsplit(url).hostname not in LOOPBACK_HOSTS:
         return None
     try:
-        return psutil.Process(pid).memory_info().rss
+        worker = psutil.Process(pid)
+        parent = worker.parent()
+        command = " ".join(parent.cmdline()) if parent is not None else ""
+        serving = "uvicorn" in command or "common.cli serve" in command  # a supervisor, not the bench
+        root = parent if serving else worker
+        return sum(process.memory_info().rss for process in [root, *root.children(recursive=True)])
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
 
@@ -204,7 +215,7 @@ def _requests(system: str, n: int, k: int, rng: np.random.Generator) -> list[tup
     return [sample(config, rng, k) for _ in range(n)]
 
 
-async def _run_level(client: httpx.AsyncClient, requests: list[tuple[str, dict]], concurrency: int) -> LevelResult:
+async def _run_level(client: aiohttp.ClientSession, requests: list[tuple[str, dict]], concurrency: int) -> LevelResult:
     """`concurrency` workers drain a shared queue; each records its requests' wall time."""
     result = LevelResult(concurrency=concurrency, n_requests=len(requests))
     queue = deque(requests)  # one event loop thread: popleft between awaits needs no lock
@@ -214,16 +225,17 @@ async def _run_level(client: httpx.AsyncClient, requests: list[tuple[str, dict]]
             path, body = queue.popleft()
             started = time.perf_counter()
             try:
-                response = await client.post(path, json=body)
-            except httpx.HTTPError as error:
+                async with client.post(path, json=body) as response:
+                    status, text = response.status, await response.text()
+            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                 result.record_error(f"{type(error).__name__}: {error}")
                 continue
             elapsed_ms = (time.perf_counter() - started) * 1000
-            if response.status_code != 200:
-                result.record_error(f"HTTP {response.status_code}: {response.text[:200]}")
+            if status != 200:
+                result.record_error(f"HTTP {status}: {text[:200]}")
                 continue
             result.client_ms.append(elapsed_ms)
-            for stage, timing in response.json().get("stages", {}).items():
+            for stage, timing in json.loads(text).get("stages", {}).items():
                 result.stage_ms.setdefault(stage, []).append(timing["milliseconds"])
 
     started = time.perf_counter()
@@ -235,10 +247,15 @@ async def _run_level(client: httpx.AsyncClient, requests: list[tuple[str, dict]]
 async def _drive(url: str, warmup: list[tuple[str, dict]], levels: list[tuple[int, list[tuple[str, dict]]]]
                  ) -> list[LevelResult]:
     max_concurrency = max(concurrency for concurrency, _ in levels)
-    # One pool sized for the highest level, so no level waits on a connection.
-    limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=REQUEST_TIMEOUT_S) as client:
-        # Warm up at the highest level, which also opens every connection of the pool.
+    # A new connection per request, as many independent clients would open: 8 pinned
+    # keep-alive connections split unevenly over the server's worker processes (6 + 2 is as
+    # likely as 4 + 4), and the bench would measure that split rather than the server. A
+    # fresh connection goes to whichever worker is free. aiohttp rather than httpx: the
+    # client shares the server's cores, and it costs less per request.
+    connector = aiohttp.TCPConnector(limit=max_concurrency, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    async with aiohttp.ClientSession(base_url=url, connector=connector, timeout=timeout) as client:
+        # Warm up at the highest level: every worker loads its caches before timing starts.
         warm = await _run_level(client, warmup, max_concurrency)
         if warm.errors:
             log.warning("warm-up: %d of %d requests failed (%s)", warm.errors, len(warmup), warm.error_samples[0])

@@ -56,7 +56,8 @@ def train(system: SystemOption, scale: ScaleOption = None) -> None:
 @app.command()
 def serve(system: SystemOption, scale: ScaleOption = None,
           host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="Port to listen on")] = 8000) -> None:
+          port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+          workers: Annotated[int, typer.Option(help="Server processes; one per core sidesteps the GIL")] = 2) -> None:
     """Serve the system's endpoint with uvicorn; trains first if no champion is registered."""
     _check_system(system)
     _quiet_libraries()
@@ -70,7 +71,9 @@ def serve(system: SystemOption, scale: ScaleOption = None,
     os.environ["MLSD_SYSTEMS"] = system
     if scale:
         os.environ["MLSD_SCALE"] = scale
-    uvicorn.run("common.serving.app:create_app", factory=True, host=host, port=port, log_level="warning")
+    typer.echo(f"serving {system} on http://{host}:{port} ({workers} workers); docs at /docs")
+    uvicorn.run("common.serving.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")
 
 
 @app.command()

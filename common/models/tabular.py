@@ -80,15 +80,14 @@ class LightGBMCTR:
         """(n, numeric + categorical) floats; categoricals as codes of the training
         categories, unseen values as NaN. A plain matrix, not a pandas frame with
         categoricals: at serving time this conversion was most of the ranking latency."""
-        matrix = np.empty((len(X), len(self.numeric) + len(self.categorical)))
-        for j, c in enumerate(self.numeric):
-            matrix[:, j] = X[c].to_numpy(dtype=float, na_value=np.nan)
-        for j, c in enumerate(self.categorical, start=len(self.numeric)):
+        numeric = X[list(self.numeric)].to_numpy(dtype=float, na_value=np.nan)  # one block copy
+        codes = []
+        for c in self.categorical:
             values = X[c] if X[c].dtype == object else X[c].astype(str)
-            codes = self.categories_[c].get_indexer(values).astype(float)
-            codes[codes < 0] = np.nan
-            matrix[:, j] = codes
-        return matrix
+            column = self.categories_[c].get_indexer(values).astype(float)
+            column[column < 0] = np.nan
+            codes.append(column)
+        return np.column_stack([numeric, *codes]) if codes else numeric
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         # The booster itself, on one thread: serving scores a few hundred rows per request,

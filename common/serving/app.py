@@ -9,8 +9,10 @@ retried on the next request, so training while the server runs needs no restart.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -58,7 +60,8 @@ class Services:
 def service_dependency(name: str) -> Callable[[Request], Any]:
     """A FastAPI dependency that hands a route its system's serving bundle (or answers 503)."""
 
-    def dependency(request: Request) -> Any:
+    # async: a plain def would cost every request a hop through the thread pool.
+    async def dependency(request: Request) -> Any:
         return request.app.state.services.get(name)
 
     return dependency
@@ -73,10 +76,16 @@ def create_app(systems: list[str] | None = None, scale: str | None = None) -> Fa
         # Requests already run in parallel threads; intra-op threads on a few hundred rows
         # would only fight them for the same cores.
         torch.set_num_threads(1)
+        # Requests are a few ms of CPU each; the default 5 ms GIL slice lets one request hold
+        # up the others in its worker for whole slices (seen as a long p99 at concurrency 8).
+        sys.setswitchinterval(0.0005)
         services = Services(names, scale)
         for name in names:
             services.load(name)
         app.state.services = services
+        # The loaded bundles live as long as the process: keep the garbage collector from
+        # walking them again and again (long pauses in the latency tail).
+        gc.freeze()
         yield
 
     app = FastAPI(

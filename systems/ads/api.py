@@ -58,9 +58,12 @@ def router() -> APIRouter:
 
     @routes.post("/rank", response_model=RankResponse, summary="Rank ads for a user",
                  responses={503: {"description": "No trained model yet; the detail names the command to run"}})
-    def rank(request: RankRequest, service: AdsService = Depends(service_dependency("ads"))) -> RankResponse:
+    async def rank(request: RankRequest, service: AdsService = Depends(service_dependency("ads"))) -> RankResponse:
         """Candidate generation (targeting, fatigue) -> ranking (calibrated pCTR) ->
         re-ranking (bid x pCTR, advertiser diversity)."""
+        # On the event loop on purpose: a request is ~3 ms of CPU-bound work that threads
+        # could not run in parallel anyway (the GIL); the thread-pool hop cost more than it
+        # gave. Parallelism comes from worker processes (`make serve` runs one per core).
         hour = request.context.hour if request.context.hour is not None else datetime.now(timezone.utc).hour
         result = service.rank(request.user_id, request.context.device, hour, request.k)
         return RankResponse(

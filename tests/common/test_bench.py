@@ -36,5 +36,5 @@ def test_report_has_setup_tables_and_memory():
     assert report.startswith("bench: system=ads k=10 requests=0 per level url=http://127.0.0.1:8765 "
                              "server=started by the bench")
     assert "concurrency 1:" in report
-    assert report.endswith("server RSS: 300.0 MB")
+    assert report.endswith("server RSS (all its processes): 300.0 MB")
     assert format_report("ads", 10, 0, "http://h", False, [result], None).endswith("n/a (server not on this machine)")

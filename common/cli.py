@@ -26,7 +26,9 @@ ScaleOption = Annotated[str | None, typer.Option("--scale", help="World size fro
 
 def _quiet_libraries() -> None:
     """Our progress at INFO; the libraries' chatter (Feast, MLflow, ibis) only when it matters."""
-    import feast  # noqa: F401  -- Feast installs its own warning filters on import; ours go after
+    # Feast installs warning filters and MLflow its log levels on import: ours go after.
+    import feast  # noqa: F401
+    import mlflow  # noqa: F401
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("feast", "mlflow", "alembic", "faiss", "urllib3", "httpx"):

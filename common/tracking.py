@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 
 from common.paths import data_dir, tracking_uri
 
@@ -58,15 +59,18 @@ def registered_name(system: str) -> str:
 
 
 def log_model_run(run_name: str, params: dict, metrics: dict, figures: dict, classifier,
-                  tags: dict | None = None) -> str:
-    """One run: params, metrics, plots and the model as a pyfunc. Returns the model URI."""
+                  input_sample: pd.DataFrame, tags: dict | None = None) -> str:
+    """One run: params, metrics, plots and the model as a pyfunc, with the signature of
+    `input_sample` (the model's input columns). Returns the model URI."""
     with mlflow.start_run(run_name=run_name, tags=tags or {}):
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         for filename, figure in figures.items():
             mlflow.log_figure(figure, filename)
         pins = [f"{package}=={version(package)}" for package in _REQUIREMENTS]
-        info = mlflow.pyfunc.log_model(name="model", python_model=ProbabilityModel(classifier), pip_requirements=pins)
+        signature = infer_signature(input_sample, classifier.predict_proba(input_sample)[:, 1])
+        info = mlflow.pyfunc.log_model(name="model", python_model=ProbabilityModel(classifier),
+                                       pip_requirements=pins, signature=signature)
     return info.model_uri
 
 

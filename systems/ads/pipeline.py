@@ -50,6 +50,7 @@ NUMERIC = [
     "user_ad_impressions_7d", "user_category_impressions_14d", "user_category_clicks_14d", "user_category_ctr_14d",
 ]
 CONTEXT = ["device", "hour", "position"]
+MODEL_INPUTS = list(dict.fromkeys(LOW_CARDINALITY + ID_FEATURES + NUMERIC))  # what any model reads
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def _evaluate_and_track(config, splits, fitted, champion, base_rate, tables) -> 
                   "model": name, "n_features": len(getattr(model, "categorical", ())) + len(getattr(model, "numeric", ()))}
         figures = {"roc.png": roc_figure(test.y, {name: p_test, "oracle": test.oracle}),
                    "reliability.png": reliability_figure(test.y, {name: p_test, "oracle": test.oracle})}
-        uri = tracking.log_model_run(name, params, metrics, figures, calibrated,
+        uri = tracking.log_model_run(name, params, metrics, figures, calibrated, test.X[MODEL_INPUTS].head(100),
                                      tags={"pipeline_run": pipeline_run, "champion": str(name == champion)})
         results[name] = {"metrics": metrics, "model_uri": uri}
         rows.append({"model": name, **{k.removeprefix("test_"): metrics[k] for k in

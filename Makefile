@@ -11,8 +11,8 @@ SCALE_ARG := $(if $(SCALE),--scale $(SCALE),)
 help:
 	@echo "make train SYSTEM=ads [SCALE=tiny]   generate data, features (Feast), train, register the champion"
 	@echo "make serve SYSTEM=ads [PORT=8000]    serve the endpoint (trains first if no champion)"
-	@echo "make evaluate SYSTEM=ads             print the latest test table"
-	@echo "make bench SYSTEM=ads                latency / throughput / memory of the endpoint"
+	@echo "make evaluate SYSTEM=ads             print the latest test table (WRITE_README=1: into the system's README)"
+	@echo "make bench SYSTEM=ads                latency / throughput / memory of the endpoint (WRITE_README=1 too)"
 	@echo "make mlflow-ui                       MLflow UI on http://127.0.0.1:5000"
 	@echo "make test                            the whole test suite"
 
@@ -31,10 +31,10 @@ serve: $(VENV)/.installed
 	$(PY) -m common.cli serve --system $(SYSTEM) $(SCALE_ARG) --port $(PORT)
 
 evaluate: $(VENV)/.installed
-	$(PY) -m common.cli evaluate --system $(SYSTEM)
+	$(PY) -m common.cli evaluate --system $(SYSTEM) $(if $(WRITE_README),--write-readme,)
 
 bench: $(VENV)/.installed
-	$(PY) -m common.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT)
+	$(PY) -m common.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT) $(if $(WRITE_README),--write-readme,)
 
 mlflow-ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/data/mlflow.db} --host 127.0.0.1 --port 5000

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from common.config import load_config
+from common.readme import replace_block, system_readme
 from common.registry import get_system, system_names
 
 app = typer.Typer(help="Train, serve, evaluate and benchmark the ML system designs.", no_args_is_help=True)
@@ -78,28 +79,38 @@ def serve(system: SystemOption, scale: ScaleOption = None,
                 log_level="warning")
 
 
+WriteReadmeOption = Annotated[bool, typer.Option("--write-readme", help="Also put the result in systems/<system>/README.md")]
+
+
 @app.command()
-def evaluate(system: SystemOption) -> None:
+def evaluate(system: SystemOption, write_readme: WriteReadmeOption = False) -> None:
     """Print the test table (each model, the LR baseline, the oracle) of the latest training."""
     _check_system(system)
     _quiet_libraries()
     from common.tracking import latest_results_table
 
-    typer.echo(latest_results_table(system))
+    table = latest_results_table(system)
+    typer.echo(table)
+    if write_readme:
+        replace_block(system_readme(system), "test-table", table)
 
 
 @app.command()
 def bench(system: SystemOption,
           url: Annotated[str, typer.Option(help="Base URL of a running server; one is started when none answers")] = "http://127.0.0.1:8000",
           requests: Annotated[int, typer.Option(help="Requests per concurrency level")] = 400,
-          k: Annotated[int, typer.Option(help="k of each request")] = 10) -> None:
+          k: Annotated[int, typer.Option(help="k of each request")] = 10,
+          write_readme: WriteReadmeOption = False) -> None:
     """Drive the endpoint over loopback: p50/p99 of the request and of each stage at
     concurrency 1 and 8, requests per second, the server's resident memory."""
     _check_system(system)
     _quiet_libraries()
     from common.bench import run_benchmark
 
-    typer.echo(run_benchmark(system, url, n_requests=requests, k=k))
+    report = run_benchmark(system, url, n_requests=requests, k=k)
+    typer.echo(report)
+    if write_readme:
+        replace_block(system_readme(system), "bench", f"```\n{report}\n```")
 
 
 if __name__ == "__main__":

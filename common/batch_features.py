@@ -43,7 +43,9 @@ def trailing_window_sums(per_day: np.ndarray, window_days: int | None) -> np.nda
     return before - shifted
 
 
-def smoothed_rate(successes: np.ndarray, trials: np.ndarray, prior_rate: np.ndarray | float, prior_trials: float) -> np.ndarray:
+def smoothed_rate(
+    successes: np.ndarray, trials: np.ndarray, prior_rate: np.ndarray | float, prior_trials: float
+) -> np.ndarray:
     """Rate shrunk toward `prior_rate` with the weight of `prior_trials` pseudo-trials, so a
     key seen twice with one click does not read as a 50% CTR."""
     return (successes + prior_rate * prior_trials) / (trials + prior_trials)

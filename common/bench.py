@@ -40,9 +40,9 @@ from common.registry import get_system
 
 log = logging.getLogger(__name__)
 
-WARMUP_REQUESTS = 20          # first requests pay for lazy imports, caches and connection setup
-SERVER_WORKERS = 2             # as `make serve`: one process per core (the GIL serialises one)
-STARTUP_TIMEOUT_S = 120.0     # loading a serving bundle (models, Feast) takes a while
+WARMUP_REQUESTS = 20  # first requests pay for lazy imports, caches and connection setup
+SERVER_WORKERS = 2  # as `make serve`: one process per core (the GIL serialises one)
+STARTUP_TIMEOUT_S = 120.0  # loading a serving bundle (models, Feast) takes a while
 STOP_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 30.0
 CLIENT_ROW = "request (client)"
@@ -74,6 +74,7 @@ class LevelResult:
 
 # --- pure helpers: statistics and the report ------------------------------------------
 
+
 def summarize(values_ms: Sequence[float]) -> dict[str, float]:
     """p50, p99 and mean of a list of milliseconds (NaN when empty, e.g. every request failed)."""
     if len(values_ms) == 0:
@@ -92,25 +93,40 @@ def format_level(result: LevelResult) -> str:
     rows = [(CLIENT_ROW, summarize(result.client_ms))]
     rows += [(f"  {stage}", summarize(values)) for stage, values in result.stage_ms.items()]
     width = max(len(name) for name, _ in rows)
-    lines = [f"concurrency {result.concurrency}: {result.n_requests} requests in {result.elapsed_s:.2f} s",
-             f"{'':<{width}}  {'p50 ms':>9}  {'p99 ms':>9}  {'mean ms':>9}"]
+    lines = [
+        f"concurrency {result.concurrency}: {result.n_requests} requests in {result.elapsed_s:.2f} s",
+        f"{'':<{width}}  {'p50 ms':>9}  {'p99 ms':>9}  {'mean ms':>9}",
+    ]
     lines += [f"{name:<{width}}  {_ms(s['p50']):>9}  {_ms(s['p99']):>9}  {_ms(s['mean']):>9}" for name, s in rows]
     lines.append(f"throughput: {result.requests_per_second:.1f} requests/s, errors: {result.errors}")
     lines += [f"  error: {sample}" for sample in result.error_samples]
     return "\n".join(lines)
 
 
-def format_report(system: str, k: int, n_requests: int, url: str, started_server: bool,
-                  results: Sequence[LevelResult], rss_bytes: int | None) -> str:
-    setup = (f"bench: system={system} k={k} requests={n_requests} per level url={url} "
-             f"server={'started by the bench' if started_server else 'already running'}; "
-             "a new connection per request (client latency includes connecting)")
-    memory = ("server RSS: n/a (server not on this machine)" if rss_bytes is None
-              else f"server RSS (all its processes): {rss_bytes / 2**20:.1f} MB")
+def format_report(
+    system: str,
+    k: int,
+    n_requests: int,
+    url: str,
+    started_server: bool,
+    results: Sequence[LevelResult],
+    rss_bytes: int | None,
+) -> str:
+    setup = (
+        f"bench: system={system} k={k} requests={n_requests} per level url={url} "
+        f"server={'started by the bench' if started_server else 'already running'}; "
+        "a new connection per request (client latency includes connecting)"
+    )
+    memory = (
+        "server RSS: n/a (server not on this machine)"
+        if rss_bytes is None
+        else f"server RSS (all its processes): {rss_bytes / 2**20:.1f} MB"
+    )
     return "\n\n".join([setup, *(format_level(result) for result in results), memory])
 
 
 # --- the server ------------------------------------------------------------------------
+
 
 def _health(url: str) -> dict | None:
     """The /healthz answer, or None when nothing listens at the URL."""
@@ -142,8 +158,21 @@ def _server(system: str, url: str) -> Iterator[tuple[dict, bool]]:
         raise RuntimeError(f"nothing answers at {url}, and the bench only starts servers on this machine")
     # Inheriting os.environ passes MLSD_DATA_DIR / MLSD_SCALE / MLFLOW_TRACKING_URI through.
     env = {**os.environ, "MLSD_SYSTEMS": system}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "common.serving.app:create_app",
-               "--host", host, "--port", str(port), "--workers", str(SERVER_WORKERS), "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "common.serving.app:create_app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(SERVER_WORKERS),
+        "--log-level",
+        "warning",
+    ]
     # Server output goes to a file rather than a pipe: an unread pipe can fill and block it.
     with tempfile.NamedTemporaryFile("w+", prefix=f"bench-{system}-", suffix=".log", delete=False) as server_log:
         log_path = Path(server_log.name)
@@ -165,8 +194,9 @@ def _wait_until_healthy(url: str, process: subprocess.Popen, log_path: Path) -> 
         if health is not None:
             return health
         time.sleep(0.5)
-    raise RuntimeError(f"the server did not answer {url}/healthz within {STARTUP_TIMEOUT_S:.0f} s:\n"
-                       f"{_log_tail(log_path)}")
+    raise RuntimeError(
+        f"the server did not answer {url}/healthz within {STARTUP_TIMEOUT_S:.0f} s:\n{_log_tail(log_path)}"
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -208,6 +238,7 @@ def _server_rss(url: str, pid: int | None) -> int | None:
 
 # --- the load --------------------------------------------------------------------------
 
+
 def _requests(system: str, n: int, k: int, rng: np.random.Generator) -> list[tuple[str, dict]]:
     # The scale the server runs at (MLSD_SCALE), so sampled user ids exist in its world.
     config = load_config(system, os.environ.get("MLSD_SCALE") or None)
@@ -227,7 +258,7 @@ async def _run_level(client: aiohttp.ClientSession, requests: list[tuple[str, di
             try:
                 async with client.post(path, json=body) as response:
                     status, text = response.status, await response.text()
-            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            except (TimeoutError, aiohttp.ClientError) as error:
                 result.record_error(f"{type(error).__name__}: {error}")
                 continue
             elapsed_ms = (time.perf_counter() - started) * 1000
@@ -244,8 +275,9 @@ async def _run_level(client: aiohttp.ClientSession, requests: list[tuple[str, di
     return result
 
 
-async def _drive(url: str, warmup: list[tuple[str, dict]], levels: list[tuple[int, list[tuple[str, dict]]]]
-                 ) -> list[LevelResult]:
+async def _drive(
+    url: str, warmup: list[tuple[str, dict]], levels: list[tuple[int, list[tuple[str, dict]]]]
+) -> list[LevelResult]:
     max_concurrency = max(concurrency for concurrency, _ in levels)
     # A new connection per request, as many independent clients would open: 8 pinned
     # keep-alive connections split unevenly over the server's worker processes (6 + 2 is as
@@ -266,8 +298,9 @@ async def _drive(url: str, warmup: list[tuple[str, dict]], levels: list[tuple[in
         return results
 
 
-def run_benchmark(system: str, url: str, n_requests: int = 400, k: int = 10,
-                  concurrency_levels: Sequence[int] = (1, 8), seed: int = 0) -> str:
+def run_benchmark(
+    system: str, url: str, n_requests: int = 400, k: int = 10, concurrency_levels: Sequence[int] = (1, 8), seed: int = 0
+) -> str:
     """Benchmark `system` at `url` (starting a server when none answers) and return the report."""
     url = url.rstrip("/")
     rng = np.random.default_rng(seed)

@@ -1,42 +1,29 @@
 """Lifecycle commands for every system (the Makefile calls these).
 
-    python -m common.cli train --system ads [--scale tiny]
-    python -m common.cli serve --system ads [--port 8000]
-    python -m common.cli evaluate --system ads
-    python -m common.cli bench --system ads
+python -m common.cli train --system ads [--scale tiny]
+python -m common.cli serve --system ads [--port 8000]
+python -m common.cli evaluate --system ads
+python -m common.cli bench --system ads
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
 from typing import Annotated
 
 import typer
 
 from common.config import load_config
+from common.logs import quiet_libraries
 from common.readme import replace_block, system_readme
 from common.registry import get_system, system_names
 
 app = typer.Typer(help="Train, serve, evaluate and benchmark the ML system designs.", no_args_is_help=True)
 
 SystemOption = Annotated[str, typer.Option("--system", "-s", help=f"One of: {', '.join(system_names())}")]
-ScaleOption = Annotated[str | None, typer.Option("--scale", help="World size from the system's config (e.g. tiny, default)")]
-
-
-def _quiet_libraries() -> None:
-    """Our progress at INFO; the libraries' chatter (Feast, MLflow, ibis) only when it matters."""
-    # Feast installs warning filters and MLflow its log levels on import: ours go after.
-    import feast  # noqa: F401
-    import mlflow  # noqa: F401
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("feast", "mlflow", "alembic", "faiss", "urllib3", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
+ScaleOption = Annotated[
+    str | None, typer.Option("--scale", help="World size from the system's config (e.g. tiny, default)")
+]
 
 
 def _check_system(system: str) -> None:
@@ -49,21 +36,26 @@ def train(system: SystemOption, scale: ScaleOption = None) -> None:
     """Generate the world, build features into Feast, train and evaluate every model, track
     them in MLflow and register the best as <system>-ranker@champion."""
     _check_system(system)
-    _quiet_libraries()
+    quiet_libraries()
     summary = get_system(system).train(load_config(system, scale))
     typer.echo(f"\nTest set ({system}, scale {load_config(system, scale)['scale']}):\n{summary['table']}")
-    typer.echo(f"champion: {summary['champion']} -> {system}-ranker version {summary['champion_version']}"
-               f" (pipeline {summary['pipeline_seconds']:.0f}s)")
+    typer.echo(
+        f"champion: {summary['champion']} -> {system}-ranker version {summary['champion_version']}"
+        f" (pipeline {summary['pipeline_seconds']:.0f}s)"
+    )
 
 
 @app.command()
-def serve(system: SystemOption, scale: ScaleOption = None,
-          host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-          workers: Annotated[int, typer.Option(help="Server processes; one per core sidesteps the GIL")] = 2) -> None:
+def serve(
+    system: SystemOption,
+    scale: ScaleOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes; one per core sidesteps the GIL")] = 2,
+) -> None:
     """Serve the system's endpoint with uvicorn; trains first if no champion is registered."""
     _check_system(system)
-    _quiet_libraries()
+    quiet_libraries()
     from common.tracking import champion_exists
 
     if not champion_exists(system):
@@ -75,18 +67,21 @@ def serve(system: SystemOption, scale: ScaleOption = None,
     if scale:
         os.environ["MLSD_SCALE"] = scale
     typer.echo(f"serving {system} on http://{host}:{port} ({workers} workers); docs at /docs")
-    uvicorn.run("common.serving.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")
+    uvicorn.run(
+        "common.serving.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
+    )
 
 
-WriteReadmeOption = Annotated[bool, typer.Option("--write-readme", help="Also put the result in systems/<system>/README.md")]
+WriteReadmeOption = Annotated[
+    bool, typer.Option("--write-readme", help="Also put the result in systems/<system>/README.md")
+]
 
 
 @app.command()
 def evaluate(system: SystemOption, write_readme: WriteReadmeOption = False) -> None:
     """Print the test table (each model, the LR baseline, the oracle) of the latest training."""
     _check_system(system)
-    _quiet_libraries()
+    quiet_libraries()
     from common.tracking import latest_results_table
 
     table = latest_results_table(system)
@@ -96,15 +91,19 @@ def evaluate(system: SystemOption, write_readme: WriteReadmeOption = False) -> N
 
 
 @app.command()
-def bench(system: SystemOption,
-          url: Annotated[str, typer.Option(help="Base URL of a running server; one is started when none answers")] = "http://127.0.0.1:8000",
-          requests: Annotated[int, typer.Option(help="Requests per concurrency level")] = 400,
-          k: Annotated[int, typer.Option(help="k of each request")] = 10,
-          write_readme: WriteReadmeOption = False) -> None:
+def bench(
+    system: SystemOption,
+    url: Annotated[
+        str, typer.Option(help="Base URL of a running server; one is started when none answers")
+    ] = "http://127.0.0.1:8000",
+    requests: Annotated[int, typer.Option(help="Requests per concurrency level")] = 400,
+    k: Annotated[int, typer.Option(help="k of each request")] = 10,
+    write_readme: WriteReadmeOption = False,
+) -> None:
     """Drive the endpoint over loopback: p50/p99 of the request and of each stage at
     concurrency 1 and 8, requests per second, the server's resident memory."""
     _check_system(system)
-    _quiet_libraries()
+    quiet_libraries()
     from common.bench import run_benchmark
 
     report = run_benchmark(system, url, n_requests=requests, k=k)

@@ -9,7 +9,14 @@ matplotlib.use("Agg")  # no screen here; figures go to MLflow as files
 import matplotlib.pyplot as plt
 import numpy as np
 
-from common.metrics import auc, calibration_curve, expected_calibration_error, log_loss, normalized_cross_entropy, roc_curve
+from common.metrics import (
+    auc,
+    calibration_curve,
+    expected_calibration_error,
+    log_loss,
+    normalized_cross_entropy,
+    roc_curve,
+)
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, base_rate: float, prefix: str) -> dict[str, float]:
@@ -60,7 +67,9 @@ def reliability_figure(y: np.ndarray, curves: dict[str, np.ndarray], n_bins: int
 def markdown_table(rows: list[dict], columns: list[str], floatfmt: str = ".4f") -> str:
     header = "| " + " | ".join(columns) + " |\n|" + "|".join("---" for _ in columns) + "|\n"
     body = "".join(
-        "| " + " | ".join(format(row[c], floatfmt) if isinstance(row[c], float) else str(row[c]) for c in columns) + " |\n"
+        "| "
+        + " | ".join(format(row[c], floatfmt) if isinstance(row[c], float) else str(row[c]) for c in columns)
+        + " |\n"
         for row in rows
     )
     return header + body

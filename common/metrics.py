@@ -25,9 +25,7 @@ def _check_binary(y: ArrayLike, p: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
     if y.ndim != 1 or y.shape != p.shape:
-        raise ValueError(
-            f"y and p must be 1-D of equal length, got {y.shape} and {p.shape}"
-        )
+        raise ValueError(f"y and p must be 1-D of equal length, got {y.shape} and {p.shape}")
     if y.size == 0:
         raise ValueError("y and p are empty")
     if not np.isin(y, (0.0, 1.0)).all():
@@ -98,9 +96,7 @@ def log_loss(y: ArrayLike, p: ArrayLike, eps: float = 1e-7) -> float:
     return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
 
 
-def normalized_cross_entropy(
-    y: ArrayLike, p: ArrayLike, base_rate: float | None = None
-) -> float:
+def normalized_cross_entropy(y: ArrayLike, p: ArrayLike, base_rate: float | None = None) -> float:
     """Normalized cross entropy (He et al. 2014, ads click prediction at Facebook).
 
     NCE = log_loss(y, p) / log_loss(y, base_rate for every row). Lower is better;
@@ -117,9 +113,7 @@ def normalized_cross_entropy(
     return log_loss(y, p) / log_loss(y, np.full_like(p, base_rate))
 
 
-def calibration_curve(
-    y: ArrayLike, p: ArrayLike, n_bins: int = 10
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def calibration_curve(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reliability curve over equal-count bins of ``p``.
 
     Returns (mean predicted probability, observed positive rate, row count) per bin,
@@ -162,9 +156,7 @@ def _hits(ranked: Sequence[Hashable], relevant: Collection[Hashable]) -> np.ndar
     return np.array([item in relevant for item in ranked], dtype=bool)
 
 
-def precision_at_k(
-    ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int
-) -> float:
+def precision_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int) -> float:
     """Precision@k: relevant items among the first k / k.
 
     Divides by k even when ``ranked`` is shorter than k: empty slots count as misses,
@@ -174,9 +166,7 @@ def precision_at_k(
     return float(_hits(ranked[:k], relevant).sum() / k)
 
 
-def recall_at_k(
-    ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int
-) -> float:
+def recall_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int) -> float:
     """Recall@k: relevant items among the first k / total relevant items."""
     _check_k(k)
     if len(relevant) == 0:
@@ -184,17 +174,13 @@ def recall_at_k(
     return float(_hits(ranked[:k], relevant).sum() / len(set(relevant)))
 
 
-def hit_rate_at_k(
-    ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int
-) -> float:
+def hit_rate_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int) -> float:
     """Hit rate@k: 1.0 if any of the first k items is relevant, else 0.0."""
     _check_k(k)
     return float(_hits(ranked[:k], relevant).any())
 
 
-def reciprocal_rank(
-    ranked: Sequence[Hashable], relevant: Collection[Hashable]
-) -> float:
+def reciprocal_rank(ranked: Sequence[Hashable], relevant: Collection[Hashable]) -> float:
     """1 / (rank of the first relevant item), 0.0 if no relevant item is ranked."""
     hit_positions = np.flatnonzero(_hits(ranked, relevant))
     return 1.0 / float(hit_positions[0] + 1) if hit_positions.size else 0.0
@@ -202,9 +188,7 @@ def reciprocal_rank(
 
 def _check_same_length(list_of_ranked: Sequence, list_of_relevant: Sequence) -> None:
     if len(list_of_ranked) != len(list_of_relevant):
-        raise ValueError(
-            f"got {len(list_of_ranked)} ranked lists but {len(list_of_relevant)} relevant sets"
-        )
+        raise ValueError(f"got {len(list_of_ranked)} ranked lists but {len(list_of_relevant)} relevant sets")
     if len(list_of_ranked) == 0:
         raise ValueError("no queries to average over")
 
@@ -215,19 +199,10 @@ def mean_reciprocal_rank(
 ) -> float:
     """MRR: mean of reciprocal_rank over queries."""
     _check_same_length(list_of_ranked, list_of_relevant)
-    return float(
-        np.mean(
-            [
-                reciprocal_rank(r, rel)
-                for r, rel in zip(list_of_ranked, list_of_relevant)
-            ]
-        )
-    )
+    return float(np.mean([reciprocal_rank(r, rel) for r, rel in zip(list_of_ranked, list_of_relevant, strict=True)]))
 
 
-def average_precision(
-    ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int | None = None
-) -> float:
+def average_precision(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int | None = None) -> float:
     """AP@k: sum of precision@i over hit positions i <= k, / min(len(relevant), k).
 
     With k=None the whole list is scored and the divisor is len(relevant), so relevant
@@ -255,14 +230,7 @@ def mean_average_precision(
 ) -> float:
     """MAP@k: mean of average_precision over queries."""
     _check_same_length(list_of_ranked, list_of_relevant)
-    return float(
-        np.mean(
-            [
-                average_precision(r, rel, k)
-                for r, rel in zip(list_of_ranked, list_of_relevant)
-            ]
-        )
-    )
+    return float(np.mean([average_precision(r, rel, k) for r, rel in zip(list_of_ranked, list_of_relevant, strict=True)]))
 
 
 def dcg_at_k(gains_in_ranked_order: ArrayLike, k: int) -> float:
@@ -277,9 +245,7 @@ def dcg_at_k(gains_in_ranked_order: ArrayLike, k: int) -> float:
     return float(np.sum((2.0**gains - 1.0) / discounts))
 
 
-def ndcg_at_k(
-    ranked: Sequence[Hashable], gains: Mapping[Hashable, float], k: int
-) -> float:
+def ndcg_at_k(ranked: Sequence[Hashable], gains: Mapping[Hashable, float], k: int) -> float:
     """NDCG@k = DCG@k of ``ranked`` / DCG@k of the ideal ordering of all ``gains``.
 
     Ids missing from ``gains`` have gain 0. Returns 0.0 when the ideal DCG is 0
@@ -292,9 +258,7 @@ def ndcg_at_k(
     return dcg_at_k([gains.get(item, 0.0) for item in ranked], k) / ideal
 
 
-def catalog_coverage(
-    list_of_ranked: Sequence[Sequence[Hashable]], catalog_size: int
-) -> float:
+def catalog_coverage(list_of_ranked: Sequence[Sequence[Hashable]], catalog_size: int) -> float:
     """Catalog coverage: distinct items recommended across all lists / catalog_size."""
     if catalog_size < 1:
         raise ValueError(f"catalog_size must be >= 1, got {catalog_size}")
@@ -302,9 +266,7 @@ def catalog_coverage(
     return len(distinct) / catalog_size
 
 
-def intra_list_diversity(
-    ranked: Sequence[Hashable], group_of: Mapping[Hashable, Hashable]
-) -> float:
+def intra_list_diversity(ranked: Sequence[Hashable], group_of: Mapping[Hashable, Hashable]) -> float:
     """Share of item pairs in the list whose groups differ (1.0 all different, 0.0 all same).
 
     Lists shorter than 2 have no pairs; they return 0.0 (no diversity shown) rather

@@ -12,9 +12,9 @@ from fastapi import APIRouter
 @dataclass(frozen=True)
 class System:
     name: str
-    train: Callable[[dict], dict]          # config -> summary (metrics per model, champion)
-    load_service: Callable[[dict], Any]    # config -> serving bundle; raises ServiceUnavailable
-    router: Callable[[], APIRouter]        # the system's endpoints
+    train: Callable[[dict], dict]  # config -> summary (metrics per model, champion)
+    load_service: Callable[[dict], Any]  # config -> serving bundle; raises ServiceUnavailable
+    router: Callable[[], APIRouter]  # the system's endpoints
     # (config, rng, k) -> (path, JSON body) of a realistic request, for benchmarks
     sample_request: Callable[[dict, Any, int], tuple[str, dict]]
 

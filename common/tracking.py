@@ -58,8 +58,15 @@ def registered_name(system: str) -> str:
     return f"{system}-ranker"
 
 
-def log_model_run(run_name: str, params: dict, metrics: dict, figures: dict, classifier,
-                  input_sample: pd.DataFrame, tags: dict | None = None) -> str:
+def log_model_run(
+    run_name: str,
+    params: dict,
+    metrics: dict,
+    figures: dict,
+    classifier,
+    input_sample: pd.DataFrame,
+    tags: dict | None = None,
+) -> str:
     """One run: params, metrics, plots and the model as a pyfunc, with the signature of
     `input_sample` (the model's input columns). Returns the model URI."""
     with mlflow.start_run(run_name=run_name, tags=tags or {}):
@@ -69,8 +76,9 @@ def log_model_run(run_name: str, params: dict, metrics: dict, figures: dict, cla
             mlflow.log_figure(figure, filename)
         pins = [f"{package}=={version(package)}" for package in _REQUIREMENTS]
         signature = infer_signature(input_sample, classifier.predict_proba(input_sample)[:, 1])
-        info = mlflow.pyfunc.log_model(name="model", python_model=ProbabilityModel(classifier),
-                                       pip_requirements=pins, signature=signature)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=ProbabilityModel(classifier), pip_requirements=pins, signature=signature
+        )
     return info.model_uri
 
 
@@ -127,8 +135,12 @@ def latest_results_table(system: str) -> str:
     experiment = mlflow.get_experiment_by_name(system)
     if experiment is None:
         raise ChampionMissing(f"no {system} experiment yet: run make train SYSTEM={system}")
-    runs = MlflowClient().search_runs([experiment.experiment_id], filter_string="attributes.run_name LIKE '%-summary'",
-                                      order_by=["attributes.start_time DESC"], max_results=1)
+    runs = MlflowClient().search_runs(
+        [experiment.experiment_id],
+        filter_string="attributes.run_name LIKE '%-summary'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     if not runs:
         raise ChampionMissing(f"no finished {system} training yet: run make train SYSTEM={system}")
     return mlflow.artifacts.load_text(f"{runs[0].info.artifact_uri}/results.md")

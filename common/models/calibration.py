@@ -25,7 +25,7 @@ class PlattCalibrated:
     def __init__(self, model):
         self.model = model
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> "PlattCalibrated":
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> PlattCalibrated:
         raw = self.model.predict_proba(X)[:, 1]
         self.scaler_ = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], y)
         self.classes_ = np.array([0, 1])

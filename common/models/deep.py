@@ -135,8 +135,15 @@ class DCNv2(nn.Module):
     interactions. Numeric features enter x0 as raw (standardized) values.
     """
 
-    def __init__(self, cardinalities: Sequence[int], n_numeric: int, embedding_dim: int,
-                 hidden_units: Sequence[int], n_cross_layers: int, output_bias: float):
+    def __init__(
+        self,
+        cardinalities: Sequence[int],
+        n_numeric: int,
+        embedding_dim: int,
+        hidden_units: Sequence[int],
+        n_cross_layers: int,
+        output_bias: float,
+    ):
         super().__init__()
         self.embeddings = _embedding_tables(cardinalities, embedding_dim)
         x0_dim = len(cardinalities) * embedding_dim + n_numeric
@@ -166,8 +173,14 @@ class DeepFM(nn.Module):
     so the MLP needs no separate feature engineering (the point of DeepFM over Wide&Deep).
     """
 
-    def __init__(self, cardinalities: Sequence[int], n_numeric: int, embedding_dim: int,
-                 hidden_units: Sequence[int], output_bias: float):
+    def __init__(
+        self,
+        cardinalities: Sequence[int],
+        n_numeric: int,
+        embedding_dim: int,
+        hidden_units: Sequence[int],
+        output_bias: float,
+    ):
         super().__init__()
         self.bias = nn.Parameter(torch.tensor(float(output_bias)))
         self.first_order = _embedding_tables(cardinalities, 1)  # w_i per categorical value
@@ -211,11 +224,22 @@ class DeepCTRClassifier(BaseEstimator):
     standard library pickle (module_ is a top-level nn.Module, vocabularies are numpy arrays).
     """
 
-    def __init__(self, architecture: str = "dcn",
-                 categorical: Sequence[str] = (), numeric: Sequence[str] = (),
-                 embedding_dim: int = 8, hidden_units: Sequence[int] = (64, 32), n_cross_layers: int = 2,
-                 epochs: int = 3, batch_size: int = 2048, learning_rate: float = 2e-3, weight_decay: float = 1e-6,
-                 random_state: int = 0, n_threads: int = 2, verbose: bool = False):
+    def __init__(
+        self,
+        architecture: str = "dcn",
+        categorical: Sequence[str] = (),
+        numeric: Sequence[str] = (),
+        embedding_dim: int = 8,
+        hidden_units: Sequence[int] = (64, 32),
+        n_cross_layers: int = 2,
+        epochs: int = 3,
+        batch_size: int = 2048,
+        learning_rate: float = 2e-3,
+        weight_decay: float = 1e-6,
+        random_state: int = 0,
+        n_threads: int = 2,
+        verbose: bool = False,
+    ):
         self.architecture = architecture
         self.categorical = categorical
         self.numeric = numeric
@@ -230,8 +254,9 @@ class DeepCTRClassifier(BaseEstimator):
         self.n_threads = n_threads
         self.verbose = verbose
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray,
-            eval_set: tuple[pd.DataFrame, np.ndarray] | None = None) -> DeepCTRClassifier:
+    def fit(
+        self, X: pd.DataFrame, y: np.ndarray, eval_set: tuple[pd.DataFrame, np.ndarray] | None = None
+    ) -> DeepCTRClassifier:
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if not self.categorical and not self.numeric:
@@ -250,8 +275,7 @@ class DeepCTRClassifier(BaseEstimator):
             eval_indices, eval_numeric = (torch.from_numpy(a) for a in self.encoder_.transform(eval_set[0]))
             eval_labels = torch.from_numpy(_binary_labels(eval_set[1], len(eval_set[0])))
 
-        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate,
-                                     weight_decay=self.weight_decay)
+        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         self.eval_logloss_: list[float] = []
         self.best_epoch_ = self.epochs
         best_state = None
@@ -259,10 +283,11 @@ class DeepCTRClassifier(BaseEstimator):
         for epoch in range(1, self.epochs + 1):
             self.module_.train()
             order = torch.from_numpy(rng.permutation(len(labels)))
-            progress = tqdm(range(n_batches), desc=f"{self.architecture} epoch {epoch}/{self.epochs}",
-                            disable=not self.verbose)
+            progress = tqdm(
+                range(n_batches), desc=f"{self.architecture} epoch {epoch}/{self.epochs}", disable=not self.verbose
+            )
             for b in progress:
-                batch = order[b * self.batch_size:(b + 1) * self.batch_size]
+                batch = order[b * self.batch_size : (b + 1) * self.batch_size]
                 logits = self.module_(indices[batch], numeric[batch])  # (batch,)
                 loss = F.binary_cross_entropy_with_logits(logits, labels[batch])
                 optimizer.zero_grad()
@@ -296,18 +321,24 @@ class DeepCTRClassifier(BaseEstimator):
         output_bias = math.log(base_rate / (1 - base_rate))
         cardinalities, n_numeric = self.encoder_.cardinalities, len(self.encoder_.numeric)
         if self.architecture == "dcn":
-            return DCNv2(cardinalities, n_numeric, self.embedding_dim, self.hidden_units,
-                         self.n_cross_layers, output_bias)
+            return DCNv2(
+                cardinalities, n_numeric, self.embedding_dim, self.hidden_units, self.n_cross_layers, output_bias
+            )
         return DeepFM(cardinalities, n_numeric, self.embedding_dim, self.hidden_units, output_bias)
 
     def _logits(self, indices: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         """(n,) logits in eval mode, in batches of PREDICT_BATCH_SIZE to bound memory."""
         self.module_.eval()
         with torch.inference_mode():
-            return torch.cat([
-                self.module_(indices[start:start + PREDICT_BATCH_SIZE], numeric[start:start + PREDICT_BATCH_SIZE])
-                for start in range(0, len(indices), PREDICT_BATCH_SIZE)
-            ] or [torch.zeros(0)])  # an empty request (no candidates) gets an empty answer
+            return torch.cat(
+                [
+                    self.module_(
+                        indices[start : start + PREDICT_BATCH_SIZE], numeric[start : start + PREDICT_BATCH_SIZE]
+                    )
+                    for start in range(0, len(indices), PREDICT_BATCH_SIZE)
+                ]
+                or [torch.zeros(0)]
+            )  # an empty request (no candidates) gets an empty answer
 
 
 def _binary_labels(y: np.ndarray, n_rows: int) -> np.ndarray:

@@ -26,18 +26,21 @@ def _signed_log1p(x):
 
 
 class LogisticRegressionCTR:
-    def __init__(self, categorical: Sequence[str] = (), numeric: Sequence[str] = (), C: float = 1.0,
-                 max_iter: int = 300):
+    def __init__(
+        self, categorical: Sequence[str] = (), numeric: Sequence[str] = (), C: float = 1.0, max_iter: int = 300
+    ):
         self.categorical = categorical
         self.numeric = numeric
         self.C = C
         self.max_iter = max_iter
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> "LogisticRegressionCTR":
-        encode = ColumnTransformer([
-            ("categorical", OneHotEncoder(handle_unknown="ignore", min_frequency=20), list(self.categorical)),
-            ("numeric", make_pipeline(FunctionTransformer(_signed_log1p), StandardScaler()), list(self.numeric)),
-        ])
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> LogisticRegressionCTR:
+        encode = ColumnTransformer(
+            [
+                ("categorical", OneHotEncoder(handle_unknown="ignore", min_frequency=20), list(self.categorical)),
+                ("numeric", make_pipeline(FunctionTransformer(_signed_log1p), StandardScaler()), list(self.numeric)),
+            ]
+        )
         self.pipeline_ = make_pipeline(encode, LogisticRegression(C=self.C, max_iter=self.max_iter))
         self.pipeline_.fit(_as_str(X, self.categorical), y)
         self.classes_ = np.array([0, 1])
@@ -48,9 +51,17 @@ class LogisticRegressionCTR:
 
 
 class LightGBMCTR:
-    def __init__(self, categorical: Sequence[str] = (), numeric: Sequence[str] = (), n_estimators: int = 300,
-                 learning_rate: float = 0.05, num_leaves: int = 31, min_child_samples: int = 100,
-                 random_state: int = 0, n_threads: int = 2):
+    def __init__(
+        self,
+        categorical: Sequence[str] = (),
+        numeric: Sequence[str] = (),
+        n_estimators: int = 300,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 100,
+        random_state: int = 0,
+        n_threads: int = 2,
+    ):
         self.categorical = categorical
         self.numeric = numeric
         self.n_estimators = n_estimators
@@ -60,17 +71,29 @@ class LightGBMCTR:
         self.random_state = random_state
         self.n_threads = n_threads
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray, eval_set: tuple[pd.DataFrame, np.ndarray] | None = None) -> "LightGBMCTR":
+    def fit(
+        self, X: pd.DataFrame, y: np.ndarray, eval_set: tuple[pd.DataFrame, np.ndarray] | None = None
+    ) -> LightGBMCTR:
         self.categories_ = {c: pd.Index(pd.unique(X[c].astype(str))) for c in self.categorical}
         self.booster_ = lgb.LGBMClassifier(
-            n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples, subsample=0.8, subsample_freq=1, colsample_bytree=0.8,
-            random_state=self.random_state, n_jobs=self.n_threads, verbose=-1,
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.8,
+            random_state=self.random_state,
+            n_jobs=self.n_threads,
+            verbose=-1,
         )
         fit_args = {}
         if eval_set is not None:
-            fit_args = {"eval_X": (self._matrix(eval_set[0]),), "eval_y": (eval_set[1],),
-                        "callbacks": [lgb.early_stopping(30, verbose=False)]}
+            fit_args = {
+                "eval_X": (self._matrix(eval_set[0]),),
+                "eval_y": (eval_set[1],),
+                "callbacks": [lgb.early_stopping(30, verbose=False)],
+            }
         categorical_indices = list(range(len(self.numeric), len(self.numeric) + len(self.categorical)))
         self.booster_.fit(self._matrix(X), y, categorical_feature=categorical_indices, **fit_args)
         self.classes_ = np.array([0, 1])
@@ -103,9 +126,17 @@ class LightGBMCTR:
 class GBDTLogisticCTR:
     """Trees learn the crosses; an LR over their leaves is cheap to retrain often."""
 
-    def __init__(self, categorical: Sequence[str] = (), numeric: Sequence[str] = (), n_estimators: int = 60,
-                 num_leaves: int = 31, learning_rate: float = 0.1, C: float = 0.5, random_state: int = 0,
-                 n_threads: int = 2):
+    def __init__(
+        self,
+        categorical: Sequence[str] = (),
+        numeric: Sequence[str] = (),
+        n_estimators: int = 60,
+        num_leaves: int = 31,
+        learning_rate: float = 0.1,
+        C: float = 0.5,
+        random_state: int = 0,
+        n_threads: int = 2,
+    ):
         self.categorical = categorical
         self.numeric = numeric
         self.n_estimators = n_estimators
@@ -115,10 +146,16 @@ class GBDTLogisticCTR:
         self.random_state = random_state
         self.n_threads = n_threads
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> "GBDTLogisticCTR":
-        self.trees_ = LightGBMCTR(self.categorical, self.numeric, n_estimators=self.n_estimators,
-                                  learning_rate=self.learning_rate, num_leaves=self.num_leaves,
-                                  random_state=self.random_state, n_threads=self.n_threads).fit(X, y)
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> GBDTLogisticCTR:
+        self.trees_ = LightGBMCTR(
+            self.categorical,
+            self.numeric,
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            random_state=self.random_state,
+            n_threads=self.n_threads,
+        ).fit(X, y)
         self.leaf_encoder_ = OneHotEncoder(handle_unknown="ignore")
         leaves = self.leaf_encoder_.fit_transform(self.trees_.leaves(X))
         self.logistic_ = LogisticRegression(C=self.C, max_iter=300).fit(leaves, y)

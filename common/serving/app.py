@@ -22,6 +22,7 @@ import torch
 from fastapi import FastAPI, HTTPException, Request
 
 from common.config import load_config
+from common.logs import quiet_libraries
 from common.registry import get_system, system_names
 from common.system import ServiceUnavailable
 
@@ -68,6 +69,7 @@ def service_dependency(name: str) -> Callable[[Request], Any]:
 
 
 def create_app(systems: list[str] | None = None, scale: str | None = None) -> FastAPI:
+    quiet_libraries()
     names = systems or os.environ.get("MLSD_SYSTEMS", ",".join(system_names())).split(",")
     scale = scale or os.environ.get("MLSD_SCALE") or None
 
@@ -102,8 +104,10 @@ def create_app(systems: list[str] | None = None, scale: str | None = None) -> Fa
         return {
             "status": "ok",
             "pid": os.getpid(),
-            "systems": {name: "ready" if name in services.loaded else f"unavailable: {services.unavailable.get(name)}"
-                        for name in services.names},
+            "systems": {
+                name: "ready" if name in services.loaded else f"unavailable: {services.unavailable.get(name)}"
+                for name in services.names
+            },
         }
 
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends
@@ -56,23 +56,29 @@ class RankResponse(BaseModel):
 def router() -> APIRouter:
     routes = APIRouter()
 
-    @routes.post("/rank", response_model=RankResponse, summary="Rank ads for a user",
-                 responses={503: {"description": "No trained model yet; the detail names the command to run"}})
+    @routes.post(
+        "/rank",
+        response_model=RankResponse,
+        summary="Rank ads for a user",
+        responses={503: {"description": "No trained model yet; the detail names the command to run"}},
+    )
     async def rank(request: RankRequest, service: AdsService = Depends(service_dependency("ads"))) -> RankResponse:
         """Candidate generation (targeting, fatigue) -> ranking (calibrated pCTR) ->
         re-ranking (bid x pCTR, advertiser diversity)."""
         # On the event loop on purpose: a request is ~3 ms of CPU-bound work that threads
         # could not run in parallel anyway (the GIL); the thread-pool hop cost more than it
         # gave. Parallelism comes from worker processes (`make serve` runs one per core).
-        hour = request.context.hour if request.context.hour is not None else datetime.now(timezone.utc).hour
+        hour = request.context.hour if request.context.hour is not None else datetime.now(UTC).hour
         result = service.rank(request.user_id, request.context.device, hour, request.k)
         return RankResponse(
             user_id=request.user_id,
             known_user=result.known_user,
             ads=[AdOut(**vars(ad)) for ad in result.ads],
             model=ModelOut(name=service.champion.name, version=service.champion.version),
-            stages={name: StageOut(milliseconds=ms, counts=result.stage_counts.get(name, {}))
-                    for name, ms in result.stage_ms.items()},
+            stages={
+                name: StageOut(milliseconds=ms, counts=result.stage_counts.get(name, {}))
+                for name, ms in result.stage_ms.items()
+            },
         )
 
     return routes

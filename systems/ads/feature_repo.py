@@ -21,22 +21,58 @@ ad = Entity(name="ad", join_keys=["ad_id"], value_type=ValueType.INT64)
 advertiser = Entity(name="advertiser", join_keys=["advertiser_id"], value_type=ValueType.INT64)
 
 VIEW_SCHEMAS = {
-    "user_profile": (user, STATIC_TTL, {
-        "age_bucket": String, "gender": String, "location": String, "mobile_share": Float64}),
-    "user_activity": (user, DAILY_TTL, {
-        "user_impressions_1d": Int64, "user_clicks_1d": Int64, "user_impressions_7d": Int64,
-        "user_clicks_7d": Int64, "user_ctr_7d": Float64, "user_hides_7d": Int64,
-        "category_impressions_14d": Array(Int64), "category_clicks_14d": Array(Int64),
-        "recent_ad_ids_7d": Array(Int64), "hidden_ad_ids": Array(Int64)}),
-    "ad_metadata": (ad, STATIC_TTL, {
-        "campaign_id": Int64, "advertiser_id": Int64, "category": String, "format": String,
-        "bid": Float64, "creative_score": Float64, "target_age_buckets": Array(String),
-        "target_genders": Array(String), "target_locations": Array(String)}),
-    "ad_activity": (ad, DAILY_TTL, {
-        "ad_impressions_1d": Int64, "ad_clicks_1d": Int64, "ad_impressions_7d": Int64,
-        "ad_clicks_7d": Int64, "ad_ctr_7d": Float64}),
-    "advertiser_activity": (advertiser, DAILY_TTL, {
-        "advertiser_impressions_7d": Int64, "advertiser_clicks_7d": Int64, "advertiser_ctr_7d": Float64}),
+    "user_profile": (
+        user,
+        STATIC_TTL,
+        {"age_bucket": String, "gender": String, "location": String, "mobile_share": Float64},
+    ),
+    "user_activity": (
+        user,
+        DAILY_TTL,
+        {
+            "user_impressions_1d": Int64,
+            "user_clicks_1d": Int64,
+            "user_impressions_7d": Int64,
+            "user_clicks_7d": Int64,
+            "user_ctr_7d": Float64,
+            "user_hides_7d": Int64,
+            "category_impressions_14d": Array(Int64),
+            "category_clicks_14d": Array(Int64),
+            "recent_ad_ids_7d": Array(Int64),
+            "hidden_ad_ids": Array(Int64),
+        },
+    ),
+    "ad_metadata": (
+        ad,
+        STATIC_TTL,
+        {
+            "campaign_id": Int64,
+            "advertiser_id": Int64,
+            "category": String,
+            "format": String,
+            "bid": Float64,
+            "creative_score": Float64,
+            "target_age_buckets": Array(String),
+            "target_genders": Array(String),
+            "target_locations": Array(String),
+        },
+    ),
+    "ad_activity": (
+        ad,
+        DAILY_TTL,
+        {
+            "ad_impressions_1d": Int64,
+            "ad_clicks_1d": Int64,
+            "ad_impressions_7d": Int64,
+            "ad_clicks_7d": Int64,
+            "ad_ctr_7d": Float64,
+        },
+    ),
+    "advertiser_activity": (
+        advertiser,
+        DAILY_TTL,
+        {"advertiser_impressions_7d": Int64, "advertiser_clicks_7d": Int64, "advertiser_ctr_7d": Float64},
+    ),
 }
 
 # What the ranker reads per impression; targeting lists stay out (candidate generation uses them).
@@ -52,10 +88,15 @@ RANKER_FEATURES = {
 def feature_views(sources_dir: Path) -> dict[str, FeatureView]:
     views = {}
     for name, (entity, ttl, schema) in VIEW_SCHEMAS.items():
-        source = FileSource(name=f"{name}_source", path=str(sources_dir / f"{name}.parquet"),
-                            timestamp_field="event_timestamp")
+        source = FileSource(
+            name=f"{name}_source", path=str(sources_dir / f"{name}.parquet"), timestamp_field="event_timestamp"
+        )
         views[name] = FeatureView(
-            name=name, entities=[entity], ttl=ttl, source=source, online=True,
+            name=name,
+            entities=[entity],
+            ttl=ttl,
+            source=source,
+            online=True,
             schema=[Field(name=field, dtype=dtype) for field, dtype in schema.items()],
         )
     return views
@@ -64,6 +105,7 @@ def feature_views(sources_dir: Path) -> dict[str, FeatureView]:
 def definitions(sources_dir: Path) -> list:
     """Everything `store.apply` registers."""
     views = feature_views(sources_dir)
-    ranker = FeatureService(name=RANKER_SERVICE, features=[
-        views[view][columns] for view, columns in RANKER_FEATURES.items()])
+    ranker = FeatureService(
+        name=RANKER_SERVICE, features=[views[view][columns] for view, columns in RANKER_FEATURES.items()]
+    )
     return [user, ad, advertiser, *views.values(), ranker]

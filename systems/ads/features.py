@@ -43,10 +43,19 @@ def build_feature_tables(tables: AdsTables, feature_config: dict) -> dict[str, p
         "user_profile": tables.users.assign(event_timestamp=STATIC_TIMESTAMP),
         "ad_metadata": tables.ads.assign(event_timestamp=STATIC_TIMESTAMP),
         "user_activity": _user_activity(imp, len(tables.users), n_days, n_snapshots, feature_config, global_ctr),
-        "ad_activity": _entity_activity(imp, "ad_id", "ad", len(tables.ads), n_days, feature_config, global_ctr,
-                                        windows=feature_config["windows_days"]),
-        "advertiser_activity": _entity_activity(imp, "advertiser_id", "advertiser", len(tables.advertisers), n_days,
-                                                feature_config, global_ctr, windows=[7]),
+        "ad_activity": _entity_activity(
+            imp,
+            "ad_id",
+            "ad",
+            len(tables.ads),
+            n_days,
+            feature_config,
+            global_ctr,
+            windows=feature_config["windows_days"],
+        ),
+        "advertiser_activity": _entity_activity(
+            imp, "advertiser_id", "advertiser", len(tables.advertisers), n_days, feature_config, global_ctr, windows=[7]
+        ),
     }
 
 
@@ -59,7 +68,9 @@ def _global_ctr_before(imp: pd.DataFrame, n_days: int) -> np.ndarray:
     return np.divide(clicks, shows, out=np.zeros_like(clicks), where=shows > 0)
 
 
-def _window_counts(imp: pd.DataFrame, key: str, n_keys: int, n_days: int, window: int | None, column: str | None = None):
+def _window_counts(
+    imp: pd.DataFrame, key: str, n_keys: int, n_days: int, window: int | None, column: str | None = None
+):
     """(n_keys, n_snapshots) events (or the sum of `column`) per key over the trailing window."""
     weights = None if column is None else imp[column].to_numpy(float)
     per_day = daily_counts(imp[key].to_numpy(), imp["day"].to_numpy(), n_keys, n_days, weights)
@@ -73,18 +84,23 @@ def _entity_activity(imp, key, prefix, n_keys, n_days, feature_config, global_ct
         columns[f"{prefix}_clicks_{w}d"] = _window_counts(imp, key, n_keys, n_days, w, "clicked")
     longest = max(windows)
     columns[f"{prefix}_ctr_{longest}d"] = smoothed_rate(
-        columns[f"{prefix}_clicks_{longest}d"], columns[f"{prefix}_impressions_{longest}d"],
-        global_ctr[None, :], feature_config["ctr_prior_impressions"])
+        columns[f"{prefix}_clicks_{longest}d"],
+        columns[f"{prefix}_impressions_{longest}d"],
+        global_ctr[None, :],
+        feature_config["ctr_prior_impressions"],
+    )
     return _dense_frame(key, n_keys, columns)
 
 
 def _dense_frame(key: str, n_keys: int, columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """Flatten (n_keys, n_snapshots) arrays into one row per key and snapshot, snapshot-major."""
     n_snapshots = next(iter(columns.values())).shape[1]
-    frame = pd.DataFrame({
-        key: np.tile(np.arange(n_keys), n_snapshots),
-        "event_timestamp": np.repeat(snapshot_times(START, n_snapshots), n_keys),
-    })
+    frame = pd.DataFrame(
+        {
+            key: np.tile(np.arange(n_keys), n_snapshots),
+            "event_timestamp": np.repeat(snapshot_times(START, n_snapshots), n_keys),
+        }
+    )
     for name, values in columns.items():
         flat = values.T.ravel()
         frame[name] = flat if name.endswith("_ctr_7d") else flat.astype(np.int64)
@@ -92,8 +108,9 @@ def _dense_frame(key: str, n_keys: int, columns: dict[str, np.ndarray]) -> pd.Da
 
 
 def _user_activity(imp, n_users, n_days, n_snapshots, feature_config, global_ctr) -> pa.Table:
-    frame = _entity_activity(imp, "user_id", "user", n_users, n_days, feature_config, global_ctr,
-                             windows=feature_config["windows_days"])
+    frame = _entity_activity(
+        imp, "user_id", "user", n_users, n_days, feature_config, global_ctr, windows=feature_config["windows_days"]
+    )
     frame["user_hides_7d"] = _window_counts(imp, "user_id", n_users, n_days, 7, "hidden").T.ravel().astype(np.int64)
     table = pa.Table.from_pandas(frame, preserve_index=False)
 
@@ -105,7 +122,9 @@ def _user_activity(imp, n_users, n_days, n_snapshots, feature_config, global_ctr
         counts = _window_counts(imp.assign(cat_key=cat_key), "cat_key", n_users * n_cat, n_days, window, column)
         per_row = counts.reshape(n_users, n_cat, n_snapshots).transpose(2, 0, 1).reshape(-1, n_cat)  # snapshot-major
         offsets = pa.array(np.arange(0, per_row.size + 1, n_cat, dtype=np.int32))
-        table = table.append_column(f"{name}_{window}d", pa.ListArray.from_arrays(offsets, pa.array(per_row.ravel().astype(np.int64))))
+        table = table.append_column(
+            f"{name}_{window}d", pa.ListArray.from_arrays(offsets, pa.array(per_row.ravel().astype(np.int64)))
+        )
 
     table = table.append_column("recent_ad_ids_7d", _ads_per_snapshot(imp, n_users, n_snapshots, window_days=7))
     table = table.append_column("hidden_ad_ids", _ads_per_snapshot(imp[imp["hidden"] == 1], n_users, n_snapshots, None))
@@ -156,7 +175,8 @@ def derive_for_one_user(user: dict, ad_ids: np.ndarray, category_codes: np.ndarr
     clicks = _as_category_counts(user["category_clicks_14d"])[category_codes]
     recent = np.asarray(user["recent_ad_ids_7d"], dtype=np.int64)
     return {
-        "user_ad_impressions_7d": (recent[None, :] == ad_ids[:, None]).sum(axis=1) if len(recent)
+        "user_ad_impressions_7d": (recent[None, :] == ad_ids[:, None]).sum(axis=1)
+        if len(recent)
         else np.zeros(len(ad_ids), dtype=np.int64),
         "user_category_impressions_14d": impressions,
         "user_category_clicks_14d": clicks,

@@ -43,11 +43,29 @@ BASELINE = "logistic_regression"
 LOW_CARDINALITY = ["age_bucket", "gender", "location", "device", "category", "format"]
 ID_FEATURES = ["user_id", "ad_id", "advertiser_id", "campaign_id"]
 NUMERIC = [
-    "hour", "position", "mobile_share", "bid", "creative_score",
-    "user_impressions_1d", "user_clicks_1d", "user_impressions_7d", "user_clicks_7d", "user_ctr_7d", "user_hides_7d",
-    "ad_impressions_1d", "ad_clicks_1d", "ad_impressions_7d", "ad_clicks_7d", "ad_ctr_7d",
-    "advertiser_impressions_7d", "advertiser_clicks_7d", "advertiser_ctr_7d",
-    "user_ad_impressions_7d", "user_category_impressions_14d", "user_category_clicks_14d", "user_category_ctr_14d",
+    "hour",
+    "position",
+    "mobile_share",
+    "bid",
+    "creative_score",
+    "user_impressions_1d",
+    "user_clicks_1d",
+    "user_impressions_7d",
+    "user_clicks_7d",
+    "user_ctr_7d",
+    "user_hides_7d",
+    "ad_impressions_1d",
+    "ad_clicks_1d",
+    "ad_impressions_7d",
+    "ad_clicks_7d",
+    "ad_ctr_7d",
+    "advertiser_impressions_7d",
+    "advertiser_clicks_7d",
+    "advertiser_ctr_7d",
+    "user_ad_impressions_7d",
+    "user_category_impressions_14d",
+    "user_category_clicks_14d",
+    "user_category_ctr_14d",
 ]
 CONTEXT = ["device", "hour", "position"]
 MODEL_INPUTS = list(dict.fromkeys(LOW_CARDINALITY + ID_FEATURES + NUMERIC))  # what any model reads
@@ -68,13 +86,17 @@ def build_models(config: dict) -> dict[str, object]:
     deep_categorical = LOW_CARDINALITY + ID_FEATURES
     return {
         # A linear model needs hour and slot as categories: their effects are not monotone.
-        BASELINE: LogisticRegressionCTR(LOW_CARDINALITY + ["hour", "position"],
-                                        [c for c in NUMERIC if c not in ("hour", "position")], **m["logistic_regression"]),
+        BASELINE: LogisticRegressionCTR(
+            LOW_CARDINALITY + ["hour", "position"],
+            [c for c in NUMERIC if c not in ("hour", "position")],
+            **m["logistic_regression"],
+        ),
         "lightgbm": LightGBMCTR(tree_categorical, NUMERIC, random_state=seed, n_threads=threads, **m["lightgbm"]),
         "gbdt_lr": GBDTLogisticCTR(tree_categorical, NUMERIC, random_state=seed, n_threads=threads, **m["gbdt_lr"]),
         "dcn_v2": DeepCTRClassifier("dcn", deep_categorical, NUMERIC, random_state=seed, n_threads=threads, **m["dcn"]),
-        "deepfm": DeepCTRClassifier("deepfm", deep_categorical, NUMERIC, random_state=seed, n_threads=threads,
-                                    **m["deepfm"]),
+        "deepfm": DeepCTRClassifier(
+            "deepfm", deep_categorical, NUMERIC, random_state=seed, n_threads=threads, **m["deepfm"]
+        ),
     }
 
 
@@ -93,16 +115,21 @@ def generate_data(config: dict) -> AdsTables:
             table = pa.Table.from_pandas(table, preserve_index=False)
         pq.write_table(table, repo / "sources" / f"{name}.parquet")
     end = tables.impressions["event_timestamp"].max().normalize() + pd.Timedelta(days=2)
-    apply_and_materialize(open_store(SYSTEM, repo), feature_repo.definitions(repo / "sources"),
-                          START - pd.Timedelta(days=2), end.to_pydatetime())
+    apply_and_materialize(
+        open_store(SYSTEM, repo),
+        feature_repo.definitions(repo / "sources"),
+        START - pd.Timedelta(days=2),
+        end.to_pydatetime(),
+    )
     return tables
 
 
 def training_rows(tables: AdsTables) -> pd.DataFrame:
     """Every impression with its features as of its own timestamp (Feast point-in-time join)."""
     impressions = tables.impressions.merge(tables.ads[["ad_id", "advertiser_id"]], on="ad_id")
-    entity_rows = impressions[["impression_id", "user_id", "ad_id", "advertiser_id", "event_timestamp",
-                               *CONTEXT, "clicked"]]
+    entity_rows = impressions[
+        ["impression_id", "user_id", "ad_id", "advertiser_id", "event_timestamp", *CONTEXT, "clicked"]
+    ]
     store = open_store(SYSTEM, feature_repo_dir(system_dir(SYSTEM)))
     rows = derive_request_features(historical_features(store, feature_repo.RANKER_SERVICE, entity_rows))
     return rows.merge(tables.oracle, on="impression_id")
@@ -120,81 +147,152 @@ def time_split(rows: pd.DataFrame, split_config: dict, warmup_days: int = 1) -> 
         "validation": (day >= validation_start) & (day < test_start),
         "test": day >= test_start,
     }
-    return {name: Split(rows.loc[mask].reset_index(drop=True), rows.loc[mask, "clicked"].to_numpy(),
-                        rows.loc[mask, "p_click"].to_numpy()) for name, mask in masks.items()}
+    return {
+        name: Split(
+            rows.loc[mask].reset_index(drop=True),
+            rows.loc[mask, "clicked"].to_numpy(),
+            rows.loc[mask, "p_click"].to_numpy(),
+        )
+        for name, mask in masks.items()
+    }
+
+
+TABLE_COLUMNS = ["model", "auc", "logloss", "nce", "ece", "auc_oracle_share", "nce_oracle_share"]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    model: object
+    fit_seconds: float
+    validation_nce: float
 
 
 def train(config: dict) -> dict:
-    """The whole pipeline; returns the summary (metrics per model, champion)."""
+    """The whole pipeline; returns the summary (metrics per model, champion, the table)."""
     started = time.perf_counter()
-    stages = tqdm(total=4, desc="ads pipeline", unit="stage")
-    stages.set_postfix_str("world, features, Feast"); tables = generate_data(config); stages.update()
-    stages.set_postfix_str("training set"); splits = time_split(training_rows(tables), config["split"]); stages.update()
-    base_rate = float(splits["train"].y.mean())
-
-    fitted, validation_nce = {}, {}
-    stages.set_postfix_str("models")
-    for name, model in tqdm(build_models(config).items(), desc="models", leave=False):
-        t0 = time.perf_counter()
-        # Models that can stop early watch the validation days (never the test days).
-        early_stopping = "eval_set" in inspect.signature(model.fit).parameters
-        fit_args = {"eval_set": (splits["validation"].X, splits["validation"].y)} if early_stopping else {}
-        model.fit(splits["train"].X, splits["train"].y, **fit_args)
-        p_val = model.predict_proba(splits["validation"].X)[:, 1]
-        validation_nce[name] = classification_metrics(splits["validation"].y, p_val, base_rate, "validation")["validation_nce"]
-        fitted[name] = (model, time.perf_counter() - t0)
-        log.info("%s: fit %.1fs, validation NCE %.4f", name, fitted[name][1], validation_nce[name])
-    stages.update()
-
-    champion = min(validation_nce, key=validation_nce.get)
-    stages.set_postfix_str("evaluate, MLflow"); summary = _evaluate_and_track(config, splits, fitted, champion, base_rate, tables); stages.update()
-    stages.close()
+    with tqdm(total=4, desc="ads pipeline", unit="stage") as stages:
+        stages.set_postfix_str("world, features, Feast")
+        tables = generate_data(config)
+        stages.update()
+        stages.set_postfix_str("training set")
+        splits = time_split(training_rows(tables), config["split"])
+        stages.update()
+        stages.set_postfix_str("models")
+        base_rate = float(splits["train"].y.mean())
+        fitted = _fit_models(config, splits, base_rate)
+        stages.update()
+        stages.set_postfix_str("evaluate, MLflow")
+        summary = _evaluate_and_track(config, tables, splits, fitted, base_rate)
+        stages.update()
     summary["pipeline_seconds"] = time.perf_counter() - started
-    log.info("ads pipeline done in %.0fs; champion %s", summary["pipeline_seconds"], champion)
+    log.info("ads pipeline done in %.0fs; champion %s", summary["pipeline_seconds"], summary["champion"])
     return summary
 
 
-def _evaluate_and_track(config, splits, fitted, champion, base_rate, tables) -> dict:
+def _fit_models(config: dict, splits: dict[str, Split], base_rate: float) -> dict[str, Fitted]:
+    train_split, validation = splits["train"], splits["validation"]
+    fitted = {}
+    for name, model in tqdm(build_models(config).items(), desc="models", leave=False):
+        started = time.perf_counter()
+        # Models that can stop early watch the validation days (never the test days).
+        early_stopping = "eval_set" in inspect.signature(model.fit).parameters
+        model.fit(
+            train_split.X, train_split.y, **({"eval_set": (validation.X, validation.y)} if early_stopping else {})
+        )
+        p_validation = model.predict_proba(validation.X)[:, 1]
+        nce = classification_metrics(validation.y, p_validation, base_rate, "validation")["validation_nce"]
+        fitted[name] = Fitted(model, time.perf_counter() - started, nce)
+        log.info("%s: fit %.1fs, validation NCE %.4f", name, fitted[name].fit_seconds, nce)
+    return fitted
+
+
+def _evaluate_and_track(
+    config: dict, tables: AdsTables, splits: dict[str, Split], fitted: dict[str, Fitted], base_rate: float
+) -> dict:
+    """Calibrate each model on the validation days, evaluate it on the test days beside the
+    oracle, log a run per model, register the champion (best validation NCE)."""
     test, validation = splits["test"], splits["validation"]
-    oracle_test = classification_metrics(test.y, test.oracle, base_rate, "test")
-    oracle_metrics = {f"oracle_{k}": v for k, v in oracle_test.items() if not k.endswith("_ece")}
+    champion = min(fitted, key=lambda name: fitted[name].validation_nce)
+    oracle = classification_metrics(test.y, test.oracle, base_rate, "test")
     data_params = {
-        "scale": config["scale"], "seed": config["seed"], "feature_service": feature_repo.RANKER_SERVICE,
-        "n_impressions": len(tables.impressions), "n_train": len(splits["train"].y),
-        "n_validation": len(validation.y), "n_test": len(test.y), "train_ctr": round(base_rate, 5),
+        "scale": config["scale"],
+        "seed": config["seed"],
+        "feature_service": feature_repo.RANKER_SERVICE,
+        "n_impressions": len(tables.impressions),
+        "n_train": len(splits["train"].y),
+        "n_validation": len(validation.y),
+        "n_test": len(test.y),
+        "train_ctr": round(base_rate, 5),
     }
     experiment_id = tracking.use_experiment(SYSTEM)
     pipeline_run = f"ads-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"
     rows, curves, results = [], {"oracle": test.oracle}, {}
-    for name, (model, fit_seconds) in fitted.items():
-        # Calibrate on the validation days; the test days stay untouched.
-        raw_test = model.predict_proba(test.X)[:, 1]
-        calibrated = PlattCalibrated(model).fit(validation.X, validation.y)
+    for name, fit in fitted.items():
+        calibrated = PlattCalibrated(fit.model).fit(validation.X, validation.y)
         p_test = calibrated.predict_proba(test.X)[:, 1]
-        metrics = classification_metrics(test.y, p_test, base_rate, "test")
-        metrics["test_ece_uncalibrated"] = classification_metrics(test.y, raw_test, base_rate, "test")["test_ece"]
-        metrics.update(oracle_lift_share(metrics, oracle_test, "test"))
-        metrics.update(oracle_metrics)
-        metrics["fit_seconds"] = fit_seconds
+        metrics = _test_metrics(test, p_test, fit, oracle, base_rate)
         curves[name] = p_test
-        params = {**data_params, **{k: v for k, v in vars(model).items() if not k.endswith("_") and k not in ("categorical", "numeric")},
-                  "model": name, "n_features": len(getattr(model, "categorical", ())) + len(getattr(model, "numeric", ()))}
-        figures = {"roc.png": roc_figure(test.y, {name: p_test, "oracle": test.oracle}),
-                   "reliability.png": reliability_figure(test.y, {name: p_test, "oracle": test.oracle})}
-        uri = tracking.log_model_run(name, params, metrics, figures, calibrated, test.X[MODEL_INPUTS].head(100),
-                                     tags={"pipeline_run": pipeline_run, "champion": str(name == champion)})
+        figures = {
+            "roc.png": roc_figure(test.y, {name: p_test, "oracle": test.oracle}),
+            "reliability.png": reliability_figure(test.y, {name: p_test, "oracle": test.oracle}),
+        }
+        params = {**data_params, **_model_params(fit.model), "model": name}
+        uri = tracking.log_model_run(
+            name,
+            params,
+            metrics,
+            figures,
+            calibrated,
+            test.X[MODEL_INPUTS].head(100),
+            tags={"pipeline_run": pipeline_run, "champion": str(name == champion)},
+        )
         results[name] = {"metrics": metrics, "model_uri": uri}
-        rows.append({"model": name, **{k.removeprefix("test_"): metrics[k] for k in
-                     ("test_auc", "test_logloss", "test_nce", "test_ece", "test_auc_oracle_share", "test_nce_oracle_share")}})
-    rows.append({"model": "oracle (true P(click))", "auc": oracle_test["test_auc"], "logloss": oracle_test["test_logloss"],
-                 "nce": oracle_test["test_nce"], "ece": oracle_test["test_ece"], "auc_oracle_share": 1.0, "nce_oracle_share": 1.0})
+        label = f"{name} (champion)" if name == champion else name
+        rows.append({"model": label, **{column: metrics[f"test_{column}"] for column in TABLE_COLUMNS[1:]}})
+    rows.append(
+        {
+            "model": "oracle (true P(click))",
+            "auc_oracle_share": 1.0,
+            "nce_oracle_share": 1.0,
+            **{column: oracle[f"test_{column}"] for column in ("auc", "logloss", "nce", "ece")},
+        }
+    )
+
     version = tracking.promote(SYSTEM, results[champion]["model_uri"])
-    table = markdown_table(rows, ["model", "auc", "logloss", "nce", "ece", "auc_oracle_share", "nce_oracle_share"])
+    table = markdown_table(rows, TABLE_COLUMNS)
     (system_dir(SYSTEM) / "results.md").write_text(table)
     tracking.log_summary_run(
-        f"{pipeline_run}-summary", {"champion": champion, "champion_version": version, **data_params},
-        figures={"roc_all_models.png": roc_figure(test.y, curves),
-                 "reliability_all_models.png": reliability_figure(test.y, curves)},
-        texts={"results.md": table}, tags={"pipeline_run": pipeline_run})
-    return {"experiment_id": experiment_id, "champion": champion, "champion_version": version,
-            "results": results, "table": table}
+        f"{pipeline_run}-summary",
+        {"champion": champion, "champion_version": version, **data_params},
+        figures={
+            "roc_all_models.png": roc_figure(test.y, curves),
+            "reliability_all_models.png": reliability_figure(test.y, curves),
+        },
+        texts={"results.md": table},
+        tags={"pipeline_run": pipeline_run},
+    )
+    return {
+        "experiment_id": experiment_id,
+        "champion": champion,
+        "champion_version": version,
+        "results": results,
+        "table": table,
+    }
+
+
+def _test_metrics(test: Split, p_test: np.ndarray, fit: Fitted, oracle: dict, base_rate: float) -> dict[str, float]:
+    """The shared metric names: test_* (calibrated model), oracle_test_*, the oracle shares."""
+    metrics = classification_metrics(test.y, p_test, base_rate, "test")
+    raw = fit.model.predict_proba(test.X)[:, 1]
+    metrics["test_ece_uncalibrated"] = classification_metrics(test.y, raw, base_rate, "test")["test_ece"]
+    metrics.update(oracle_lift_share(metrics, oracle, "test"))
+    metrics.update({f"oracle_{name}": value for name, value in oracle.items() if not name.endswith("_ece")})
+    metrics.update(validation_nce=fit.validation_nce, fit_seconds=fit.fit_seconds)
+    return metrics
+
+
+def _model_params(model) -> dict:
+    """Hyper-parameters as MLflow params (the estimator's __init__ arguments)."""
+    params = {k: v for k, v in vars(model).items() if not k.endswith("_") and k not in ("categorical", "numeric")}
+    params["n_features"] = len(getattr(model, "categorical", ())) + len(getattr(model, "numeric", ()))
+    return params

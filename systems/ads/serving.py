@@ -31,10 +31,18 @@ from systems.ads.world import AGE_BUCKETS, CATEGORIES, GENDERS, LOCATIONS
 SYSTEM = "ads"
 UNKNOWN = "unknown"  # a cold-start user's demographics: unseen by every model's encoder
 _USER_VIEWS = ("user_profile", "user_activity")
-_AD_MODEL_COLUMNS = ["ad_id", "advertiser_id", *RANKER_FEATURES["ad_metadata"], *RANKER_FEATURES["ad_activity"],
-                     *RANKER_FEATURES["advertiser_activity"]]
-_TARGETING = {"age_bucket": ("target_age_buckets", AGE_BUCKETS), "gender": ("target_genders", GENDERS),
-              "location": ("target_locations", LOCATIONS)}
+_AD_MODEL_COLUMNS = [
+    "ad_id",
+    "advertiser_id",
+    *RANKER_FEATURES["ad_metadata"],
+    *RANKER_FEATURES["ad_activity"],
+    *RANKER_FEATURES["advertiser_activity"],
+]
+_TARGETING = {
+    "age_bucket": ("target_age_buckets", AGE_BUCKETS),
+    "gender": ("target_genders", GENDERS),
+    "location": ("target_locations", LOCATIONS),
+}
 
 
 @dataclass(frozen=True)
@@ -62,14 +70,17 @@ class AdsService:
         self.champion = champion
         self.store = store
         self.user_feature_refs = [f"{view}:{name}" for view in _USER_VIEWS for name in VIEW_SCHEMAS[view][2]]
-        self.user_scalar_columns = [name for view in _USER_VIEWS for name in RANKER_FEATURES[view]
-                                    if name not in LIST_FEATURES]
+        self.user_scalar_columns = [
+            name for view in _USER_VIEWS for name in RANKER_FEATURES[view] if name not in LIST_FEATURES
+        ]
         self.ads = _load_ads(store)
         # Columns as arrays: a request picks its candidates' rows by index, no pandas lookups.
         self.ad_arrays = {name: self.ads[name].to_numpy() for name in _AD_MODEL_COLUMNS}
         self.ad_category_codes = pd.Categorical(self.ads["category"], CATEGORIES).codes.astype(np.int64)
-        self.targeting = {attribute: (_targeting_matrix(self.ads[column], values), values)
-                          for attribute, (column, values) in _TARGETING.items()}
+        self.targeting = {
+            attribute: (_targeting_matrix(self.ads[column], values), values)
+            for attribute, (column, values) in _TARGETING.items()
+        }
         # A cold-start user's CTR prior: the platform's recent CTR, as the smoothed features use.
         self.global_ctr = float(self.ads["ad_clicks_7d"].sum() / max(self.ads["ad_impressions_7d"].sum(), 1))
 
@@ -92,21 +103,38 @@ class AdsService:
         return RankResult(known, ads, counts, timer.milliseconds)
 
     def _ranked_ad(self, user: dict, row: int, shown: int, pctr: float, expected_value: float) -> RankedAd:
-        why = ["targeting: " + ", ".join(f"{attribute} {user[attribute]}" for attribute in _TARGETING),
-               f"fatigue: shown {shown}x in 7 days (limit {self.serving['max_recent_exposures']}), not hidden"]
+        why = [
+            "targeting: " + ", ".join(f"{attribute} {user[attribute]}" for attribute in _TARGETING),
+            f"fatigue: shown {shown}x in 7 days (limit {self.serving['max_recent_exposures']}), not hidden",
+        ]
         a = self.ad_arrays
-        return RankedAd(int(a["ad_id"][row]), int(a["advertiser_id"][row]), str(a["category"][row]),
-                        float(a["bid"][row]), float(pctr), float(expected_value), why)
+        return RankedAd(
+            int(a["ad_id"][row]),
+            int(a["advertiser_id"][row]),
+            str(a["category"][row]),
+            float(a["bid"][row]),
+            float(pctr),
+            float(expected_value),
+            why,
+        )
 
     def _user_features(self, user_id: int) -> tuple[dict, bool]:
-        values = self.store.get_online_features(features=self.user_feature_refs,
-                                                entity_rows=[{"user_id": user_id}]).to_dict()
+        values = self.store.get_online_features(
+            features=self.user_feature_refs, entity_rows=[{"user_id": user_id}]
+        ).to_dict()
         user = {name: column[0] for name, column in values.items()}
         if user["age_bucket"] is not None:
             return user, True
         # Cold start: unknown demographics, no history, the platform's CTR as prior.
-        user.update({"age_bucket": UNKNOWN, "gender": UNKNOWN, "location": UNKNOWN,
-                     "mobile_share": self.serving["cold_start_mobile_share"], "user_ctr_7d": self.global_ctr})
+        user.update(
+            {
+                "age_bucket": UNKNOWN,
+                "gender": UNKNOWN,
+                "location": UNKNOWN,
+                "mobile_share": self.serving["cold_start_mobile_share"],
+                "user_ctr_7d": self.global_ctr,
+            }
+        )
         for name, dtype in VIEW_SCHEMAS["user_activity"][2].items():
             if user[name] is None:
                 user[name] = [] if str(dtype).startswith("Array") else 0
@@ -134,8 +162,12 @@ class AdsService:
         n = len(candidates)
         columns = {name: values[candidates] for name, values in self.ad_arrays.items()}
         columns.update(derive_for_one_user(user, columns["ad_id"], self.ad_category_codes[candidates]))
-        columns.update(user_id=np.full(n, user["user_id"]), device=np.full(n, device, dtype=object),
-                       hour=np.full(n, hour), position=np.full(n, self.serving["position"]))
+        columns.update(
+            user_id=np.full(n, user["user_id"]),
+            device=np.full(n, device, dtype=object),
+            hour=np.full(n, hour),
+            position=np.full(n, self.serving["position"]),
+        )
         for name in self.user_scalar_columns:
             columns[name] = np.full(n, user[name], dtype=object if isinstance(user[name], str) else None)
         # One DataFrame constructor: column-by-column assignment cost milliseconds per request.
@@ -146,11 +178,16 @@ def _load_ads(store: FeatureStore) -> pd.DataFrame:
     """Every ad's metadata and counts, with its advertiser's counts, from the online store."""
     ad_ids = _ad_ids(store)
     ad_refs = [f"{view}:{name}" for view in ("ad_metadata", "ad_activity") for name in VIEW_SCHEMAS[view][2]]
-    ads = pd.DataFrame(store.get_online_features(features=ad_refs, entity_rows=[{"ad_id": i} for i in ad_ids]).to_dict())
+    ads = pd.DataFrame(
+        store.get_online_features(features=ad_refs, entity_rows=[{"ad_id": i} for i in ad_ids]).to_dict()
+    )
     ads = ads.dropna(subset=["advertiser_id"]).astype({"advertiser_id": np.int64, "campaign_id": np.int64})
     advertiser_refs = [f"advertiser_activity:{name}" for name in VIEW_SCHEMAS["advertiser_activity"][2]]
-    advertisers = pd.DataFrame(store.get_online_features(
-        features=advertiser_refs, entity_rows=[{"advertiser_id": int(i)} for i in ads["advertiser_id"].unique()]).to_dict())
+    advertisers = pd.DataFrame(
+        store.get_online_features(
+            features=advertiser_refs, entity_rows=[{"advertiser_id": int(i)} for i in ads["advertiser_id"].unique()]
+        ).to_dict()
+    )
     return ads.merge(advertisers, on="advertiser_id", how="left").fillna(0).reset_index(drop=True)
 
 

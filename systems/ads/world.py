@@ -30,9 +30,26 @@ AGE_BUCKETS = ["18-24", "25-34", "35-44", "45-54", "55+"]
 GENDERS = ["female", "male"]
 LOCATIONS = ["us-west", "us-east", "uk", "de", "fr", "in", "br", "jp"]
 CATEGORIES = [
-    "apparel", "auto", "beauty", "books", "electronics", "finance", "fitness", "food",
-    "gaming", "health", "home", "jobs", "music", "pets", "real-estate", "software",
-    "sports", "streaming", "toys", "travel",
+    "apparel",
+    "auto",
+    "beauty",
+    "books",
+    "electronics",
+    "finance",
+    "fitness",
+    "food",
+    "gaming",
+    "health",
+    "home",
+    "jobs",
+    "music",
+    "pets",
+    "real-estate",
+    "software",
+    "sports",
+    "streaming",
+    "toys",
+    "travel",
 ]
 FORMATS = ["image", "video", "carousel"]
 DEVICES = ["mobile", "desktop", "tablet"]
@@ -90,11 +107,13 @@ class AdsWorld:
 
         t["age"] = rng.choice(len(AGE_BUCKETS), self.n_users, p=[0.2, 0.3, 0.22, 0.15, 0.13])
         t["gender"] = rng.integers(0, len(GENDERS), self.n_users)
-        t["location"] = rng.choice(len(LOCATIONS), self.n_users, p=[.16, .18, .12, .1, .08, .16, .1, .1])
+        t["location"] = rng.choice(len(LOCATIONS), self.n_users, p=[0.16, 0.18, 0.12, 0.1, 0.08, 0.16, 0.1, 0.1])
         t["mobile_share"] = rng.beta(3, 1.5, self.n_users)
         t["activity"] = rng.lognormal(0, 1.0, self.n_users)
         t["user_latent"] = (
-            age_vec[t["age"]] + gender_vec[t["gender"]] + location_vec[t["location"]]
+            age_vec[t["age"]]
+            + gender_vec[t["gender"]]
+            + location_vec[t["location"]]
             + rng.normal(0, 0.7, (self.n_users, d))  # the personal part: only history reveals it
         )
 
@@ -180,22 +199,39 @@ class AdsWorld:
         impressions["prior_exposures"] = _prior_exposures(impressions)
         device = impressions["device"].to_numpy()
         p_click = self.click_probability(
-            impressions["user_id"].to_numpy(), impressions["ad_id"].to_numpy(), device,
-            impressions["hour"].to_numpy(), impressions["position"].to_numpy(),
+            impressions["user_id"].to_numpy(),
+            impressions["ad_id"].to_numpy(),
+            device,
+            impressions["hour"].to_numpy(),
+            impressions["position"].to_numpy(),
             impressions["prior_exposures"].to_numpy(),
         )
         clicked = rng.random(len(impressions)) < p_click
-        p_hide = 1.0 / (1.0 + np.exp(-(self.truth["hide_base"] - 1.5 * self._affinity(
-            impressions["user_id"].to_numpy(), impressions["ad_id"].to_numpy()))))
+        p_hide = 1.0 / (
+            1.0
+            + np.exp(
+                -(
+                    self.truth["hide_base"]
+                    - 1.5 * self._affinity(impressions["user_id"].to_numpy(), impressions["ad_id"].to_numpy())
+                )
+            )
+        )
         hidden = ~clicked & (rng.random(len(impressions)) < p_hide)
-        impressions = impressions.assign(clicked=clicked.astype(np.int8), hidden=hidden.astype(np.int8), p_click=p_click)
+        impressions = impressions.assign(
+            clicked=clicked.astype(np.int8), hidden=hidden.astype(np.int8), p_click=p_click
+        )
         impressions = _drop_after_hide(impressions)
 
         oracle = impressions[["impression_id", "p_click"]].reset_index(drop=True)
         impressions = impressions.drop(columns=["p_click", "prior_exposures"])
         impressions["device"] = pd.Categorical.from_codes(impressions["device"], DEVICES).astype(str)
-        return AdsTables(self._users_table(), self._advertisers_table(), self._ads_table(rng),
-                         impressions.reset_index(drop=True), oracle)
+        return AdsTables(
+            self._users_table(),
+            self._advertisers_table(),
+            self._ads_table(rng),
+            impressions.reset_index(drop=True),
+            oracle,
+        )
 
     def _serve_requests(self, rng: np.random.Generator) -> pd.DataFrame:
         """The logging policy: each request shows N_SLOTS eligible ads, drawn without
@@ -225,28 +261,32 @@ class AdsWorld:
 
         request_id = np.repeat(np.arange(n_requests), N_SLOTS)
         position = np.tile(np.arange(1, N_SLOTS + 1), n_requests)
-        frame = pd.DataFrame({
-            "request_id": request_id,
-            "user_id": users[request_id],
-            "ad_id": chosen.ravel(),
-            "event_timestamp": timestamp[request_id],
-            "position": position,
-            "device": device[request_id],
-            "hour": hour[request_id],
-        })
+        frame = pd.DataFrame(
+            {
+                "request_id": request_id,
+                "user_id": users[request_id],
+                "ad_id": chosen.ravel(),
+                "event_timestamp": timestamp[request_id],
+                "position": position,
+                "device": device[request_id],
+                "hour": hour[request_id],
+            }
+        )
         frame = frame[frame["ad_id"] >= 0].sort_values(["event_timestamp", "request_id", "position"])
         frame.insert(0, "impression_id", np.arange(len(frame)))
         return frame.reset_index(drop=True)
 
     def _users_table(self) -> pd.DataFrame:
         t = self.truth
-        return pd.DataFrame({
-            "user_id": np.arange(self.n_users),
-            "age_bucket": np.asarray(AGE_BUCKETS)[t["age"]],
-            "gender": np.asarray(GENDERS)[t["gender"]],
-            "location": np.asarray(LOCATIONS)[t["location"]],
-            "mobile_share": t["mobile_share"].round(3),
-        })
+        return pd.DataFrame(
+            {
+                "user_id": np.arange(self.n_users),
+                "age_bucket": np.asarray(AGE_BUCKETS)[t["age"]],
+                "gender": np.asarray(GENDERS)[t["gender"]],
+                "location": np.asarray(LOCATIONS)[t["location"]],
+                "mobile_share": t["mobile_share"].round(3),
+            }
+        )
 
     def _advertisers_table(self) -> pd.DataFrame:
         return pd.DataFrame({"advertiser_id": np.arange(self.n_advertisers)})
@@ -255,24 +295,28 @@ class AdsWorld:
         t = self.truth
         # A content-understanding score of the creative: quality seen through noise.
         creative_score = t["ad_quality"] + rng.normal(0, 0.4, self.n_ads)
-        return pd.DataFrame({
-            "ad_id": np.arange(self.n_ads),
-            "campaign_id": t["ad_campaign"],
-            "advertiser_id": t["ad_advertiser"],
-            "category": np.asarray(CATEGORIES)[t["ad_category"]],
-            "format": np.asarray(FORMATS)[t["ad_format"]],
-            "bid": t["ad_bid"],
-            "creative_score": creative_score.round(3),
-            "target_age_buckets": [list(np.asarray(AGE_BUCKETS)[m]) for m in t["target_age"]],
-            "target_genders": [list(np.asarray(GENDERS)[m]) for m in t["target_gender"]],
-            "target_locations": [list(np.asarray(LOCATIONS)[m]) for m in t["target_location"]],
-        })
+        return pd.DataFrame(
+            {
+                "ad_id": np.arange(self.n_ads),
+                "campaign_id": t["ad_campaign"],
+                "advertiser_id": t["ad_advertiser"],
+                "category": np.asarray(CATEGORIES)[t["ad_category"]],
+                "format": np.asarray(FORMATS)[t["ad_format"]],
+                "bid": t["ad_bid"],
+                "creative_score": creative_score.round(3),
+                "target_age_buckets": [list(np.asarray(AGE_BUCKETS)[m]) for m in t["target_age"]],
+                "target_genders": [list(np.asarray(GENDERS)[m]) for m in t["target_gender"]],
+                "target_locations": [list(np.asarray(LOCATIONS)[m]) for m in t["target_location"]],
+            }
+        )
 
 
 def _prior_exposures(impressions: pd.DataFrame) -> np.ndarray:
     """For each impression, how often the same ad was shown to the same user in the
     FATIGUE_WINDOW before it (vectorised: a search over (pair, time) sorted keys)."""
-    pair = impressions["user_id"].to_numpy(np.int64) * (impressions["ad_id"].max() + 1) + impressions["ad_id"].to_numpy()
+    pair = (
+        impressions["user_id"].to_numpy(np.int64) * (impressions["ad_id"].max() + 1) + impressions["ad_id"].to_numpy()
+    )
     seconds = (impressions["event_timestamp"] - START).dt.total_seconds().to_numpy(np.int64)
     order = np.lexsort((impressions["impression_id"].to_numpy(), seconds, pair))
     # Space pairs further apart than any time span so one pair's window never reaches the previous pair.
@@ -289,7 +333,9 @@ def _drop_after_hide(impressions: pd.DataFrame) -> pd.DataFrame:
     the pair afterwards is exact: nothing before a hide depends on what comes after it."""
     first_hide = (
         impressions.loc[impressions["hidden"] == 1]
-        .groupby(["user_id", "ad_id"])["impression_id"].min().rename("first_hide")
+        .groupby(["user_id", "ad_id"])["impression_id"]
+        .min()
+        .rename("first_hide")
     )
     merged = impressions.join(first_hide, on=["user_id", "ad_id"])
     keep = merged["first_hide"].isna() | (merged["impression_id"] <= merged["first_hide"])

@@ -17,8 +17,13 @@ def test_summarize_of_nothing_is_nan_not_an_error():
 
 
 def test_level_table_lists_client_then_stages_in_server_order_with_rps_and_errors():
-    result = LevelResult(concurrency=8, n_requests=4, elapsed_s=2.0, client_ms=[10.0, 12.0, 14.0],
-                         stage_ms={"user_features": [1.0, 1.0, 1.0], "ranking": [5.0, 6.0, 7.0]})
+    result = LevelResult(
+        concurrency=8,
+        n_requests=4,
+        elapsed_s=2.0,
+        client_ms=[10.0, 12.0, 14.0],
+        stage_ms={"user_features": [1.0, 1.0, 1.0], "ranking": [5.0, 6.0, 7.0]},
+    )
     result.record_error("HTTP 503: not trained")
     result.record_error("HTTP 503: not trained")
     text = format_level(result)
@@ -33,8 +38,9 @@ def test_level_table_lists_client_then_stages_in_server_order_with_rps_and_error
 def test_report_has_setup_tables_and_memory():
     result = LevelResult(concurrency=1, n_requests=0)
     report = format_report("ads", 10, 0, "http://127.0.0.1:8765", True, [result], 300 * 2**20)
-    assert report.startswith("bench: system=ads k=10 requests=0 per level url=http://127.0.0.1:8765 "
-                             "server=started by the bench")
+    assert report.startswith(
+        "bench: system=ads k=10 requests=0 per level url=http://127.0.0.1:8765 server=started by the bench"
+    )
     assert "concurrency 1:" in report
     assert report.endswith("server RSS (all its processes): 300.0 MB")
     assert format_report("ads", 10, 0, "http://h", False, [result], None).endswith("n/a (server not on this machine)")

@@ -37,12 +37,14 @@ def make_data(n: int, seed: int, intercept: float = 0.0) -> tuple[pd.DataFrame, 
     z = rng.normal(size=n)
     logit = intercept + 2.0 * np.where((a % 2) ^ (b % 2), 1.0, -1.0) + 1.0 * z
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    X = pd.DataFrame({
-        "a": a,
-        "b": np.char.add("b", b.astype(str)),
-        "noise_id": rng.integers(0, 200, n),
-        "x": 10.0 + 3.0 * z,
-    })
+    X = pd.DataFrame(
+        {
+            "a": a,
+            "b": np.char.add("b", b.astype(str)),
+            "noise_id": rng.integers(0, 200, n),
+            "x": 10.0 + 3.0 * z,
+        }
+    )
     return X, y
 
 
@@ -62,8 +64,9 @@ def test_learns_the_cross_that_logistic_regression_on_main_effects_misses(fitted
     (X, y), _ = data
     X_test, y_test = make_data(5_000, seed=2)
     one_hot_lr = make_pipeline(
-        ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
-                           ("numeric", StandardScaler(), NUMERIC)]),
+        ColumnTransformer(
+            [("onehot", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL), ("numeric", StandardScaler(), NUMERIC)]
+        ),
         LogisticRegression(max_iter=1000),
     ).fit(X, y)
     lr_auc = roc_auc_score(y_test, one_hot_lr.predict_proba(X_test)[:, 1])
@@ -82,12 +85,14 @@ def test_predict_proba_is_n_by_2_and_rows_sum_to_one(fitted, data):
 
 
 def test_unseen_and_missing_values_do_not_crash(fitted):
-    X_new = pd.DataFrame({
-        "a": [0.0, 1.0, 99.0, np.nan],           # int column arriving as float with a NaN
-        "b": ["b0", "never-seen", None, "b1"],
-        "noise_id": [5, 100_000, -1, 7],
-        "x": [10.0, np.nan, 1e6, -3.0],
-    })
+    X_new = pd.DataFrame(
+        {
+            "a": [0.0, 1.0, 99.0, np.nan],  # int column arriving as float with a NaN
+            "b": ["b0", "never-seen", None, "b1"],
+            "noise_id": [5, 100_000, -1, 7],
+            "x": [10.0, np.nan, 1e6, -3.0],
+        }
+    )
     proba = fitted.predict_proba(X_new)
     assert proba.shape == (4, 2)
     assert np.isfinite(proba).all()
@@ -139,8 +144,7 @@ def test_rare_positives_stay_calibrated(architecture):
 
 def test_follows_the_scikit_learn_estimator_contract(data):
     (X, y), _ = data
-    model = DeepCTRClassifier("deepfm", categorical=["a"], numeric=("x",), hidden_units=(8,), epochs=1,
-                              n_threads=1)
+    model = DeepCTRClassifier("deepfm", categorical=["a"], numeric=("x",), hidden_units=(8,), epochs=1, n_threads=1)
     assert clone(model).get_params() == model.get_params()
     assert model.fit(X.iloc[:1000], y[:1000]) is model
     assert model.hidden_units == (8,) and model.numeric == ("x",)  # params untouched by fit
@@ -160,12 +164,14 @@ def test_rejects_bad_arguments(data):
 
 
 def test_encoder_vocabulary_and_standardization():
-    train = pd.DataFrame({
-        "id": [30, 10, 20, 10],
-        "name": ["b", "a", None, "a"],
-        "count": [1.0, np.nan, 3.0, 4.0],
-        "constant": [2.0, 2.0, 2.0, 2.0],
-    })
+    train = pd.DataFrame(
+        {
+            "id": [30, 10, 20, 10],
+            "name": ["b", "a", None, "a"],
+            "count": [1.0, np.nan, 3.0, 4.0],
+            "constant": [2.0, 2.0, 2.0, 2.0],
+        }
+    )
     encoder = _FeatureEncoder(["id", "name"], ["count", "constant"]).fit(train)
     assert encoder.cardinalities == [4, 3]  # vocabulary + index 0 for unseen / missing
     indices, numeric = encoder.transform(train)
@@ -174,7 +180,13 @@ def test_encoder_vocabulary_and_standardization():
     np.testing.assert_allclose(numeric[:, 0].std(), 1.0, atol=1e-6)
     np.testing.assert_array_equal(numeric[:, 1], 0.0)  # std 0 is treated as 1
 
-    serving = pd.DataFrame({"id": [10.0, 40.0, np.nan], "name": ["a", "zzz", "b"],
-                            "count": [np.nan, 1.0, 4.0], "constant": [2.0, 2.0, 2.0]})
+    serving = pd.DataFrame(
+        {
+            "id": [10.0, 40.0, np.nan],
+            "name": ["a", "zzz", "b"],
+            "count": [np.nan, 1.0, 4.0],
+            "constant": [2.0, 2.0, 2.0],
+        }
+    )
     indices, _ = encoder.transform(serving)
     np.testing.assert_array_equal(indices, [[1, 1], [0, 0], [0, 2]])

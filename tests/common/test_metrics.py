@@ -202,9 +202,7 @@ def test_average_precision_hand_computed():
     # A perfect top-k scores 1.0 even though more relevant items exist.
     assert average_precision(["b", "d"], RELEVANT, k=2) == 1.0
     # MAP: (1/3 + 1) / 2
-    assert mean_average_precision([RANKED, ["d"]], [RELEVANT, {"d"}]) == pytest.approx(
-        2 / 3
-    )
+    assert mean_average_precision([RANKED, ["d"]], [RELEVANT, {"d"}]) == pytest.approx(2 / 3)
 
 
 def test_average_precision_empty_relevant_raises():
@@ -221,9 +219,7 @@ def test_average_precision_matches_sklearn(seed):
     y = (rng.uniform(size=n) < 0.2).astype(int)
     ranked = list(np.argsort(-scores))
     relevant = set(np.flatnonzero(y))
-    assert average_precision(ranked, relevant) == pytest.approx(
-        skm.average_precision_score(y, scores), abs=1e-12
-    )
+    assert average_precision(ranked, relevant) == pytest.approx(skm.average_precision_score(y, scores), abs=1e-12)
 
 
 def test_dcg_hand_computed_uses_exponential_gain():
@@ -263,9 +259,7 @@ def test_ndcg_matches_sklearn(seed, k):
 
 def test_catalog_coverage():
     # Distinct {a, b, c} out of 10.
-    assert catalog_coverage([["a", "b"], ["b", "c"]], catalog_size=10) == pytest.approx(
-        0.3
-    )
+    assert catalog_coverage([["a", "b"], ["b", "c"]], catalog_size=10) == pytest.approx(0.3)
 
 
 def test_intra_list_diversity():

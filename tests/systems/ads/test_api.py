@@ -22,9 +22,17 @@ def ads_table(trained_ads):
 
 def _user_online(user_id: int) -> dict:
     store = open_store("ads", feature_repo_dir(system_dir("ads")))
-    refs = ["user_profile:age_bucket", "user_profile:gender", "user_profile:location",
-            "user_activity:recent_ad_ids_7d", "user_activity:hidden_ad_ids"]
-    return {k: v[0] for k, v in store.get_online_features(features=refs, entity_rows=[{"user_id": user_id}]).to_dict().items()}
+    refs = [
+        "user_profile:age_bucket",
+        "user_profile:gender",
+        "user_profile:location",
+        "user_activity:recent_ad_ids_7d",
+        "user_activity:hidden_ad_ids",
+    ]
+    return {
+        k: v[0]
+        for k, v in store.get_online_features(features=refs, entity_rows=[{"user_id": user_id}]).to_dict().items()
+    }
 
 
 def test_healthz(client):
@@ -68,7 +76,11 @@ def test_unknown_user_takes_the_cold_start_path(client, ads_table):
     assert body["known_user"] is False and body["ads"]
     for ad in body["ads"]:  # only ads with no demographic restriction
         row = ads_table.loc[ad["ad_id"]]
-        assert len(row["target_age_buckets"]) == 5 and len(row["target_genders"]) == 2 and len(row["target_locations"]) == 8
+        assert (
+            len(row["target_age_buckets"]) == 5
+            and len(row["target_genders"]) == 2
+            and len(row["target_locations"]) == 8
+        )
 
 
 def test_k_larger_than_the_pool_returns_what_there_is(client):
@@ -77,15 +89,18 @@ def test_k_larger_than_the_pool_returns_what_there_is(client):
     assert len({ad["ad_id"] for ad in body["ads"]}) == len(body["ads"])
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({"user_id": 1, "k": 0}, "k"),
-    ({"user_id": 1, "k": 51}, "k"),
-    ({"user_id": -1}, "user_id"),
-    ({"user_id": "abc"}, "user_id"),
-    ({"k": 3}, "user_id"),
-    ({"user_id": 1, "context": {"device": "toaster"}}, "device"),
-    ({"user_id": 1, "context": {"hour": 24}}, "hour"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"user_id": 1, "k": 0}, "k"),
+        ({"user_id": 1, "k": 51}, "k"),
+        ({"user_id": -1}, "user_id"),
+        ({"user_id": "abc"}, "user_id"),
+        ({"k": 3}, "user_id"),
+        ({"user_id": 1, "context": {"device": "toaster"}}, "device"),
+        ({"user_id": 1, "context": {"hour": 24}}, "hour"),
+    ],
+)
 def test_bad_input_is_422_with_the_reason(client, payload, field):
     response = client.post("/ads/rank", json=payload)
     assert response.status_code == 422

@@ -42,15 +42,17 @@ def test_derive_request_features_known_answer():
     impressions = [0] * len(CATEGORIES)
     clicks = [0] * len(CATEGORIES)
     impressions[CATEGORIES.index("travel")], clicks[CATEGORIES.index("travel")] = 30, 3
-    rows = pd.DataFrame({
-        "ad_id": [7, 8],
-        "category": ["travel", "books"],
-        "user_ctr_7d": [0.02, 0.02],
-        "category_impressions_14d": [impressions, impressions],
-        "category_clicks_14d": [clicks, clicks],
-        "recent_ad_ids_7d": [[7, 9, 7], [7, 9, 7]],
-        "hidden_ad_ids": [[], []],
-    })
+    rows = pd.DataFrame(
+        {
+            "ad_id": [7, 8],
+            "category": ["travel", "books"],
+            "user_ctr_7d": [0.02, 0.02],
+            "category_impressions_14d": [impressions, impressions],
+            "category_clicks_14d": [clicks, clicks],
+            "recent_ad_ids_7d": [[7, 9, 7], [7, 9, 7]],
+            "hidden_ad_ids": [[], []],
+        }
+    )
     derived = derive_request_features(rows)
     assert derived["user_ad_impressions_7d"].tolist() == [2, 0]
     assert derived["user_category_impressions_14d"].tolist() == [30, 0]
@@ -73,8 +75,9 @@ def test_serving_derivation_equals_training_derivation():
     }
     ad_ids = np.arange(8)
     categories = rng.choice(CATEGORIES, 8)
-    rows = pd.DataFrame({"ad_id": ad_ids, "category": categories, **{k: [v] * 8 if isinstance(v, list) else v
-                                                                      for k, v in user.items()}})
+    rows = pd.DataFrame(
+        {"ad_id": ad_ids, "category": categories, **{k: [v] * 8 if isinstance(v, list) else v for k, v in user.items()}}
+    )
     training = derive_request_features(rows)
     serving = derive_for_one_user(user, ad_ids, pd.Categorical(categories, CATEGORIES).codes.astype(np.int64))
     for name, values in serving.items():

@@ -11,8 +11,15 @@ from common.tracking import load_champion, registered_name
 from systems.ads import feature_repo
 from systems.ads.pipeline import build_models
 
-METRICS = ["test_auc", "test_logloss", "test_nce", "test_ece",
-           "oracle_test_auc", "oracle_test_logloss", "oracle_test_nce"]
+METRICS = [
+    "test_auc",
+    "test_logloss",
+    "test_nce",
+    "test_ece",
+    "oracle_test_auc",
+    "oracle_test_logloss",
+    "oracle_test_nce",
+]
 
 
 def test_a_run_per_model_with_the_shared_metric_names(trained_ads, tiny_ads_config):
@@ -48,14 +55,18 @@ def test_feast_online_equals_offline_at_the_same_time(trained_ads):
     rng = np.random.default_rng(0)
     keys = pd.DataFrame({"user_id": rng.choice(1500, 12, replace=False), "ad_id": rng.choice(ads["ad_id"], 12)})
     keys["advertiser_id"] = ads.set_index("ad_id").loc[keys["ad_id"], "advertiser_id"].to_numpy()
-    last_snapshot = pd.read_parquet(feature_repo_dir(system_dir("ads")) / "sources" / "ad_activity.parquet")["event_timestamp"].max()
-    offline = historical_features(store, feature_repo.RANKER_SERVICE,
-                                  keys.assign(event_timestamp=last_snapshot + pd.Timedelta(hours=1)))
-    online = store.get_online_features(features=store.get_feature_service(feature_repo.RANKER_SERVICE),
-                                       entity_rows=keys.to_dict("records")).to_df()
-    for view, columns in feature_repo.RANKER_FEATURES.items():
+    last_snapshot = pd.read_parquet(feature_repo_dir(system_dir("ads")) / "sources" / "ad_activity.parquet")[
+        "event_timestamp"
+    ].max()
+    offline = historical_features(
+        store, feature_repo.RANKER_SERVICE, keys.assign(event_timestamp=last_snapshot + pd.Timedelta(hours=1))
+    )
+    online = store.get_online_features(
+        features=store.get_feature_service(feature_repo.RANKER_SERVICE), entity_rows=keys.to_dict("records")
+    ).to_df()
+    for columns in feature_repo.RANKER_FEATURES.values():
         for column in columns:
-            for a, b in zip(offline[column], online[column]):
+            for a, b in zip(offline[column], online[column], strict=True):
                 if isinstance(a, (list, np.ndarray)):
                     assert list(a) == list(b), column
                 else:

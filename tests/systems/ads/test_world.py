@@ -61,10 +61,12 @@ def test_impressions_respect_targeting(tiny_ads_config, tiny_tables):
 def test_prior_exposures_known_answer():
     # User 0 sees ad 5 on days 0, 1, 3 and 9 (window 7 days): 0, 1, 2, then 1 (only day 3 is in [2, 9)).
     days = [0, 1, 3, 9]
-    frame = pd.DataFrame({
-        "impression_id": range(5),
-        "user_id": [0, 0, 0, 0, 1],
-        "ad_id": [5, 5, 5, 5, 5],
-        "event_timestamp": [START + pd.Timedelta(days=d) for d in days] + [START],
-    })
+    frame = pd.DataFrame(
+        {
+            "impression_id": range(5),
+            "user_id": [0, 0, 0, 0, 1],
+            "ad_id": [5, 5, 5, 5, 5],
+            "event_timestamp": [START + pd.Timedelta(days=d) for d in days] + [START],
+        }
+    )
     assert _prior_exposures(frame).tolist() == [0, 1, 2, 1, 0]

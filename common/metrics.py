@@ -230,7 +230,9 @@ def mean_average_precision(
 ) -> float:
     """MAP@k: mean of average_precision over queries."""
     _check_same_length(list_of_ranked, list_of_relevant)
-    return float(np.mean([average_precision(r, rel, k) for r, rel in zip(list_of_ranked, list_of_relevant, strict=True)]))
+    return float(
+        np.mean([average_precision(r, rel, k) for r, rel in zip(list_of_ranked, list_of_relevant, strict=True)])
+    )
 
 
 def dcg_at_k(gains_in_ranked_order: ArrayLike, k: int) -> float:

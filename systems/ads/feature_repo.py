@@ -18,6 +18,7 @@ STATIC_TTL = timedelta(0)  # no expiry
 
 user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64)
 ad = Entity(name="ad", join_keys=["ad_id"], value_type=ValueType.INT64)
+campaign = Entity(name="campaign", join_keys=["campaign_id"], value_type=ValueType.INT64)
 advertiser = Entity(name="advertiser", join_keys=["advertiser_id"], value_type=ValueType.INT64)
 
 VIEW_SCHEMAS = {
@@ -68,6 +69,11 @@ VIEW_SCHEMAS = {
             "ad_ctr_7d": Float64,
         },
     ),
+    "campaign_activity": (
+        campaign,
+        DAILY_TTL,
+        {"campaign_impressions_7d": Int64, "campaign_clicks_7d": Int64, "campaign_ctr_7d": Float64},
+    ),
     "advertiser_activity": (
         advertiser,
         DAILY_TTL,
@@ -79,8 +85,9 @@ VIEW_SCHEMAS = {
 RANKER_FEATURES = {
     "user_profile": ["age_bucket", "gender", "location", "mobile_share"],
     "user_activity": [name for name in VIEW_SCHEMAS["user_activity"][2]],
-    "ad_metadata": ["campaign_id", "category", "format", "bid", "creative_score"],
+    "ad_metadata": ["category", "format", "bid", "creative_score"],  # ids come as join keys
     "ad_activity": list(VIEW_SCHEMAS["ad_activity"][2]),
+    "campaign_activity": list(VIEW_SCHEMAS["campaign_activity"][2]),
     "advertiser_activity": list(VIEW_SCHEMAS["advertiser_activity"][2]),
 }
 
@@ -108,4 +115,4 @@ def definitions(sources_dir: Path) -> list:
     ranker = FeatureService(
         name=RANKER_SERVICE, features=[views[view][columns] for view, columns in RANKER_FEATURES.items()]
     )
-    return [user, ad, advertiser, *views.values(), ranker]
+    return [user, ad, campaign, advertiser, *views.values(), ranker]

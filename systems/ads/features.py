@@ -9,7 +9,8 @@ Snapshots (one row per key per day, stamped at 00:00 and covering events before 
                        CATEGORIES), the ads shown in the last 7 days (one entry per showing:
                        fatigue), the ads the user ever hid (negative feedback)
   ad_activity          impressions / clicks over 1 and 7 days and smoothed CTR
-  advertiser_activity  impressions / clicks over 7 days and smoothed CTR
+  campaign_activity    impressions / clicks over 7 days and smoothed CTR
+  advertiser_activity  the same per advertiser
 Static: user_profile (demographics, device habit), ad_metadata (ids, category, format, bid,
 creative score, targeting criteria).
 """
@@ -34,7 +35,7 @@ STATIC_TIMESTAMP = START - pd.Timedelta(days=1)  # static rows are valid from be
 
 
 def build_feature_tables(tables: AdsTables, feature_config: dict) -> dict[str, pd.DataFrame | pa.Table]:
-    imp = tables.impressions.merge(tables.ads[["ad_id", "advertiser_id", "category"]], on="ad_id")
+    imp = tables.impressions.merge(tables.ads[["ad_id", "campaign_id", "advertiser_id", "category"]], on="ad_id")
     n_days = int(day_index(imp["event_timestamp"], START).max()) + 1
     n_snapshots = n_days + 1  # the last snapshot (after the last day) is what serving reads
     imp = imp.assign(day=day_index(imp["event_timestamp"], START))
@@ -52,6 +53,9 @@ def build_feature_tables(tables: AdsTables, feature_config: dict) -> dict[str, p
             feature_config,
             global_ctr,
             windows=feature_config["windows_days"],
+        ),
+        "campaign_activity": _entity_activity(
+            imp, "campaign_id", "campaign", len(tables.campaigns), n_days, feature_config, global_ctr, windows=[7]
         ),
         "advertiser_activity": _entity_activity(
             imp, "advertiser_id", "advertiser", len(tables.advertisers), n_days, feature_config, global_ctr, windows=[7]

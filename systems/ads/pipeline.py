@@ -59,6 +59,9 @@ NUMERIC = [
     "ad_impressions_7d",
     "ad_clicks_7d",
     "ad_ctr_7d",
+    "campaign_impressions_7d",
+    "campaign_clicks_7d",
+    "campaign_ctr_7d",
     "advertiser_impressions_7d",
     "advertiser_clicks_7d",
     "advertiser_ctr_7d",
@@ -106,7 +109,7 @@ def generate_data(config: dict) -> AdsTables:
     tables = AdsWorld(**config["world"]).generate()
     raw = system_dir(SYSTEM) / "raw"
     raw.mkdir(exist_ok=True)
-    for name in ("users", "advertisers", "ads", "impressions", "oracle"):
+    for name in ("users", "advertisers", "campaigns", "ads", "impressions", "oracle"):
         getattr(tables, name).to_parquet(raw / f"{name}.parquet", index=False)
 
     repo = feature_repo_dir(system_dir(SYSTEM))
@@ -126,9 +129,9 @@ def generate_data(config: dict) -> AdsTables:
 
 def training_rows(tables: AdsTables) -> pd.DataFrame:
     """Every impression with its features as of its own timestamp (Feast point-in-time join)."""
-    impressions = tables.impressions.merge(tables.ads[["ad_id", "advertiser_id"]], on="ad_id")
+    impressions = tables.impressions.merge(tables.ads[["ad_id", "campaign_id", "advertiser_id"]], on="ad_id")
     entity_rows = impressions[
-        ["impression_id", "user_id", "ad_id", "advertiser_id", "event_timestamp", *CONTEXT, "clicked"]
+        ["impression_id", "user_id", "ad_id", "campaign_id", "advertiser_id", "event_timestamp", *CONTEXT, "clicked"]
     ]
     store = open_store(SYSTEM, feature_repo_dir(system_dir(SYSTEM)))
     rows = derive_request_features(historical_features(store, feature_repo.RANKER_SERVICE, entity_rows))

@@ -33,9 +33,11 @@ UNKNOWN = "unknown"  # a cold-start user's demographics: unseen by every model's
 _USER_VIEWS = ("user_profile", "user_activity")
 _AD_MODEL_COLUMNS = [
     "ad_id",
+    "campaign_id",
     "advertiser_id",
     *RANKER_FEATURES["ad_metadata"],
     *RANKER_FEATURES["ad_activity"],
+    *RANKER_FEATURES["campaign_activity"],
     *RANKER_FEATURES["advertiser_activity"],
 ]
 _TARGETING = {
@@ -175,20 +177,19 @@ class AdsService:
 
 
 def _load_ads(store: FeatureStore) -> pd.DataFrame:
-    """Every ad's metadata and counts, with its advertiser's counts, from the online store."""
-    ad_ids = _ad_ids(store)
+    """Every ad's metadata and counts, with its campaign's and advertiser's, from the online store."""
     ad_refs = [f"{view}:{name}" for view in ("ad_metadata", "ad_activity") for name in VIEW_SCHEMAS[view][2]]
-    ads = pd.DataFrame(
-        store.get_online_features(features=ad_refs, entity_rows=[{"ad_id": i} for i in ad_ids]).to_dict()
-    )
+    ads = _online_frame(store, ad_refs, "ad_id", _ad_ids(store))
     ads = ads.dropna(subset=["advertiser_id"]).astype({"advertiser_id": np.int64, "campaign_id": np.int64})
-    advertiser_refs = [f"advertiser_activity:{name}" for name in VIEW_SCHEMAS["advertiser_activity"][2]]
-    advertisers = pd.DataFrame(
-        store.get_online_features(
-            features=advertiser_refs, entity_rows=[{"advertiser_id": int(i)} for i in ads["advertiser_id"].unique()]
-        ).to_dict()
-    )
-    return ads.merge(advertisers, on="advertiser_id", how="left").fillna(0).reset_index(drop=True)
+    for view, key in (("campaign_activity", "campaign_id"), ("advertiser_activity", "advertiser_id")):
+        refs = [f"{view}:{name}" for name in VIEW_SCHEMAS[view][2]]
+        ads = ads.merge(_online_frame(store, refs, key, ads[key].unique()), on=key, how="left")
+    return ads.fillna(0).reset_index(drop=True)
+
+
+def _online_frame(store: FeatureStore, refs: list[str], key: str, ids) -> pd.DataFrame:
+    rows = [{key: int(i)} for i in ids]
+    return pd.DataFrame(store.get_online_features(features=refs, entity_rows=rows).to_dict())
 
 
 def _ad_ids(store: FeatureStore) -> list[int]:

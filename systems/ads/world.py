@@ -69,6 +69,7 @@ class AdsTables:
 
     users: pd.DataFrame
     advertisers: pd.DataFrame
+    campaigns: pd.DataFrame
     ads: pd.DataFrame
     impressions: pd.DataFrame
     oracle: pd.DataFrame  # impression_id, p_click
@@ -228,6 +229,7 @@ class AdsWorld:
         return AdsTables(
             self._users_table(),
             self._advertisers_table(),
+            self._campaigns_table(),
             self._ads_table(rng),
             impressions.reset_index(drop=True),
             oracle,
@@ -290,6 +292,11 @@ class AdsWorld:
 
     def _advertisers_table(self) -> pd.DataFrame:
         return pd.DataFrame({"advertiser_id": np.arange(self.n_advertisers)})
+
+    def _campaigns_table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"campaign_id": np.arange(self.n_campaigns), "advertiser_id": self.truth["campaign_advertiser"]}
+        )
 
     def _ads_table(self, rng: np.random.Generator) -> pd.DataFrame:
         t = self.truth

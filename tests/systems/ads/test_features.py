@@ -19,11 +19,13 @@ def test_changing_events_after_t_leaves_features_as_of_t_unchanged(tiny_ads_conf
     after = imp["event_timestamp"] >= cutoff
     imp.loc[after, "clicked"] = 1 - imp.loc[after, "clicked"]
     imp.loc[after, "hidden"] = 0
-    changed = AdsTables(tables.users, tables.advertisers, tables.ads, imp.drop(imp.index[after][::3]), tables.oracle)
+    changed = AdsTables(
+        tables.users, tables.advertisers, tables.campaigns, tables.ads, imp.drop(imp.index[after][::3]), tables.oracle
+    )
 
     config = tiny_ads_config["features"]
     original, rewritten = build_feature_tables(tables, config), build_feature_tables(changed, config)
-    for view in ("user_activity", "ad_activity", "advertiser_activity"):
+    for view in ("user_activity", "ad_activity", "campaign_activity", "advertiser_activity"):
         a, b = _as_frame(original[view]), _as_frame(rewritten[view])
         past = a["event_timestamp"] <= cutoff
         pd.testing.assert_frame_equal(a[past].reset_index(drop=True), b[past.to_numpy()].reset_index(drop=True))

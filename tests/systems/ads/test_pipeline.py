@@ -54,7 +54,8 @@ def test_feast_online_equals_offline_at_the_same_time(trained_ads):
     ads = pd.read_parquet(system_dir("ads") / "raw" / "ads.parquet")
     rng = np.random.default_rng(0)
     keys = pd.DataFrame({"user_id": rng.choice(1500, 12, replace=False), "ad_id": rng.choice(ads["ad_id"], 12)})
-    keys["advertiser_id"] = ads.set_index("ad_id").loc[keys["ad_id"], "advertiser_id"].to_numpy()
+    for key in ("campaign_id", "advertiser_id"):
+        keys[key] = ads.set_index("ad_id").loc[keys["ad_id"], key].to_numpy()
     last_snapshot = pd.read_parquet(feature_repo_dir(system_dir("ads")) / "sources" / "ad_activity.parquet")[
         "event_timestamp"
     ].max()

@@ -84,7 +84,8 @@ class Split:
 def build_models(config: dict) -> dict[str, object]:
     """The chapter's model ladder: LR baseline, GBDT, GBDT+LR, DCN v2, DeepFM. Trees and
     LR see no raw IDs (too many values to one-hot or split on); the deep models embed them."""
-    m, seed, threads = config["models"], config["seed"], config["models"]["threads"]
+    m, seed = config["models"], config["seed"]
+    threads, torch_threads = m["threads"], m["torch_threads"]
     tree_categorical = LOW_CARDINALITY
     deep_categorical = LOW_CARDINALITY + ID_FEATURES
     return {
@@ -96,9 +97,11 @@ def build_models(config: dict) -> dict[str, object]:
         ),
         "lightgbm": LightGBMCTR(tree_categorical, NUMERIC, random_state=seed, n_threads=threads, **m["lightgbm"]),
         "gbdt_lr": GBDTLogisticCTR(tree_categorical, NUMERIC, random_state=seed, n_threads=threads, **m["gbdt_lr"]),
-        "dcn_v2": DeepCTRClassifier("dcn", deep_categorical, NUMERIC, random_state=seed, n_threads=threads, **m["dcn"]),
+        "dcn_v2": DeepCTRClassifier(
+            "dcn", deep_categorical, NUMERIC, random_state=seed, n_threads=torch_threads, **m["dcn"]
+        ),
         "deepfm": DeepCTRClassifier(
-            "deepfm", deep_categorical, NUMERIC, random_state=seed, n_threads=threads, **m["deepfm"]
+            "deepfm", deep_categorical, NUMERIC, random_state=seed, n_threads=torch_threads, **m["deepfm"]
         ),
     }
 

@@ -45,7 +45,7 @@ EMBEDDING_INIT_STD = 0.01  # small, so FM interactions and x0 start near 0 and t
 # ---------------------------------------------------------------------------
 
 
-class _FeatureEncoder:
+class FeatureEncoder:
     """Per-column vocabularies for categorical features and train mean/std for numeric ones.
 
     A vocabulary is a sorted numpy array, so lookup is one vectorized `np.searchsorted` per
@@ -60,7 +60,7 @@ class _FeatureEncoder:
         self.categorical = list(categorical)
         self.numeric = list(numeric)
 
-    def fit(self, X: pd.DataFrame) -> _FeatureEncoder:
+    def fit(self, X: pd.DataFrame) -> FeatureEncoder:
         self.numeric_kind: dict[str, bool] = {}
         self.vocabularies: dict[str, np.ndarray] = {}
         for col in self.categorical:
@@ -118,7 +118,7 @@ def _embedding_tables(cardinalities: Sequence[int], dim: int) -> nn.ModuleList:
     return tables
 
 
-def _mlp(in_dim: int, hidden_units: Sequence[int]) -> tuple[nn.Sequential, int]:
+def mlp_layers(in_dim: int, hidden_units: Sequence[int]) -> tuple[nn.Sequential, int]:
     """ReLU MLP and its output width (an empty `hidden_units` is the identity)."""
     layers: list[nn.Module] = []
     for width in hidden_units:
@@ -149,7 +149,7 @@ class DCNv2(nn.Module):
         x0_dim = len(cardinalities) * embedding_dim + n_numeric
         # Full-rank W_l (x0_dim x x0_dim), the DCN v2 change over DCN's rank-1 w_l.
         self.cross = nn.ModuleList(nn.Linear(x0_dim, x0_dim) for _ in range(n_cross_layers))
-        self.deep, deep_dim = _mlp(x0_dim, hidden_units)
+        self.deep, deep_dim = mlp_layers(x0_dim, hidden_units)
         self.output = nn.Linear(x0_dim + deep_dim, 1)
         # Zero weights: the first logits are exactly the bias (numeric values in x0 are O(1)).
         nn.init.zeros_(self.output.weight)
@@ -189,7 +189,7 @@ class DeepFM(nn.Module):
         self.numeric_first_order = nn.Parameter(torch.zeros(n_numeric))  # w_i per numeric field
         self.embeddings = _embedding_tables(cardinalities, embedding_dim)  # v_i per categorical value
         self.numeric_embeddings = nn.Parameter(torch.randn(n_numeric, embedding_dim) * EMBEDDING_INIT_STD)
-        mlp, deep_dim = _mlp((len(cardinalities) + n_numeric) * embedding_dim, hidden_units)
+        mlp, deep_dim = mlp_layers((len(cardinalities) + n_numeric) * embedding_dim, hidden_units)
         # No bias in the last layer: `self.bias` is the model's single intercept. Zero weights
         # so the MLP adds nothing to the first logits.
         deep_output = nn.Linear(deep_dim, 1, bias=False)
@@ -267,7 +267,7 @@ class DeepCTRClassifier(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
 
         self.classes_ = np.array([0, 1])
-        self.encoder_ = _FeatureEncoder(self.categorical, self.numeric).fit(X)
+        self.encoder_ = FeatureEncoder(self.categorical, self.numeric).fit(X)
         self.module_ = self._build_module(base_rate=float(y.mean()))
         indices, numeric = (torch.from_numpy(a) for a in self.encoder_.transform(X))
         labels = torch.from_numpy(y)

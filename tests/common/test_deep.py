@@ -14,7 +14,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from common.models.deep import DeepCTRClassifier, _FeatureEncoder
+from common.models.deep import DeepCTRClassifier, FeatureEncoder
 
 ARCHITECTURES = ["dcn", "deepfm"]
 CATEGORICAL = ["a", "b", "noise_id"]
@@ -172,7 +172,7 @@ def test_encoder_vocabulary_and_standardization():
             "constant": [2.0, 2.0, 2.0, 2.0],
         }
     )
-    encoder = _FeatureEncoder(["id", "name"], ["count", "constant"]).fit(train)
+    encoder = FeatureEncoder(["id", "name"], ["count", "constant"]).fit(train)
     assert encoder.cardinalities == [4, 3]  # vocabulary + index 0 for unseen / missing
     indices, numeric = encoder.transform(train)
     np.testing.assert_array_equal(indices, [[3, 2], [1, 1], [2, 0], [1, 1]])

@@ -96,7 +96,7 @@ def bench(
     url: Annotated[
         str, typer.Option(help="Base URL of a running server; one is started when none answers")
     ] = "http://127.0.0.1:8000",
-    requests: Annotated[int, typer.Option(help="Requests per concurrency level")] = 400,
+    requests: Annotated[int, typer.Option(help="Requests per concurrency level")] = 1000,
     k: Annotated[int, typer.Option(help="k of each request")] = 10,
     write_readme: WriteReadmeOption = False,
 ) -> None:

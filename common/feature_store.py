@@ -53,8 +53,3 @@ def historical_features(store: FeatureStore, service_name: str, entity_rows: pd.
     service = store.get_feature_service(service_name)
     joined = store.get_historical_features(entity_df=rows, features=service).to_df()
     return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
-
-
-def online_features(store: FeatureStore, features: list[str], entity_rows: dict[str, list]) -> pd.DataFrame:
-    """Latest online values for the given keys (columns of equal length)."""
-    return store.get_online_features(features=features, entity_rows=entity_rows).to_df()

@@ -1,0 +1,1 @@
+"""Video recommendation (design-chapters/mlsd-video-recom.md)."""

@@ -1,0 +1,1 @@
+"""Game recommendation (design-chapters/mlsd-game-recom.md)."""

@@ -107,7 +107,7 @@ def _dense_frame(key: str, n_keys: int, columns: dict[str, np.ndarray]) -> pd.Da
     )
     for name, values in columns.items():
         flat = values.T.ravel()
-        frame[name] = flat if name.endswith("_ctr_7d") else flat.astype(np.int64)
+        frame[name] = flat if "_ctr_" in name else flat.astype(np.int64)  # rates stay floats, counts are whole
     return frame
 
 

@@ -1,0 +1,45 @@
+"""Tests for common.bench_ann: a tiny run end to end, and its pure helpers."""
+
+import numpy as np
+import pytest
+
+from common.bench_ann import clustered_embeddings, recall_at_k, run_ann_benchmark, unit_centres
+
+
+def _row(report: str, kind: str) -> list[str]:
+    return next(line.split() for line in report.splitlines() if line.startswith(kind + " "))
+
+
+def test_tiny_run_reports_flat_and_auto_with_exact_flat_recall():
+    report = run_ann_benchmark(n_items=20_000, dim=16, n_queries=50, k=10, kinds=("flat", "auto", "ivf"), n_clusters=50)
+    flat, auto, ivf = _row(report, "flat"), _row(report, "auto"), _row(report, "ivf")
+    assert flat[-1] == "1.0000"
+    assert auto[1] == "flat"  # choose_spec picks exact search below 50k items
+    assert ivf[1] == "ivf" and 0.5 < float(ivf[-1]) <= 1.0
+    assert "auto p99 / flat p99 =" in report
+    # flat memory: 20k x 16 float32 vectors plus 8-byte ids, and a small header
+    assert float(flat[-5]) == pytest.approx(20_000 * (16 * 4 + 8) / 2**20, abs=0.05)  # printed to 0.1 MB
+
+
+def test_unknown_kind_is_rejected():
+    with pytest.raises(ValueError, match="unknown kind"):
+        run_ann_benchmark(n_items=100, dim=4, n_queries=2, k=1, kinds=("lsh",), n_clusters=2)
+
+
+def test_clustered_embeddings_are_seeded_unit_float32_and_clustered():
+    centres = unit_centres(5, 64, np.random.default_rng(0))
+    a = clustered_embeddings(1_001, centres, np.random.default_rng(1), chunk=300)
+    b = clustered_embeddings(1_001, centres, np.random.default_rng(1), chunk=300)
+    assert a.dtype == np.float32 and a.shape == (1_001, 64)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
+    # clustered: on average ~0.75 cosine to the nearest centre, where random directions in 64-d give ~0.2
+    assert (a @ centres.T).max(axis=1).mean() > 0.6
+
+
+def test_recall_at_k_counts_overlap_per_row():
+    truth = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    found = np.array([[4, 3, 2, 1], [5, 6, 0, 9]])
+    assert recall_at_k(found, truth) == pytest.approx((4 / 4 + 2 / 4) / 2)
+    with pytest.raises(ValueError):
+        recall_at_k(found[:1], truth)

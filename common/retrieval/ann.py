@@ -191,7 +191,10 @@ class ANNIndex:
 
     def _train(self, vectors: np.ndarray, train_sample: int, rng: np.random.Generator) -> None:
         nlist = self.spec.params["nlist"]
-        sample = vectors[rng.choice(len(vectors), size=min(len(vectors), train_sample), replace=False)]
+        # At least MIN_POINTS_PER_LIST points per list: past ~640k items a fixed sample of 100k
+        # would leave k-means undertrained (faiss warns), so the sample grows with nlist.
+        size = min(len(vectors), max(train_sample, MIN_POINTS_PER_LIST * nlist))
+        sample = vectors[rng.choice(len(vectors), size=size, replace=False)]
         if len(sample) < nlist:
             raise ValueError(f"IVF with nlist={nlist} needs at least {nlist} training vectors, got {len(sample)}")
         if len(sample) < MIN_POINTS_PER_LIST * nlist:

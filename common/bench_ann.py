@@ -89,10 +89,18 @@ def _params(spec: IndexSpec) -> str:
 
 
 def format_report(
-    n_items: int, dim: int, n_queries: int, k: int, n_clusters: int, threads: int, results: Sequence[KindResult]
+    n_items: int,
+    dim: int,
+    n_queries: int,
+    k: int,
+    n_clusters: int,
+    threads: int,
+    results: Sequence[KindResult],
+    noise: float = NOISE,
 ) -> str:
     setup = (
-        f"bench_ann: {n_items} items x {dim} dims ({n_clusters} clusters, L2-normalised), {n_queries} queries, "
+        f"bench_ann: {n_items} items x {dim} dims ({n_clusters} clusters, noise {noise}, L2-normalised), "
+        f"{n_queries} queries, "
         f"k={k}, inner product; faiss {faiss.__version__}, {threads} threads for batch, 1 for single queries"
     )
     header = ("kind", "params", "build s", "memory MB", "p50 ms", "p99 ms", "batch q/s", f"recall@{k}")
@@ -192,8 +200,10 @@ def run_ann_benchmark(
     kinds: Sequence[str] = ("flat", "auto"),
     n_clusters: int = 2000,
     seed: int = 0,
+    noise: float = NOISE,
 ) -> str:
-    """Benchmark each index kind on the same synthetic catalog and queries; return the report."""
+    """Benchmark each index kind on the same synthetic catalog and queries; return the report.
+    A larger `noise` blurs the clusters: the harder case for IVF."""
     if min(n_items, dim, n_queries, k, n_clusters) < 1:
         raise ValueError("n_items, dim, n_queries, k and n_clusters must be positive")
     centre_rng, item_rng, query_rng, tune_rng = (
@@ -201,11 +211,11 @@ def run_ann_benchmark(
     )
     centres = unit_centres(n_clusters, dim, centre_rng)
     log.info("generating %d x %d items in %d clusters", n_items, dim, n_clusters)
-    items = clustered_embeddings(n_items, centres, item_rng)
+    items = clustered_embeddings(n_items, centres, item_rng, noise)
     ids = np.arange(n_items, dtype=np.int64)
-    queries = clustered_embeddings(n_queries, centres, query_rng)
+    queries = clustered_embeddings(n_queries, centres, query_rng, noise)
     # The builds tune their search width on other user vectors than the ones measured.
-    tune_queries = clustered_embeddings(n_queries, centres, tune_rng)
+    tune_queries = clustered_embeddings(n_queries, centres, tune_rng, noise)
 
     results, found = [], {}
     for kind in kinds:
@@ -220,7 +230,7 @@ def run_ann_benchmark(
         truth = exact.search(queries, min(k, n_items))[1]
     for result in results:
         result.recall = recall_at_k(found[result.kind], truth)
-    return format_report(n_items, dim, n_queries, k, n_clusters, faiss.omp_get_max_threads(), results)
+    return format_report(n_items, dim, n_queries, k, n_clusters, faiss.omp_get_max_threads(), results, noise)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -232,9 +242,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--kinds", nargs="+", default=["flat", "auto"], help="flat, auto, ivf, hnsw")
     parser.add_argument("--clusters", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise", type=float, default=NOISE, help="noise norm around each cluster centre")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(run_ann_benchmark(args.items, args.dim, args.queries, args.k, args.kinds, args.clusters, args.seed))
+    print(
+        run_ann_benchmark(args.items, args.dim, args.queries, args.k, args.kinds, args.clusters, args.seed, args.noise)
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,10 @@ SYSTEM = "ads"
 BASELINE = "logistic_regression"
 # Model inputs. Context (device, hour, position) comes with the request; the rest from Feast.
 LOW_CARDINALITY = ["age_bucket", "gender", "location", "device", "category", "format"]
-ID_FEATURES = ["user_id", "ad_id", "advertiser_id", "campaign_id"]
+# The deep models embed these. Not user_id: with ~25 impressions a user its embedding overfit
+# after one epoch (validation NCE 0.938 with it, 0.925 without); the user comes in through
+# demographics and history features instead.
+ID_FEATURES = ["ad_id", "advertiser_id", "campaign_id"]
 NUMERIC = [
     "hour",
     "position",
@@ -83,7 +86,7 @@ class Split:
 
 def build_models(config: dict) -> dict[str, object]:
     """The chapter's model ladder: LR baseline, GBDT, GBDT+LR, DCN v2, DeepFM. Trees and
-    LR see no raw IDs (too many values to one-hot or split on); the deep models embed them."""
+    LR see no raw IDs (too many values to one-hot or split on); the deep models embed the ad's."""
     m, seed = config["models"], config["seed"]
     threads, torch_threads = m["threads"], m["torch_threads"]
     tree_categorical = LOW_CARDINALITY

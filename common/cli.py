@@ -26,6 +26,12 @@ ScaleOption = Annotated[
 ]
 
 
+def _fail(message: str) -> None:
+    """A clean error for the user: the reason on stderr, exit code 1, no traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
 def _check_system(system: str) -> None:
     if system not in system_names():
         raise typer.BadParameter(f"unknown system {system!r}; choose one of {system_names()}", param_hint="--system")
@@ -82,9 +88,12 @@ def evaluate(system: SystemOption, write_readme: WriteReadmeOption = False) -> N
     """Print the test table (each model, the LR baseline, the oracle) of the latest training."""
     _check_system(system)
     quiet_libraries()
-    from common.tracking import latest_results_table
+    from common.tracking import ChampionMissing, latest_results_table
 
-    table = latest_results_table(system)
+    try:
+        table = latest_results_table(system)
+    except ChampionMissing as error:
+        _fail(str(error))
     typer.echo(table)
     if write_readme:
         replace_block(system_readme(system), "test-table", table)
@@ -106,7 +115,10 @@ def bench(
     quiet_libraries()
     from common.bench import run_benchmark
 
-    report = run_benchmark(system, url, n_requests=requests, k=k)
+    try:
+        report = run_benchmark(system, url, n_requests=requests, k=k)
+    except RuntimeError as error:  # no server, or it cannot serve yet: the message says what to run
+        _fail(str(error))
     typer.echo(report)
     if write_readme:
         replace_block(system_readme(system), "bench", f"```\n{report}\n```")

@@ -30,7 +30,6 @@ class CandidateSource(Protocol):
 
     def retrieve(self, request: RetrievalRequest, k: int) -> np.ndarray:
         """Up to k item ids (int64), best first, no duplicates."""
-        ...
 
 
 @dataclass(frozen=True)

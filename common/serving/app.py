@@ -4,7 +4,7 @@
 
 Serving bundles (champion models, feature-store handles, in-memory item features) load
 once in `lifespan`. A system that cannot serve yet answers 503 saying what to run, and is
-retried on the next request, so training while the server runs needs no restart.
+retried (at most every RETRY_SECONDS), so training while the server runs needs no restart.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,6 +28,7 @@ from common.registry import get_system, system_names
 from common.system import ServiceUnavailable
 
 log = logging.getLogger(__name__)
+RETRY_SECONDS = 5.0  # how often an unavailable system is tried again
 
 
 class Services:
@@ -37,9 +39,11 @@ class Services:
         self.scale = scale
         self.loaded: dict[str, Any] = {}
         self.unavailable: dict[str, str] = {}
+        self._last_attempt: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def load(self, name: str) -> None:
+        self._last_attempt[name] = time.monotonic()
         try:
             self.loaded[name] = get_system(name).load_service(load_config(name, self.scale))
             self.unavailable.pop(name, None)
@@ -49,7 +53,9 @@ class Services:
             log.warning("%s: cannot serve yet: %s", name, error)
 
     def get(self, name: str) -> Any:
-        if name not in self.loaded:
+        # Retry a system that could not serve, but not on every request: a load attempt
+        # queries MLflow and opens the feature store.
+        if name not in self.loaded and time.monotonic() - self._last_attempt.get(name, 0.0) >= RETRY_SECONDS:
             with self._lock:
                 if name not in self.loaded:
                     self.load(name)

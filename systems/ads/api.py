@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from common.serving.app import service_dependency
 from systems.ads.serving import AdsService
 
-MAX_K = 50  # keep in step with configs/ads.yaml serving.max_k
+MAX_K = 50  # the largest k a request may ask for
 
 
 class AdContext(BaseModel):

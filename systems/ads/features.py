@@ -32,6 +32,10 @@ from common.batch_features import (
 from systems.ads.world import CATEGORIES, START, AdsTables
 
 STATIC_TIMESTAMP = START - pd.Timedelta(days=1)  # static rows are valid from before the first event
+# Windows are part of the feature names the Feast schema declares (user_clicks_7d...), so
+# they are constants here rather than config knobs.
+WINDOWS_DAYS = (1, 7)
+CATEGORY_WINDOW_DAYS = 14
 
 
 def build_feature_tables(tables: AdsTables, feature_config: dict) -> dict[str, pd.DataFrame | pa.Table]:
@@ -52,7 +56,7 @@ def build_feature_tables(tables: AdsTables, feature_config: dict) -> dict[str, p
             n_days,
             feature_config,
             global_ctr,
-            windows=feature_config["windows_days"],
+            windows=WINDOWS_DAYS,
         ),
         "campaign_activity": _entity_activity(
             imp, "campaign_id", "campaign", len(tables.campaigns), n_days, feature_config, global_ctr, windows=[7]
@@ -112,16 +116,14 @@ def _dense_frame(key: str, n_keys: int, columns: dict[str, np.ndarray]) -> pd.Da
 
 
 def _user_activity(imp, n_users, n_days, n_snapshots, feature_config, global_ctr) -> pa.Table:
-    frame = _entity_activity(
-        imp, "user_id", "user", n_users, n_days, feature_config, global_ctr, windows=feature_config["windows_days"]
-    )
+    frame = _entity_activity(imp, "user_id", "user", n_users, n_days, feature_config, global_ctr, windows=WINDOWS_DAYS)
     frame["user_hides_7d"] = _window_counts(imp, "user_id", n_users, n_days, 7, "hidden").T.ravel().astype(np.int64)
     table = pa.Table.from_pandas(frame, preserve_index=False)
 
     # Per-category history: key = user * n_categories + category, reshaped to one list per row.
     n_cat = len(CATEGORIES)
     cat_key = imp["user_id"].to_numpy() * n_cat + pd.Categorical(imp["category"], CATEGORIES).codes
-    window = feature_config["category_window_days"]
+    window = CATEGORY_WINDOW_DAYS
     for name, column in (("category_impressions", None), ("category_clicks", "clicked")):
         counts = _window_counts(imp.assign(cat_key=cat_key), "cat_key", n_users * n_cat, n_days, window, column)
         per_row = counts.reshape(n_users, n_cat, n_snapshots).transpose(2, 0, 1).reshape(-1, n_cat)  # snapshot-major
@@ -177,15 +179,20 @@ def derive_for_one_user(user: dict, ad_ids: np.ndarray, category_codes: np.ndarr
     lists to every row (a serving request scores hundreds of ads for one user)."""
     impressions = _as_category_counts(user["category_impressions_14d"])[category_codes]
     clicks = _as_category_counts(user["category_clicks_14d"])[category_codes]
-    recent = np.asarray(user["recent_ad_ids_7d"], dtype=np.int64)
     return {
-        "user_ad_impressions_7d": (recent[None, :] == ad_ids[:, None]).sum(axis=1)
-        if len(recent)
-        else np.zeros(len(ad_ids), dtype=np.int64),
+        "user_ad_impressions_7d": exposures_per_ad(user["recent_ad_ids_7d"], ad_ids),
         "user_category_impressions_14d": impressions,
         "user_category_clicks_14d": clicks,
         "user_category_ctr_14d": smoothed_rate(clicks, impressions, user["user_ctr_7d"], CATEGORY_CTR_PRIOR),
     }
+
+
+def exposures_per_ad(recent_ad_ids, ad_ids: np.ndarray) -> np.ndarray:
+    """How often each of `ad_ids` occurs in the user's recent exposures (fatigue)."""
+    recent = np.asarray(recent_ad_ids if recent_ad_ids is not None else [], dtype=np.int64)
+    if len(recent) == 0:
+        return np.zeros(len(ad_ids), dtype=np.int64)
+    return (recent[None, :] == np.asarray(ad_ids)[:, None]).sum(axis=1)
 
 
 def _as_category_counts(values) -> np.ndarray:

@@ -25,7 +25,7 @@ from common.reranking import top_k_with_group_cap
 from common.serving.timing import StageTimer
 from common.system import ServiceUnavailable
 from systems.ads.feature_repo import RANKER_FEATURES, VIEW_SCHEMAS
-from systems.ads.features import LIST_FEATURES, derive_for_one_user
+from systems.ads.features import LIST_FEATURES, derive_for_one_user, exposures_per_ad
 from systems.ads.world import AGE_BUCKETS, CATEGORIES, GENDERS, LOCATIONS
 
 SYSTEM = "ads"
@@ -153,7 +153,7 @@ class AdsService:
             eligible &= matrix[:, values.index(value)] if value in values else matrix.all(axis=1)
         ad_ids = self.ad_arrays["ad_id"]
         hidden = np.isin(ad_ids, np.asarray(user["hidden_ad_ids"], dtype=np.int64))
-        shown = _count_per_ad(user["recent_ad_ids_7d"], ad_ids)
+        shown = exposures_per_ad(user["recent_ad_ids_7d"], ad_ids)
         keep = np.flatnonzero(eligible & ~hidden & (shown < self.serving["max_recent_exposures"]))
         counts = {"candidate_generation": {"in": n_ads, "targeting": int(eligible.sum()), "out": len(keep)}}
         return keep, shown[keep], counts
@@ -201,11 +201,6 @@ def _ad_ids(store: FeatureStore) -> list[int]:
 def _targeting_matrix(targets: pd.Series, values: list[str]) -> np.ndarray:
     """(n_ads, n_values) booleans: which values each ad's criterion admits."""
     return np.array([[value in set(allowed) for value in values] for allowed in targets], dtype=bool)
-
-
-def _count_per_ad(shown_ad_ids: list, ad_ids: np.ndarray) -> np.ndarray:
-    shown = np.asarray(shown_ad_ids, dtype=np.int64)
-    return (shown[None, :] == ad_ids[:, None]).sum(axis=1) if len(shown) else np.zeros(len(ad_ids), dtype=np.int64)
 
 
 def load_service(config: dict) -> AdsService:

@@ -47,13 +47,18 @@ def test_champion_is_the_best_validation_model_and_loads_by_alias(trained_ads):
     assert test_metrics["test_ece"] < 0.02
 
 
-def test_feast_online_equals_offline_at_the_same_time(trained_ads):
+def test_feast_online_equals_offline_at_the_same_time(trained_ads, tiny_ads_config):
     """Parity (guards training/serving skew): for sampled keys, the online store holds what
     a point-in-time join returns just after the last snapshot."""
     store = open_store("ads", feature_repo_dir(system_dir("ads")))
     ads = pd.read_parquet(system_dir("ads") / "raw" / "ads.parquet")
     rng = np.random.default_rng(0)
-    keys = pd.DataFrame({"user_id": rng.choice(1500, 12, replace=False), "ad_id": rng.choice(ads["ad_id"], 12)})
+    keys = pd.DataFrame(
+        {
+            "user_id": rng.choice(tiny_ads_config["world"]["n_users"], 12, replace=False),
+            "ad_id": rng.choice(ads["ad_id"], 12),
+        }
+    )
     for key in ("campaign_id", "advertiser_id"):
         keys[key] = ads.set_index("ad_id").loc[keys["ad_id"], key].to_numpy()
     last_snapshot = pd.read_parquet(feature_repo_dir(system_dir("ads")) / "sources" / "ad_activity.parquet")[

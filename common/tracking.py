@@ -54,8 +54,32 @@ def use_experiment(system: str) -> str:
     return experiment_id
 
 
-def registered_name(system: str) -> str:
-    return f"{system}-ranker"
+def registered_name(system: str, kind: str = "ranker") -> str:
+    """`<system>-ranker` (what the endpoint ranks with) or `<system>-retrieval` (its candidate generation)."""
+    return f"{system}-{kind}"
+
+
+class ObjectModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper of a serving bundle that is not a classifier (e.g. a retrieval bundle with
+    its towers and precomputed candidate lists); `predict` calls the bundle's own `predict`."""
+
+    def __init__(self, bundle):
+        self.bundle = bundle
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        return self.bundle.predict(model_input)
+
+
+def log_object_run(run_name: str, params: dict, metrics: dict, bundle, texts: dict, tags: dict) -> str:
+    """A run holding a non-classifier bundle as a pyfunc; returns the model URI."""
+    with mlflow.start_run(run_name=run_name, tags=tags):
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        for filename, text in texts.items():
+            mlflow.log_text(text, filename)
+        pins = [f"{package}=={version(package)}" for package in _REQUIREMENTS]
+        info = mlflow.pyfunc.log_model(name="model", python_model=ObjectModel(bundle), pip_requirements=pins)
+    return info.model_uri
 
 
 def log_model_run(
@@ -82,9 +106,9 @@ def log_model_run(
     return info.model_uri
 
 
-def promote(system: str, model_uri: str) -> str:
+def promote(system: str, model_uri: str, kind: str = "ranker") -> str:
     """Register the model and move the champion alias to it; returns the version."""
-    name = registered_name(system)
+    name = registered_name(system, kind)
     registered = mlflow.register_model(model_uri, name)
     MlflowClient().set_registered_model_alias(name, CHAMPION, registered.version)
     log.info("registered %s version %s as @%s", name, registered.version, CHAMPION)
@@ -99,15 +123,17 @@ class Champion:
     run_id: str
 
 
-def load_champion(system: str) -> Champion:
+def load_champion(system: str, kind: str = "ranker") -> Champion:
+    """The model behind `<system>-<kind>@champion` (`classifier`: the unwrapped classifier or bundle)."""
     mlflow.set_tracking_uri(tracking_uri())
-    name = registered_name(system)
+    name = registered_name(system, kind)
     try:
         version_info = MlflowClient().get_model_version_by_alias(name, CHAMPION)
     except MlflowException as error:
         raise ChampionMissing(f"no {name}@{CHAMPION} in {tracking_uri()}") from error
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
-    return Champion(pyfunc.unwrap_python_model().classifier, name, str(version_info.version), version_info.run_id or "")
+    wrapper = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
+    inner = wrapper.classifier if isinstance(wrapper, ProbabilityModel) else wrapper.bundle
+    return Champion(inner, name, str(version_info.version), version_info.run_id or "")
 
 
 def champion_exists(system: str) -> bool:

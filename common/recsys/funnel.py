@@ -1,0 +1,115 @@
+"""The three-stage funnel of the recommendation chapters, one code path for offline evaluation
+and for the served endpoint:
+
+  candidate generation  every source (two-tower ANN, popularity global / per segment, trending)
+                        -> merged, de-duplicated, each candidate remembering its sources; what the
+                        user already engaged with and what is not released yet are dropped
+  ranking               the ranker's score over the candidates (ranking features of
+                        common.recsys.ranking)
+  re-ranking            age and region restrictions, de-duplication of near-duplicates (same
+                        title), a freshness boost, at most N per genre in the top k
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.recsys.features import ITEM_ACTIVITY
+from common.recsys.ranking import DAY_S, ItemCatalog, UserStates, model_inputs
+from common.reranking import age_allowed, first_occurrence, freshness_boost, region_allowed, top_k_with_group_cap
+from common.retrieval.sources import CandidateSource, RetrievalRequest, merge_candidates
+from common.serving.timing import StageTimer
+
+
+@dataclass
+class Recommendation:
+    item_rows: np.ndarray  # catalogue rows, best first
+    scores: np.ndarray  # the ranker's score of each (before the freshness boost)
+    sources: list[tuple[str, ...]]  # which sources found each
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # candidates in / out of each stage
+
+
+class Funnel:
+    def __init__(
+        self,
+        catalog: ItemCatalog,
+        sources: list[CandidateSource],
+        ranker,
+        activity: dict[str, np.ndarray],
+        config: dict,
+    ):
+        """activity: ITEM_ACTIVITY columns per catalogue row, as of the serving time."""
+        self.catalog = catalog
+        self.sources = sources
+        self.ranker = ranker
+        self.activity = {c: np.asarray(activity[c], dtype=float) for c in ITEM_ACTIVITY}
+        self.config = config
+        schema = catalog.schema
+        self.min_age = catalog.columns[schema.min_age_column] if schema.min_age_column else None
+        self.regions = catalog.columns[schema.regions_column] if schema.regions_column else None
+        titles = catalog.columns[schema.title_column].astype(str)
+        self.title_key = np.unique(np.char.lower(titles.astype("U")), return_inverse=True)[1]
+
+    def candidates(
+        self, states: UserStates, row: int, attributes: dict, now_s: float, k_per_source: int
+    ) -> tuple[np.ndarray, list[tuple[str, ...]], dict]:
+        """Catalogue rows of the merged candidates (merge order), their sources, stage counts."""
+        user = states.frame.iloc[row]
+        request = RetrievalRequest(int(user["user_id"]), states.vectors[row], attributes)
+        merged = merge_candidates(request, self.sources, k_per_source, exclude=np.asarray(user["seen_item_ids"]))
+        rows = self.catalog.rows(merged.item_ids)
+        keep = rows >= 0
+        keep[keep] = self.catalog.release_s[rows[keep]] < now_s  # in the catalogue at request time
+        counts = {"candidate_generation": {**{n: len(ids) for n, ids in merged.per_source.items()}}}
+        counts["candidate_generation"].update(merged=len(rows), out=int(keep.sum()))
+        return rows[keep], [s for s, k in zip(merged.sources, keep, strict=True) if k], counts
+
+    def allowed(self, states: UserStates, row: int, item_rows: np.ndarray) -> np.ndarray:
+        """Re-ranking filters: age and region restrictions, near-duplicate titles."""
+        schema, user = self.catalog.schema, states.frame.iloc[row]
+        keep = first_occurrence(self.title_key[item_rows])
+        if self.min_age is not None:
+            age = user.get(schema.user_age_column)
+            keep &= age_allowed(None if age is None or age != age else int(age), self.min_age[item_rows])
+        if self.regions is not None:
+            keep &= region_allowed(user.get(schema.user_region_column), list(self.regions[item_rows]))
+        return keep
+
+    def score(self, states: UserStates, row: int, item_rows: np.ndarray, now_s: float) -> np.ndarray:
+        if len(item_rows) == 0:
+            return np.zeros(0)
+        activity = {c: values[item_rows] for c, values in self.activity.items()}
+        X = model_inputs(states, np.full(len(item_rows), row), self.catalog, item_rows, now_s, activity)
+        return self.ranker.predict_proba(X)[:, 1]
+
+    def recommend(
+        self,
+        states: UserStates,
+        row: int,
+        attributes: dict,
+        now_s: float,
+        k: int,
+        timer: StageTimer | None = None,
+    ) -> Recommendation:
+        timer = timer or StageTimer()
+        c = self.config
+        with timer.stage("candidate_generation"):
+            rows, sources, counts = self.candidates(states, row, attributes, now_s, c["k_per_source"])
+        with timer.stage("ranking"):
+            scores = self.score(states, row, rows, now_s)
+        with timer.stage("re_ranking"):
+            keep = np.flatnonzero(self.allowed(states, row, rows))
+            age_days = (now_s - self.catalog.release_s[rows[keep]]) / DAY_S
+            boosted = freshness_boost(scores[keep], age_days, c["freshness_weight"], c["freshness_half_life_days"])
+            groups = self.catalog.group_codes[rows[keep]]
+            top = keep[top_k_with_group_cap(boosted, groups, k, c["max_per_group"])]
+        counts["ranking"] = {"in": len(rows), "out": len(rows)}
+        counts["re_ranking"] = {"in": len(rows), "allowed": len(keep), "out": len(top)}
+        return Recommendation(rows[top], scores[top], [sources[i] for i in top], counts)
+
+    def merge_order(self, states: UserStates, row: int, attributes: dict, now_s: float, k: int) -> np.ndarray:
+        """The baseline without a ranker: the first k allowed candidates in merge order."""
+        rows, _, _ = self.candidates(states, row, attributes, now_s, self.config["k_per_source"])
+        return rows[self.allowed(states, row, rows)][:k]

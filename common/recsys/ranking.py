@@ -1,0 +1,184 @@
+"""Ranking features of the recommendation funnel, computed the same way for a training row and
+a served candidate: a user state (profile, activity as of a time, tower embedding), an item (its
+metadata, activity and tower embedding) and the time of the request.
+
+    states = UserStates.build(frame, tower, catalog)           # one row per (user, as-of)
+    X = model_inputs(states, state_rows, catalog, item_rows, now_s, activity)   # one row per pair
+
+User-item features, as the chapter lists them: the two-tower score, the similarity of the item to
+the mean embedding of the user's recent positives, the share of the user's recent positives in the
+item's genre, language match, days since the user's last engagement and the item's age.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from common.models.multitask import MultiTaskRanker
+from common.models.tabular import LightGBMCTR
+from common.recsys.data import Schema
+from common.recsys.features import ITEM_ACTIVITY, USER_ACTIVITY_SCALARS
+from common.recsys.retrieval import HISTORY_GROUPS
+from common.retrieval.two_tower import TwoTowerModel
+
+DAY_S = 86_400.0
+DERIVED = [
+    "tower_score",
+    "history_similarity",
+    "group_share",
+    "language_match",
+    "history_length",
+    "days_since_engaged",
+    "item_age_days",
+]
+USER_TOTALS = [c for c in USER_ACTIVITY_SCALARS if c != "last_engaged_s"]
+
+
+def model_columns(schema: Schema) -> tuple[list[str], list[str]]:
+    """(categorical, numeric) inputs of every ranker."""
+    categorical = [*schema.user_categorical, *schema.item_categorical]
+    numeric = [*schema.user_numeric, *schema.item_numeric, *ITEM_ACTIVITY, *USER_TOTALS, *DERIVED]
+    return categorical, numeric
+
+
+def build_rankers(schema: Schema, config: dict, seed: int) -> dict[str, object]:
+    """LightGBM on the chapter's label (the baseline) and the multi-task network (engage, satisfy, value)."""
+    categorical, numeric = model_columns(schema)
+    m = config["models"]
+    return {
+        "lightgbm": LightGBMCTR(categorical, numeric, random_state=seed, n_threads=m["threads"], **m["lightgbm"]),
+        "multitask": MultiTaskRanker(
+            categorical, numeric, random_state=seed, n_threads=m["torch_threads"], **m["multitask"]
+        ),
+    }
+
+
+@dataclass
+class ItemCatalog:
+    """Every item's metadata as arrays (a request gathers its candidates' rows by index), its tower
+    embedding and its genre code."""
+
+    schema: Schema
+    item_ids: np.ndarray  # (n,) int64
+    columns: dict[str, np.ndarray]  # metadata column -> (n,) values
+    vectors: np.ndarray  # (n, d) float32 item-tower embeddings
+    groups: list[str]  # genre vocabulary
+    group_codes: np.ndarray  # (n,) index into groups
+    release_s: np.ndarray  # (n,) int64 seconds since the epoch
+
+    @classmethod
+    def build(cls, metadata: pd.DataFrame, schema: Schema, tower: TwoTowerModel) -> ItemCatalog:
+        """metadata: the item_metadata view's rows (release as `release_s`)."""
+        metadata = metadata.reset_index(drop=True)
+        groups = sorted(metadata[schema.group_column].astype(str).unique())
+        codes = pd.Categorical(metadata[schema.group_column].astype(str), groups).codes.astype(np.int64)
+        return cls(
+            schema,
+            metadata["item_id"].to_numpy(np.int64),
+            {c: metadata[c].to_numpy() for c in metadata.columns},
+            tower.item_embeddings(metadata),
+            groups,
+            codes,
+            metadata["release_s"].to_numpy(np.int64),
+        )
+
+    def __post_init__(self) -> None:
+        self._index = pd.Index(self.item_ids)
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def rows(self, item_ids: np.ndarray) -> np.ndarray:
+        """(n,) row of each id; -1 for ids not in the catalogue."""
+        return self._index.get_indexer(np.asarray(item_ids, dtype=np.int64))
+
+
+@dataclass
+class UserStates:
+    """Users as of given times: one row each, with what the ranker and the user tower read."""
+
+    frame: pd.DataFrame  # user_id, profile, activity totals, last_engaged_s, history/seen lists, history_groups
+    vectors: np.ndarray  # (n, d) user-tower embeddings
+    history_mean: np.ndarray  # (n, d) mean item embedding of the history (zeros without history)
+    group_share: np.ndarray  # (n, n_groups) share of the history in each genre
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, tower: TwoTowerModel, catalog: ItemCatalog, batch: np.ndarray | None = None):
+        """`frame`: one row per state. Rows that share a `batch` value (e.g. the snapshot) must have
+        distinct user ids: the tower embeds one batch at a time."""
+        frame = frame.reset_index(drop=True)
+        history = frame["history_item_ids"]
+        lengths = history.map(len).to_numpy()
+        owner = np.repeat(np.arange(len(frame)), lengths)
+        flat = np.concatenate([np.asarray(h, dtype=np.int64) for h in history]) if lengths.sum() else np.zeros(0, int)
+        rows = catalog.rows(flat)
+        known = rows >= 0
+        owner, rows = owner[known], rows[known]
+        counts = np.bincount(owner, minlength=len(frame)).astype(np.float32)[:, None]
+        history_mean = np.zeros((len(frame), catalog.vectors.shape[1]), dtype=np.float32)
+        np.add.at(history_mean, owner, catalog.vectors[rows])
+        history_mean /= np.maximum(counts, 1.0)
+        group_share = np.zeros((len(frame), len(catalog.groups)), dtype=np.float32)
+        np.add.at(group_share, (owner, catalog.group_codes[rows]), 1.0)
+        group_share /= np.maximum(counts, 1.0)
+        frame[HISTORY_GROUPS] = _split(
+            np.asarray(catalog.groups, dtype=object)[catalog.group_codes[rows]], owner, len(frame)
+        )
+        pairs = pd.DataFrame({"row": owner, "item_id": catalog.item_ids[rows]})
+        vectors = np.zeros((len(frame), catalog.vectors.shape[1]), dtype=np.float32)
+        batches = np.zeros(len(frame), dtype=np.int64) if batch is None else np.asarray(batch)
+        for value in np.unique(batches):
+            members = np.flatnonzero(batches == value)
+            users = frame.iloc[members]
+            in_batch = pairs[np.isin(pairs["row"].to_numpy(), members)]
+            user_of_row = frame["user_id"].to_numpy()[in_batch["row"].to_numpy()]
+            vectors[members] = tower.user_embeddings(
+                users, pd.DataFrame({"user_id": user_of_row, "item_id": in_batch["item_id"].to_numpy()})
+            )
+        return cls(frame, vectors, history_mean, group_share)
+
+
+def _split(values: np.ndarray, owner: np.ndarray, n: int) -> list[list]:
+    """Per owner 0..n-1, the list of its values (owner sorted ascending)."""
+    bounds = np.searchsorted(owner, np.arange(n + 1))
+    return [values[bounds[i] : bounds[i + 1]].tolist() for i in range(n)]
+
+
+def model_inputs(
+    states: UserStates,
+    state_rows: np.ndarray,
+    catalog: ItemCatalog,
+    item_rows: np.ndarray,
+    now_s: np.ndarray | float,
+    activity: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """One row per (state, item) pair: the rankers' inputs. `activity`: ITEM_ACTIVITY columns, one value
+    per pair (as of each pair's time)."""
+    schema, user = catalog.schema, states.frame
+    columns: dict[str, np.ndarray] = {}
+    for c in (*schema.user_categorical, *schema.user_numeric, *USER_TOTALS):
+        columns[c] = user[c].to_numpy()[state_rows]
+    for c in (*schema.item_categorical, *schema.item_numeric):
+        columns[c] = catalog.columns[c][item_rows]
+    for c in ITEM_ACTIVITY:
+        columns[c] = np.asarray(activity[c], dtype=float)
+    now_s = np.broadcast_to(np.asarray(now_s, dtype=float), len(item_rows))
+    user_vectors, item_vectors = states.vectors[state_rows], catalog.vectors[item_rows]
+    columns["tower_score"] = np.einsum("nd,nd->n", user_vectors, item_vectors)
+    columns["history_similarity"] = np.einsum("nd,nd->n", states.history_mean[state_rows], item_vectors)
+    columns["group_share"] = states.group_share[state_rows, catalog.group_codes[item_rows]]
+    if schema.language is not None:
+        user_language, item_language = schema.language
+        columns["language_match"] = (
+            user[user_language].to_numpy()[state_rows] == catalog.columns[item_language][item_rows]
+        ).astype(float)
+    else:
+        columns["language_match"] = np.zeros(len(item_rows))
+    columns["history_length"] = user["history_item_ids"].map(len).to_numpy(float)[state_rows]
+    last = user["last_engaged_s"].to_numpy(float)[state_rows]
+    columns["days_since_engaged"] = np.where(last >= 0, (now_s - last) / DAY_S, np.nan)
+    columns["item_age_days"] = (now_s - catalog.release_s[item_rows]) / DAY_S
+    return pd.DataFrame(columns)

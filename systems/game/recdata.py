@@ -1,0 +1,85 @@
+"""The Steam tables (synthetic world or the public files) in the shared recommendation shape
+(common.recsys.data).
+
+Only what was known at prediction time becomes a feature: the games table is a snapshot taken
+at the end of the data (its rating, positive_ratio, user_reviews and discount describe that
+moment), so items keep just their static metadata (tags, release date, list price,
+platforms) and every count comes from the reviews, as of each snapshot. users.csv's
+products / reviews are end-of-data counts too and are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common.recsys.data import RecData, Schema
+from systems.game.steam import GameTables, load_steam
+from systems.game.world import GameWorld, positive_label
+
+UNKNOWN_GENRE = "(untagged)"
+SCHEMA = Schema(
+    item_name="game",
+    group_column="genre",
+    item_categorical=("genre", "platforms"),
+    item_numeric=("log_price", "is_free"),
+    item_multi_hot=("tags",),
+    release_column="release_timestamp",
+)
+
+
+@dataclass(frozen=True)
+class GameOracle:
+    world: GameWorld
+
+    def relevance(self, user_ids: np.ndarray, item_ids: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
+        return self.world.relevance(user_ids, item_ids, as_of=as_of)
+
+    def top_relevant(self, user_ids, k: int, as_of: pd.Timestamp, exclude: pd.DataFrame) -> dict[int, np.ndarray]:
+        exclude = exclude.rename(columns={"item_id": "app_id"})[["user_id", "app_id"]]
+        return self.world.top_relevant(np.asarray(user_ids), k, as_of=as_of, exclude=exclude)
+
+
+def to_recdata(tables: GameTables, oracle: GameOracle | None = None) -> RecData:
+    reviews = tables.recommendations
+    events = pd.DataFrame(
+        {
+            "user_id": reviews["user_id"].to_numpy(np.int64),
+            "item_id": reviews["app_id"].to_numpy(np.int64),
+            "event_timestamp": reviews["date"],
+            "engaged": np.ones(len(reviews), dtype=np.int8),  # a review means the game was played
+            "positive": positive_label(reviews).to_numpy(np.int8),
+            "value": np.log1p(reviews["hours"].to_numpy(np.float32)),
+        }
+    ).sort_values("event_timestamp", kind="stable", ignore_index=True)
+    games = tables.games.merge(tables.metadata[["app_id", "tags"]], on="app_id", how="left")
+    tags = games["tags"].apply(lambda t: list(t) if isinstance(t, list | np.ndarray) else [])
+    platforms = np.where(games["win"], "w", "") + np.where(games["mac"], "m", "") + np.where(games["linux"], "l", "")
+    items = pd.DataFrame(
+        {
+            "item_id": games["app_id"].to_numpy(np.int64),
+            "title": games["title"],
+            # Steam lists tags by votes: the first is the game's genre as players see it.
+            "genre": [t[0] if t else UNKNOWN_GENRE for t in tags],
+            "tags": tags,
+            "platforms": platforms,
+            "log_price": np.log1p(games["price_original"].to_numpy(float)),
+            "is_free": (games["price_original"] == 0).astype(float),
+            "release_timestamp": games["date_release"],
+        }
+    )
+    users = pd.DataFrame({"user_id": np.union1d(tables.users["user_id"], events["user_id"]).astype(np.int64)})
+    events = events[events["item_id"].isin(items["item_id"])].reset_index(drop=True)
+    start = events["event_timestamp"].min().normalize()
+    return RecData(users, items, events, start, SCHEMA, oracle=oracle)
+
+
+def load(config: dict, data: str | Path | None = None) -> RecData:
+    """The public files at `data` when given (no oracle there), else the synthetic world."""
+    if data is not None:
+        return to_recdata(load_steam(data))
+    world = GameWorld(**config["world"])
+    return to_recdata(world.generate(), GameOracle(world))

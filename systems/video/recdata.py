@@ -1,0 +1,72 @@
+"""The video world's tables in the shared recommendation shape (common.recsys.data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from common.recsys.data import RecData, Schema
+from systems.video.world import AGE_RATINGS, MINIMUM_AGE, START, VideoTables, VideoWorld, positive_label
+
+SCHEMA = Schema(
+    item_name="video",
+    group_column="genre",
+    user_categorical=("gender", "country", "language"),
+    user_numeric=("age",),
+    item_categorical=("genre", "video_language", "age_rating", "channel_id"),
+    item_numeric=("log_duration",),
+    item_multi_hot=("tags",),
+    segments=("country", "language"),
+    language=("language", "video_language"),
+    release_column="release_timestamp",
+    min_age_column="minimum_age",
+    regions_column="available_regions",
+    user_age_column="age",
+    user_region_column="country",
+)
+
+
+@dataclass(frozen=True)
+class VideoOracle:
+    """The world's relevance (P(positive | the user starts the video)), for eligible videos."""
+
+    world: VideoWorld
+
+    def relevance(self, user_ids: np.ndarray, item_ids: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
+        eligible = self.world.eligible(user_ids, item_ids, at=as_of)
+        return np.where(eligible, self.world.relevance(user_ids, item_ids), 0.0)
+
+    def top_relevant(self, user_ids, k: int, as_of: pd.Timestamp, exclude: pd.DataFrame) -> dict[int, np.ndarray]:
+        excluded = exclude.groupby("user_id")["item_id"].agg(set).to_dict() if len(exclude) else {}
+        widest = max((len(s) for s in excluded.values()), default=0)
+        top = self.world.top_relevant(np.asarray(user_ids), k + widest, as_of=as_of)
+        return {user: ids[~np.isin(ids, list(excluded.get(user, ())))][:k] for user, ids in top.items()}
+
+
+def to_recdata(world: VideoWorld, tables: VideoTables) -> RecData:
+    interactions = tables.interactions
+    events = pd.DataFrame(
+        {
+            "user_id": interactions["user_id"].to_numpy(np.int64),
+            "item_id": interactions["video_id"].to_numpy(np.int64),
+            "event_timestamp": interactions["event_timestamp"],
+            "engaged": interactions["clicked"].to_numpy(np.int8),
+            "positive": positive_label(interactions).astype(np.int8),
+            "value": interactions["watch_fraction"].to_numpy(np.float32),
+        }
+    )
+    # Feast joins user and item features into one row: names must not collide (user "language").
+    videos = tables.videos.rename(
+        columns={"video_id": "item_id", "upload_timestamp": "release_timestamp", "language": "video_language"}
+    )
+    videos["minimum_age"] = MINIMUM_AGE[pd.Categorical(videos["age_rating"], AGE_RATINGS).codes]
+    videos["log_duration"] = np.log(videos["duration_s"].astype(float))
+    users = tables.users.drop(columns=["signup_timestamp"])
+    return RecData(users, videos, events, START, SCHEMA, oracle=VideoOracle(world))
+
+
+def load(config: dict) -> RecData:
+    world = VideoWorld(**config["world"])
+    return to_recdata(world, world.generate())

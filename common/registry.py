@@ -8,6 +8,8 @@ from common.system import System
 
 _SYSTEM_MODULES = {
     "ads": "systems.ads",
+    "game": "systems.game",
+    "video": "systems.video",
 }
 
 

@@ -57,6 +57,8 @@ def definitions(system: str, sources_dir: Path, snapshot_every_days: int) -> lis
     ttls = {"item_activity": timedelta(days=snapshot_every_days + 1)}
     views = []
     for view, fields in view_fields(sources_dir).items():
+        if not fields:  # e.g. Steam users have no profile: no view
+            continue
         source = FileSource(
             name=f"{system}_{view}_source", path=str(sources_dir / f"{view}.parquet"), timestamp_field="event_timestamp"
         )
@@ -71,6 +73,12 @@ def definitions(system: str, sources_dir: Path, snapshot_every_days: int) -> lis
             )
         )
     return [user, item, *views, FeatureService(name=service_name(system), features=views)]
+
+
+def feature_refs(store, views: tuple[str, ...]) -> list[str]:
+    """ "view:feature" of every feature of the named views that the store has."""
+    registered = {view.name: view for view in store.list_feature_views()}
+    return [f"{view}:{f.name}" for view in views if view in registered for f in registered[view].features]
 
 
 def write_sources(tables: dict[str, pd.DataFrame | pa.Table], sources_dir: Path) -> None:

@@ -102,7 +102,9 @@ class Funnel:
         with timer.stage("re_ranking"):
             keep = np.flatnonzero(self.allowed(states, row, rows))
             age_days = (now_s - self.catalog.release_s[rows[keep]]) / DAY_S
-            boosted = freshness_boost(scores[keep], age_days, c["freshness_weight"], c["freshness_half_life_days"])
+            # The boost is added to log P: a multiplicative lift, the same for a niche item as for a hit.
+            log_scores = np.log(np.maximum(scores[keep], 1e-12))
+            boosted = freshness_boost(log_scores, age_days, c["freshness_weight"], c["freshness_half_life_days"])
             groups = self.catalog.group_codes[rows[keep]]
             top = keep[top_k_with_group_cap(boosted, groups, k, c["max_per_group"])]
         counts["ranking"] = {"in": len(rows), "out": len(rows)}

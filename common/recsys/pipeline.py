@@ -53,10 +53,15 @@ class Periods:
 
     @classmethod
     def of(cls, data: RecData, split: dict, every: int) -> Periods:
+        """Boundaries fall on snapshot days, so the features read at a boundary cover every event before it."""
         n_days = data.n_days
-        test = n_days - split["test_days"]
-        validation = test - split["validation_days"]
-        ranker = validation - split["ranker_days"]
+
+        def on_snapshot(day: int) -> int:
+            return every * (day // every)
+
+        test = on_snapshot(n_days - split["test_days"])
+        validation = on_snapshot(test - split["validation_days"])
+        ranker = on_snapshot(validation - split["ranker_days"])
         if ranker <= 1:
             raise ValueError(f"{n_days} days of logs are too few for the split {split}")
         end_day = every * int(np.ceil(n_days / every))
@@ -147,7 +152,7 @@ class FunnelEvaluation:
 
 def users_as_of(store, user_ids: np.ndarray, as_of: pd.Timestamp) -> pd.DataFrame:
     """Profile and activity of each user at `as_of`, from the offline store (point in time)."""
-    refs = [f"{view}:{f.name}" for view in USER_VIEWS for f in store.get_feature_view(view).features]
+    refs = feature_repo.feature_refs(store, USER_VIEWS)
     entity = pd.DataFrame({"user_id": user_ids, "event_timestamp": as_of})
     frame = store.get_historical_features(entity_df=entity, features=refs).to_df()
     return fill_activity_defaults(frame.drop_duplicates("user_id").set_index("user_id").loc[user_ids].reset_index())

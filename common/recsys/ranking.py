@@ -106,9 +106,17 @@ class UserStates:
     group_share: np.ndarray  # (n, n_groups) share of the history in each genre
 
     @classmethod
-    def build(cls, frame: pd.DataFrame, tower: TwoTowerModel, catalog: ItemCatalog, batch: np.ndarray | None = None):
+    def build(
+        cls,
+        frame: pd.DataFrame,
+        tower: TwoTowerModel,
+        catalog: ItemCatalog,
+        batch: np.ndarray | None = None,
+        history_groups: list[list[str]] | None = None,
+    ) -> UserStates:
         """`frame`: one row per state. Rows that share a `batch` value (e.g. the snapshot) must have
-        distinct user ids: the tower embeds one batch at a time."""
+        distinct user ids: the tower embeds one batch at a time. `history_groups` replaces the genres
+        read off the history (a new user's favourite genres)."""
         frame = frame.reset_index(drop=True)
         history = frame["history_item_ids"]
         lengths = history.map(len).to_numpy()
@@ -124,8 +132,10 @@ class UserStates:
         group_share = np.zeros((len(frame), len(catalog.groups)), dtype=np.float32)
         np.add.at(group_share, (owner, catalog.group_codes[rows]), 1.0)
         group_share /= np.maximum(counts, 1.0)
-        frame[HISTORY_GROUPS] = _split(
-            np.asarray(catalog.groups, dtype=object)[catalog.group_codes[rows]], owner, len(frame)
+        frame[HISTORY_GROUPS] = (
+            history_groups
+            if history_groups is not None
+            else _split(np.asarray(catalog.groups, dtype=object)[catalog.group_codes[rows]], owner, len(frame))
         )
         pairs = pd.DataFrame({"row": owner, "item_id": catalog.item_ids[rows]})
         vectors = np.zeros((len(frame), catalog.vectors.shape[1]), dtype=np.float32)

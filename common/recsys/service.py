@@ -1,0 +1,125 @@
+"""The served recommendation funnel of a system (video, game):
+
+  user features   Feast online store: profile and activity (history, seen items, last engagement)
+  user embedding  the champion retrieval bundle's user tower
+  -> common.recsys.funnel: candidate sources -> ranking (the champion ranker) -> re-ranking
+
+Item metadata and activity (the latest snapshot) are read from the online store once at load,
+with the item embeddings and the faiss index built from them; a request costs one online read,
+for the user. The serving clock is the end of the logs (the retrieval bundle's `now`): the
+worlds are frozen in time, and the wall clock would make every item years old.
+
+A new user (no profile, no activity in the store) takes the cold-start path: the profile the
+request carries (age, country, favourite genres...) feeds the user tower and the filters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from common import tracking
+from common.feature_store import feature_repo_dir, open_store
+from common.paths import system_dir
+from common.recsys.feature_repo import feature_refs
+from common.recsys.features import ITEM_ACTIVITY
+from common.recsys.funnel import Funnel, Recommendation
+from common.recsys.ranking import ItemCatalog, UserStates
+from common.recsys.ranking_data import fill_activity_defaults
+from common.recsys.retrieval import TwoTowerSource
+from common.retrieval.ann import ANNIndex
+from common.serving.timing import StageTimer
+from common.system import ServiceUnavailable
+
+ONLINE_CHUNK = 20_000  # entity rows per online read at load
+
+
+@dataclass(frozen=True)
+class Served:
+    known_user: bool
+    recommendation: Recommendation
+    stage_ms: dict[str, float]
+
+
+class RecService:
+    def __init__(self, system: str, config: dict, ranker: tracking.Champion, retrieval: tracking.Champion, store):
+        self.system = system
+        self.ranker = ranker
+        self.retrieval = retrieval
+        self.store = store
+        bundle = retrieval.classifier
+        self.schema = bundle.schema
+        self.now_s = float(bundle.now.timestamp())
+        self.as_of = bundle.now
+        self.tower = bundle.tower
+        self.user_refs = feature_refs(store, ("user_profile", "user_activity"))
+        item_ids = _catalog_ids(store)
+        metadata = _online_frame(store, "item_metadata", item_ids)
+        activity = fill_activity_defaults(_online_frame(store, "item_activity", item_ids))
+        self.catalog = ItemCatalog.build(metadata, self.schema, self.tower)
+        self.index = ANNIndex.build(self.catalog.item_ids, self.catalog.vectors, seed=config["seed"])
+        self.funnel = Funnel(
+            self.catalog,
+            [TwoTowerSource(self.index), *bundle.sources],
+            ranker.classifier,
+            {c: activity[c].to_numpy() for c in ITEM_ACTIVITY},
+            config["serving"],
+        )
+        self.genres = set(self.catalog.groups)
+
+    def recommend(self, user_id: int, k: int, profile: dict, favourite_genres: list[str]) -> Served:
+        timer = StageTimer()
+        with timer.stage("user_features"):
+            frame, known = self._user_frame(user_id, profile)
+        with timer.stage("user_embedding"):
+            # Without history, the genres a new user picked stand in for the history's genres.
+            no_history = len(frame.at[0, "history_item_ids"]) == 0
+            override = [list(favourite_genres)] if no_history and favourite_genres else None
+            states = UserStates.build(frame, self.tower, self.catalog, history_groups=override)
+        attributes = {s: str(states.frame.at[0, s]) for s in self.schema.segments}
+        recommendation = self.funnel.recommend(states, 0, attributes, self.now_s, k, timer)
+        return Served(known, recommendation, timer.milliseconds)
+
+    def _user_frame(self, user_id: int, profile: dict) -> tuple[pd.DataFrame, bool]:
+        values = self.store.get_online_features(features=self.user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
+        row = {name: column[0] for name, column in values.items()}
+        profile_columns = (*self.schema.user_categorical, *self.schema.user_numeric)
+        known = any(row.get(c) is not None for c in profile_columns) or row.get("user_events_total") is not None
+        for column, value in profile.items():  # the request's profile fills what the store does not know
+            if row.get(column) is None:
+                row[column] = value
+        return fill_activity_defaults(pd.DataFrame([row])), known
+
+
+def _catalog_ids(store: FeatureStore) -> np.ndarray:
+    """The catalogue: the item ids of the metadata source the online store was loaded from."""
+    source = store.get_feature_view("item_metadata").batch_source.path
+    return pd.read_parquet(source, columns=["item_id"])["item_id"].to_numpy(np.int64)
+
+
+def _online_frame(store: FeatureStore, view: str, item_ids: np.ndarray) -> pd.DataFrame:
+    refs = [f"{view}:{f.name}" for f in store.get_feature_view(view).features]
+    chunks = [
+        pd.DataFrame(
+            store.get_online_features(
+                features=refs, entity_rows=[{"item_id": int(i)} for i in item_ids[lo : lo + ONLINE_CHUNK]]
+            ).to_dict()
+        )
+        for lo in range(0, len(item_ids), ONLINE_CHUNK)
+    ]
+    return pd.concat(chunks, ignore_index=True)
+
+
+def load_service(system: str, config: dict) -> RecService:
+    repo = feature_repo_dir(system_dir(system))
+    if not (repo / "registry.db").exists():
+        raise ServiceUnavailable(f"no {system} feature store at {repo}")
+    try:
+        ranker = tracking.load_champion(system)
+        retrieval = tracking.load_champion(system, kind="retrieval")
+    except tracking.ChampionMissing as error:
+        raise ServiceUnavailable(str(error)) from error
+    return RecService(system, config, ranker, retrieval, open_store(system, repo))

@@ -37,13 +37,31 @@ def _check_system(system: str) -> None:
         raise typer.BadParameter(f"unknown system {system!r}; choose one of {system_names()}", param_hint="--system")
 
 
+DataOption = Annotated[
+    str | None, typer.Option("--data", help="Directory of real data files to train on instead of the world (game)")
+]
+
+
 @app.command()
-def train(system: SystemOption, scale: ScaleOption = None) -> None:
-    """Generate the world, build features into Feast, train and evaluate every model, track
-    them in MLflow and register the best as <system>-ranker@champion."""
+def train(system: SystemOption, scale: ScaleOption = None, data: DataOption = None) -> None:
+    """Generate the world (or read --data), build features into Feast, train and evaluate every
+    model, track them in MLflow and register the best as <system>-ranker@champion."""
     _check_system(system)
     quiet_libraries()
-    summary = get_system(system).train(load_config(system, scale))
+    config = load_config(system, scale)
+    if data is not None:
+        if not get_system(system).accepts_data:
+            _fail(
+                f"{system} trains on its synthetic world only; --data is for: "
+                + ", ".join(n for n in system_names() if get_system(n).accepts_data)
+            )
+        if not os.path.isdir(data):
+            _fail(f"--data {data!r} is not a directory")
+        config["data"] = data
+    try:
+        summary = get_system(system).train(config)
+    except (FileNotFoundError, ValueError) as error:  # unreadable data files, too few days for the split
+        _fail(str(error))
     typer.echo(f"\nTest set ({system}, scale {load_config(system, scale)['scale']}):\n{summary['table']}")
     typer.echo(
         f"champion: {summary['champion']} -> {system}-ranker version {summary['champion_version']}"

@@ -17,6 +17,8 @@ class System:
     router: Callable[[], APIRouter]  # the system's endpoints
     # (config, rng, k) -> (path, JSON body) of a realistic request, for benchmarks
     sample_request: Callable[[dict, Any, int], tuple[str, dict]]
+    # Whether `train` reads real data from a local path (config["data"]) instead of the world.
+    accepts_data: bool = False
 
 
 class ServiceUnavailable(RuntimeError):

@@ -31,17 +31,22 @@ from common.recsys import feature_repo
 from common.recsys.bundle import RetrievalBundle
 from common.recsys.data import RecData
 from common.recsys.evaluation import candidate_recall, list_metrics, oracle_gains, relevant_items
-from common.recsys.features import ITEM_ACTIVITY, build_feature_tables
+from common.recsys.features import build_feature_tables
 from common.recsys.funnel import Funnel
 from common.recsys.ranking import UserStates, build_rankers
-from common.recsys.ranking_data import catalog_from_data, fill_activity_defaults, period_events, training_examples
+from common.recsys.ranking_data import (
+    catalog_from_data,
+    item_activity_rows,
+    period_events,
+    training_examples,
+    user_rows,
+)
 from common.recsys.retrieval import TwoTowerSource, fit_two_tower, nonpersonal_sources
 from common.retrieval.ann import ANNIndex, recall_against_exact
 from common.retrieval.sources import RankedList
 from common.serving.timing import StageTimer
 
 log = logging.getLogger(__name__)
-USER_VIEWS = ("user_profile", "user_activity")
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ def train(system: str, config: dict, data: RecData) -> dict:
         stages.update()
         stages.set_postfix_str("ranker examples")
         events = period_events(data, periods.ranker_start, config["ranking"]["negatives_per_event"], seed)
-        X, targets, timestamps = training_examples(data, store, system, events, tower, catalog, every)
+        X, targets, timestamps = training_examples(data, store, events, tower, catalog, every)
         splits = _split_examples(X, targets, timestamps, periods)
         input_sample = X.head(100)
         stages.update()
@@ -91,7 +96,15 @@ def train(system: str, config: dict, data: RecData) -> dict:
         rankers, ranker_metrics = _fit_rankers(data, config, splits, seed)
         stages.update()
         stages.set_postfix_str("evaluate, MLflow")
-        evaluation = _evaluate_funnel(system, data, config, store, tower, catalog, rankers, periods)
+        # The champion is the ranker whose served funnel has the best nDCG@10 on the validation days.
+        validation = _evaluate_funnel(
+            data, config, store, tower, catalog, rankers, periods.validation_start, periods.test_start
+        )
+        evaluation = _evaluate_funnel(data, config, store, tower, catalog, rankers, periods.test_start, periods.end)
+        for name in rankers:
+            ranker_metrics[name]["validation_ndcg_at_10"] = float(
+                validation.lists.set_index("list").at[f"funnel: {name}", "ndcg@10"]
+            )
         summary = _track(
             system, config, data, periods, tower, tower_info, rankers, ranker_metrics, evaluation, input_sample
         )
@@ -150,37 +163,25 @@ class FunnelEvaluation:
     n_users: int
 
 
-def users_as_of(store, user_ids: np.ndarray, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Profile and activity of each user at `as_of`, from the offline store (point in time)."""
-    refs = feature_repo.feature_refs(store, USER_VIEWS)
-    entity = pd.DataFrame({"user_id": user_ids, "event_timestamp": as_of})
-    frame = store.get_historical_features(entity_df=entity, features=refs).to_df()
-    return fill_activity_defaults(frame.drop_duplicates("user_id").set_index("user_id").loc[user_ids].reset_index())
-
-
-def items_activity_as_of(store, item_ids: np.ndarray, as_of: pd.Timestamp) -> dict[str, np.ndarray]:
-    refs = [f"item_activity:{c}" for c in ITEM_ACTIVITY]
-    entity = pd.DataFrame({"item_id": item_ids, "event_timestamp": as_of})
-    frame = store.get_historical_features(entity_df=entity, features=refs).to_df()
-    frame = fill_activity_defaults(frame.drop_duplicates("item_id").set_index("item_id").loc[item_ids])
-    return {c: frame[c].to_numpy(float) for c in ITEM_ACTIVITY}
-
-
-def _evaluate_funnel(system, data, config, store, tower, catalog, rankers, periods) -> FunnelEvaluation:
+def _evaluate_funnel(
+    data: RecData, config: dict, store, tower, catalog, rankers: dict, now: pd.Timestamp, until: pd.Timestamp
+) -> FunnelEvaluation:
+    """Every stage as of `now`, for a seeded sample of the users active in [now, until)."""
     e, schema = config["evaluation"], data.schema
-    now = periods.test_start
     now_s = float(now.timestamp())
-    test_events = data.events[data.events["event_timestamp"] >= now]
+    period = data.events[(data.events["event_timestamp"] >= now) & (data.events["event_timestamp"] < until)]
     rng = np.random.default_rng(config["seed"])
-    active = np.unique(test_events["user_id"].to_numpy())
+    active = np.unique(period["user_id"].to_numpy())
     user_ids = np.sort(rng.choice(active, size=min(e["users"], len(active)), replace=False))
-    states = UserStates.build(users_as_of(store, user_ids, now), tower, catalog)
+    states = UserStates.build(
+        user_rows(store, pd.DataFrame({"user_id": user_ids, "event_timestamp": now})), tower, catalog
+    )
     attributes = [{s: str(states.frame.at[i, s]) for s in schema.segments} for i in range(len(user_ids))]
 
     index = ANNIndex.build(catalog.item_ids, catalog.vectors, queries=states.vectors, seed=config["seed"])
     ann = _ann_metrics(index, catalog, states.vectors)
     sources = nonpersonal_sources(data, data.users, now, config["retrieval"])
-    activity = items_activity_as_of(store, catalog.item_ids, now)
+    activity = item_activity_rows(store, pd.DataFrame({"item_id": catalog.item_ids, "event_timestamp": now}))
     funnels = {
         name: Funnel(catalog, [TwoTowerSource(index), *sources], ranker, activity, config["serving"])
         for name, ranker in rankers.items()
@@ -234,7 +235,14 @@ def _ann_metrics(index: ANNIndex, catalog, queries: np.ndarray, k: int = 100) ->
 
 RECALL_COLUMNS = ["source", "recall@100", "recall@500"]
 LIST_COLUMNS = ["list", "precision@10", "map@10", "ndcg@10", "diversity", "coverage"]
-RANKER_COLUMNS = ["model", "validation_auc_positive", "test_auc_positive", "test_logloss_positive", "fit_seconds"]
+RANKER_COLUMNS = [
+    "model",
+    "validation_ndcg_at_10",
+    "validation_auc_positive",
+    "test_auc_positive",
+    "test_logloss_positive",
+    "fit_seconds",
+]
 
 
 def results_markdown(evaluation: FunnelEvaluation, ranker_rows: list[dict], relevance_note: str) -> str:
@@ -253,7 +261,8 @@ def results_markdown(evaluation: FunnelEvaluation, ranker_rows: list[dict], rele
             "",
             markdown_table(evaluation.lists.to_dict("records"), LIST_COLUMNS),
             "",
-            "Rankers: P(positive) on the logged test events",
+            "Rankers: the champion has the best served-funnel nDCG@10 on the validation days;"
+            " AUC and log loss of P(positive) on the logged events",
             "",
             markdown_table(ranker_rows, RANKER_COLUMNS),
         ]
@@ -296,7 +305,7 @@ def _track(system, config, data, periods, tower, tower_info, rankers, ranker_met
     )
     retrieval_version = tracking.promote(system, retrieval_uri, kind="retrieval")
 
-    champion = max(ranker_metrics, key=lambda name: ranker_metrics[name]["validation_auc_positive"])
+    champion = max(ranker_metrics, key=lambda name: ranker_metrics[name]["validation_ndcg_at_10"])
     lists = evaluation.lists.set_index("list")
     ranker_rows, uris = [], {}
     for name, model in rankers.items():

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 WARMUP_REQUESTS = 20  # first requests pay for lazy imports, caches and connection setup
 SERVER_WORKERS = 2  # as `make serve`: one process per core (the GIL serialises one)
-STARTUP_TIMEOUT_S = 120.0  # loading a serving bundle (models, Feast) takes a while
+STARTUP_TIMEOUT_S = 300.0  # loading a serving bundle (models, Feast, a 1M-item index per worker) takes a while
 STOP_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 30.0
 CLIENT_ROW = "request (client)"
@@ -144,11 +144,14 @@ def _log_tail(path: Path, n_lines: int = 20) -> str:
 
 
 @contextmanager
-def _server(system: str, url: str) -> Iterator[tuple[dict, bool]]:
+def _server(system: str, url: str, extra_env: dict[str, str] | None = None) -> Iterator[tuple[dict, bool]]:
     """Yields (healthz answer, whether the bench started the server). A server the bench
-    starts is always stopped on exit, whatever happens in between."""
+    starts is always stopped on exit, whatever happens in between. With `extra_env` the
+    bench must start the server itself (a running one was not started with it)."""
     health = _health(url)
     if health is not None:
+        if extra_env:
+            raise RuntimeError(f"something already answers at {url}; the bench needs that port for its own server")
         yield health, False
         return
 
@@ -157,7 +160,7 @@ def _server(system: str, url: str) -> Iterator[tuple[dict, bool]]:
     if host not in LOOPBACK_HOSTS:
         raise RuntimeError(f"nothing answers at {url}, and the bench only starts servers on this machine")
     # Inheriting os.environ passes MLSD_DATA_DIR / MLSD_SCALE / MLFLOW_TRACKING_URI through.
-    env = {**os.environ, "MLSD_SYSTEMS": system}
+    env = {**os.environ, "MLSD_SYSTEMS": system, **(extra_env or {})}
     command = [
         sys.executable,
         "-m",
@@ -312,4 +315,28 @@ def run_benchmark(
         log.info("benchmarking %s at %s (server pid %s)", system, url, health.get("pid"))
         results = asyncio.run(_drive(url, warmup, levels))
         rss = _server_rss(url, health.get("pid"))
-    return format_report(system, k, n_requests, url, started_server, results, rss)
+    reports = [format_report(system, k, n_requests, url, started_server, results, rss)]
+    reports += [
+        _grown_catalog_report(system, size, url, warmup, levels, k, n_requests)
+        for size in get_system(system).bench_catalog_sizes
+    ]
+    return "\n\n".join(reports)
+
+
+def _grown_catalog_report(system, size, url, warmup, levels, k, n_requests) -> str:
+    """The same requests against a server whose catalogue is grown to `size` items with synthetic
+    ones, on the next port, and the ANN measurements of that index in this process."""
+    from common.recsys.bench_catalog import catalog_ann_report
+    from common.recsys.padding import CATALOG_SIZE_ENV
+
+    log.info("%s: ANN over a %d-item catalogue", system, size)
+    ann = catalog_ann_report(system, size)
+    parts = urlsplit(url)
+    grown_url = f"{parts.scheme}://{parts.hostname}:{(parts.port or 80) + 1}"
+    with _server(system, grown_url, {CATALOG_SIZE_ENV: str(size)}) as (health, _):
+        _check_ready(system, health)
+        log.info("benchmarking %s with a %d-item catalogue at %s", system, size, grown_url)
+        results = asyncio.run(_drive(grown_url, warmup, levels))
+        rss = _server_rss(grown_url, health.get("pid"))
+    served = format_report(system, k, n_requests, grown_url, True, results, rss)
+    return f"=== catalogue grown to {size} items (common.recsys.padding) ===\n\n{ann}\n\n{served}"

@@ -19,6 +19,8 @@ class System:
     sample_request: Callable[[dict, Any, int], tuple[str, dict]]
     # Whether `train` reads real data from a local path (config["data"]) instead of the world.
     accepts_data: bool = False
+    # Catalogue sizes `make bench` also measures, grown with synthetic items (common.recsys.padding).
+    bench_catalog_sizes: tuple[int, ...] = ()
 
 
 class ServiceUnavailable(RuntimeError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from common.recsys.features import ITEM_ACTIVITY
 from common.recsys.ranking import DAY_S, ItemCatalog, UserStates, model_inputs
@@ -29,6 +30,25 @@ class Recommendation:
     scores: np.ndarray  # the ranker's score of each (before the freshness boost)
     sources: list[tuple[str, ...]]  # which sources found each
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # candidates in / out of each stage
+
+
+def ranking_scores(ranker, X: pd.DataFrame, engage_odds: bool) -> np.ndarray:
+    """The ranker's P(positive), or with `engage_odds` its sampled-negatives reading:
+    odds(engaged) * P(positive | engaged).
+
+    Against negatives drawn uniformly from the catalogue (logs without impressions), the odds a
+    classifier learns are P(engaged | user, item) / (rate x 1 / n_items): proportional to the true
+    engagement probability, whereas its probability saturates near 1 for every popular item and
+    stops telling them apart (measured on the game world: the funnel fell below popularity)."""
+    if not engage_odds:
+        return ranker.predict_proba(X)[:, 1]
+    if hasattr(ranker, "predict_heads"):
+        heads = ranker.predict_heads(X)
+        engage, satisfy = heads["engage"], heads["satisfy"]
+    else:
+        engage, satisfy = ranker.predict_proba(X)[:, 1], 1.0
+    engage = np.clip(engage, 1e-12, 1 - 1e-12)
+    return engage / (1.0 - engage) * satisfy
 
 
 class Funnel:
@@ -49,8 +69,8 @@ class Funnel:
         schema = catalog.schema
         self.min_age = catalog.columns[schema.min_age_column] if schema.min_age_column else None
         self.regions = catalog.columns[schema.regions_column] if schema.regions_column else None
-        titles = catalog.columns[schema.title_column].astype(str)
-        self.title_key = np.unique(np.char.lower(titles.astype("U")), return_inverse=True)[1]
+        # Near-duplicates share a lower-cased title (re-uploads, mirrors): one code per title.
+        self.title_key = pd.factorize(pd.Series(catalog.columns[schema.title_column]).astype(str).str.lower())[0]
 
     def candidates(
         self, states: UserStates, row: int, attributes: dict, now_s: float, k_per_source: int
@@ -82,7 +102,7 @@ class Funnel:
             return np.zeros(0)
         activity = {c: values[item_rows] for c, values in self.activity.items()}
         X = model_inputs(states, np.full(len(item_rows), row), self.catalog, item_rows, now_s, activity)
-        return self.ranker.predict_proba(X)[:, 1]
+        return ranking_scores(self.ranker, X, self.config.get("engage_odds", False))
 
     def recommend(
         self,

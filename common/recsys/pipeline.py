@@ -83,8 +83,10 @@ def train(system: str, config: dict, data: RecData) -> dict:
         store = _features_into_feast(system, data, features_config, periods)
         stages.update()
         stages.set_postfix_str("two-tower")
-        tower, tower_info = fit_two_tower(data, periods.ranker_start, config["retrieval"], seed)
-        catalog = catalog_from_data(data, tower)
+        tower, tower_info = fit_two_tower(
+            data, periods.ranker_start, config["retrieval"], features_config["activity_window_days"], seed
+        )
+        catalog = catalog_from_data(data, tower, _activity_as_of(store, data, periods.ranker_start))
         stages.update()
         stages.set_postfix_str("ranker examples")
         events = period_events(data, periods.ranker_start, config["ranking"]["negatives_per_event"], seed)
@@ -97,10 +99,8 @@ def train(system: str, config: dict, data: RecData) -> dict:
         stages.update()
         stages.set_postfix_str("evaluate, MLflow")
         # The champion is the ranker whose served funnel has the best nDCG@10 on the validation days.
-        validation = _evaluate_funnel(
-            data, config, store, tower, catalog, rankers, periods.validation_start, periods.test_start
-        )
-        evaluation = _evaluate_funnel(data, config, store, tower, catalog, rankers, periods.test_start, periods.end)
+        validation = _evaluate_funnel(data, config, store, tower, rankers, periods.validation_start, periods.test_start)
+        evaluation = _evaluate_funnel(data, config, store, tower, rankers, periods.test_start, periods.end)
         for name in rankers:
             ranker_metrics[name]["validation_ndcg_at_10"] = float(
                 validation.lists.set_index("list").at[f"funnel: {name}", "ndcg@10"]
@@ -164,9 +164,11 @@ class FunnelEvaluation:
 
 
 def _evaluate_funnel(
-    data: RecData, config: dict, store, tower, catalog, rankers: dict, now: pd.Timestamp, until: pd.Timestamp
+    data: RecData, config: dict, store, tower, rankers: dict, now: pd.Timestamp, until: pd.Timestamp
 ) -> FunnelEvaluation:
     """Every stage as of `now`, for a seeded sample of the users active in [now, until)."""
+    activity = _activity_as_of(store, data, now)
+    catalog = catalog_from_data(data, tower, activity)
     e, schema = config["evaluation"], data.schema
     now_s = float(now.timestamp())
     period = data.events[(data.events["event_timestamp"] >= now) & (data.events["event_timestamp"] < until)]
@@ -181,7 +183,6 @@ def _evaluate_funnel(
     index = ANNIndex.build(catalog.item_ids, catalog.vectors, queries=states.vectors, seed=config["seed"])
     ann = _ann_metrics(index, catalog, states.vectors)
     sources = nonpersonal_sources(data, data.users, now, config["retrieval"])
-    activity = item_activity_rows(store, pd.DataFrame({"item_id": catalog.item_ids, "event_timestamp": now}))
     funnels = {
         name: Funnel(catalog, [TwoTowerSource(index), *sources], ranker, activity, config["serving"])
         for name, ranker in rankers.items()
@@ -214,6 +215,11 @@ def _evaluate_funnel(
     )
     rows = [list_metrics(name, lst, relevant, gains, group_of, len(catalog), k) for name, lst in lists.items()]
     return FunnelEvaluation(recall, pd.DataFrame(rows), ann, len(user_ids))
+
+
+def _activity_as_of(store, data: RecData, as_of: pd.Timestamp) -> dict[str, np.ndarray]:
+    """ITEM_ACTIVITY of every item (rows of data.items) at `as_of`, from the offline store."""
+    return item_activity_rows(store, pd.DataFrame({"item_id": data.items["item_id"], "event_timestamp": as_of}))
 
 
 def _ann_metrics(index: ANNIndex, catalog, queries: np.ndarray, k: int = 100) -> dict:

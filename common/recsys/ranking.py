@@ -21,7 +21,7 @@ from common.models.multitask import MultiTaskRanker
 from common.models.tabular import LightGBMCTR
 from common.recsys.data import Schema
 from common.recsys.features import ITEM_ACTIVITY, USER_ACTIVITY_SCALARS
-from common.recsys.retrieval import HISTORY_GROUPS
+from common.recsys.retrieval import HISTORY_GROUPS, RECENT_ENGAGEMENTS
 from common.retrieval.two_tower import TwoTowerModel
 
 DAY_S = 86_400.0
@@ -70,9 +70,13 @@ class ItemCatalog:
     release_s: np.ndarray  # (n,) int64 seconds since the epoch
 
     @classmethod
-    def build(cls, metadata: pd.DataFrame, schema: Schema, tower: TwoTowerModel) -> ItemCatalog:
-        """metadata: the item_metadata view's rows (release as `release_s`)."""
-        metadata = metadata.reset_index(drop=True)
+    def build(
+        cls, metadata: pd.DataFrame, schema: Schema, tower: TwoTowerModel, recent_engagements: np.ndarray
+    ) -> ItemCatalog:
+        """metadata: the item_metadata view's rows (release as `release_s`); recent_engagements: each
+        item's engagements over the trailing activity window as of the catalogue's time, which the
+        item tower reads (the embeddings depend on when the catalogue is built)."""
+        metadata = metadata.reset_index(drop=True).assign(**{RECENT_ENGAGEMENTS: np.log1p(recent_engagements)})
         groups = sorted(metadata[schema.group_column].astype(str).unique())
         codes = pd.Categorical(metadata[schema.group_column].astype(str), groups).codes.astype(np.int64)
         return cls(

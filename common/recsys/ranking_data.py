@@ -120,5 +120,6 @@ def training_examples(
     return X, targets, events["event_timestamp"].to_numpy()
 
 
-def catalog_from_data(data: RecData, tower: TwoTowerModel) -> ItemCatalog:
-    return ItemCatalog.build(item_metadata(data), data.schema, tower)
+def catalog_from_data(data: RecData, tower: TwoTowerModel, activity: dict[str, np.ndarray]) -> ItemCatalog:
+    """The catalogue as of the time of `activity` (ITEM_ACTIVITY per row of data.items)."""
+    return ItemCatalog.build(item_metadata(data), data.schema, tower, activity["item_engaged_window"])

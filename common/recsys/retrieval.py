@@ -30,6 +30,11 @@ from common.retrieval.two_tower import TowerSpec, TwoTowerModel
 
 log = logging.getLogger(__name__)
 HISTORY_GROUPS = "history_groups"  # the user tower's multi-hot: genres of the user's recent positives
+# The item tower's popularity input: log1p of the item's engagements over the trailing activity
+# window. Without it the tower can only encode popularity in an embedding's direction; measured
+# on the game world (where relevance is mostly popularity) its recall@100 stayed below
+# popularity's own.
+RECENT_ENGAGEMENTS = "log_recent_engagements"
 
 
 def user_spec(schema: Schema) -> TowerSpec:
@@ -37,7 +42,21 @@ def user_spec(schema: Schema) -> TowerSpec:
 
 
 def item_spec(schema: Schema) -> TowerSpec:
-    return TowerSpec("item_id", schema.item_categorical, schema.item_numeric, schema.item_multi_hot)
+    numeric = (*schema.item_numeric, RECENT_ENGAGEMENTS)
+    return TowerSpec("item_id", schema.item_categorical, numeric, schema.item_multi_hot)
+
+
+def recent_engagements(data: RecData, as_of: pd.Timestamp, window_days: int) -> np.ndarray:
+    """(n_items,) engagements of each item (rows of data.items) in [as_of - window, as_of): the
+    item_activity view's item_engaged_window at a snapshot."""
+    events = data.events
+    recent = events[
+        (events["event_timestamp"] < as_of)
+        & (events["event_timestamp"] >= as_of - pd.Timedelta(days=window_days))
+        & (events["engaged"] == 1)
+    ]
+    counts = recent["item_id"].value_counts()
+    return counts.reindex(data.items["item_id"], fill_value=0).to_numpy(float)
 
 
 def history_pairs(history: pd.Series) -> pd.DataFrame:
@@ -63,8 +82,11 @@ def last_positives_before(events: pd.DataFrame, cutoff: pd.Timestamp, n: int) ->
     return before.groupby("user_id")["item_id"].agg(lambda s: s.to_numpy()[-n:].tolist())
 
 
-def fit_two_tower(data: RecData, cutoff: pd.Timestamp, config: dict, seed: int) -> tuple[TwoTowerModel, dict]:
-    """Train on the positives of [history_end, cutoff), with history = the last positives before history_end."""
+def fit_two_tower(
+    data: RecData, cutoff: pd.Timestamp, config: dict, window_days: int, seed: int
+) -> tuple[TwoTowerModel, dict]:
+    """Train on the positives of [history_end, cutoff), with history = the last positives before history_end
+    and item popularity as of history_end (both precede every training example)."""
     events = data.events
     days_before = (cutoff - data.start) / pd.Timedelta(days=1)
     history_end = data.start + pd.Timedelta(days=int(days_before * config["history_share"]))
@@ -76,9 +98,9 @@ def fit_two_tower(data: RecData, cutoff: pd.Timestamp, config: dict, seed: int) 
     history = last_positives_before(events, history_end, config["history_length"])
     item_groups = data.items.set_index("item_id")[data.schema.group_column]
     users = with_history_groups(data.users, history, item_groups)
-    model = TwoTowerModel(user_spec(data.schema), item_spec(data.schema), random_state=seed, **config["two_tower"]).fit(
-        users, data.items, examples[["user_id", "item_id"]], history_pairs(history)
-    )
+    items = data.items.assign(**{RECENT_ENGAGEMENTS: np.log1p(recent_engagements(data, history_end, window_days))})
+    model = TwoTowerModel(user_spec(data.schema), item_spec(data.schema), random_state=seed, **config["two_tower"])
+    model.fit(users, items, examples[["user_id", "item_id"]], history_pairs(history))
     info = {"n_examples": len(examples), "history_end": str(history_end.date()), "cutoff": str(cutoff.date())}
     log.info("two-tower trained on %d positives, final loss %.4f", len(examples), model.train_loss_[-1])
     return model, info

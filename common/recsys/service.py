@@ -9,12 +9,16 @@ with the item embeddings and the faiss index built from them; a request costs on
 for the user. The serving clock is the end of the logs (the retrieval bundle's `now`): the
 worlds are frozen in time, and the wall clock would make every item years old.
 
+MLSD_CATALOG_SIZE=1000000 grows the catalogue with synthetic items (common.recsys.padding), for
+benchmarks at a size the world does not have.
+
 A new user (no profile, no activity in the store) takes the cold-start path: the profile the
 request carries (age, country, favourite genres...) feeds the user tower and the filters.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +31,7 @@ from common.paths import system_dir
 from common.recsys.feature_repo import feature_refs
 from common.recsys.features import ITEM_ACTIVITY
 from common.recsys.funnel import Funnel, Recommendation
+from common.recsys.padding import pad_catalog, requested_size
 from common.recsys.ranking import ItemCatalog, UserStates
 from common.recsys.ranking_data import fill_activity_defaults
 from common.recsys.retrieval import TwoTowerSource
@@ -59,13 +64,19 @@ class RecService:
         item_ids = _catalog_ids(store)
         metadata = _online_frame(store, "item_metadata", item_ids)
         activity = fill_activity_defaults(_online_frame(store, "item_activity", item_ids))
-        self.catalog = ItemCatalog.build(metadata, self.schema, self.tower)
+        catalog = ItemCatalog.build(metadata, self.schema, self.tower, activity["item_engaged_window"].to_numpy())
+        self.n_real_items = len(catalog)
+        self.catalog, item_activity = pad_catalog(
+            catalog, {c: activity[c].to_numpy() for c in ITEM_ACTIVITY}, requested_size(), config["seed"]
+        )
+        started = time.perf_counter()
         self.index = ANNIndex.build(self.catalog.item_ids, self.catalog.vectors, seed=config["seed"])
+        self.index_build_s = time.perf_counter() - started
         self.funnel = Funnel(
             self.catalog,
             [TwoTowerSource(self.index), *bundle.sources],
             ranker.classifier,
-            {c: activity[c].to_numpy() for c in ITEM_ACTIVITY},
+            item_activity,
             config["serving"],
         )
         self.genres = set(self.catalog.groups)

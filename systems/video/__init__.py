@@ -32,4 +32,11 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
 
 
 # Heavy imports (torch, Feast, MLflow) wait until a command needs them.
-SYSTEM = System(name="video", train=_train, load_service=_load_service, router=_router, sample_request=_sample_request)
+SYSTEM = System(
+    name="video",
+    train=_train,
+    load_service=_load_service,
+    router=_router,
+    sample_request=_sample_request,
+    bench_catalog_sizes=(1_000_000,),
+)

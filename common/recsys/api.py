@@ -27,7 +27,10 @@ class ItemOut(BaseModel):
     item_id: int
     title: str
     genre: str
-    score: float = Field(description="The ranker's P(positive), before the freshness boost")
+    score: float = Field(
+        description="The ranker's score before the freshness boost, higher is better: P(positive); for systems"
+        " trained on sampled negatives (game) odds(engaged) x P(positive | engaged), which is not a probability"
+    )
     sources: list[str] = Field(description="The candidate sources that found the item")
 
 

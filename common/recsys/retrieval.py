@@ -97,11 +97,24 @@ def fit_two_tower(
         raise ValueError(f"no positive events between {history_end} and {cutoff} to train the two-tower on")
     history = last_positives_before(events, history_end, config["history_length"])
     item_groups = data.items.set_index("item_id")[data.schema.group_column]
-    users = with_history_groups(data.users, history, item_groups)
-    items = data.items.assign(**{RECENT_ENGAGEMENTS: np.log1p(recent_engagements(data, history_end, window_days))})
+    # Only ids that training touches get an id row: the rest (users and items with no positive
+    # yet) must map to the shared cold-start row, not to a row left at its random initialisation.
+    trained_users = data.users["user_id"].isin(examples["user_id"])
+    trained_items = data.items["item_id"].isin(examples["item_id"]) | data.items["item_id"].isin(
+        history_pairs(history)["item_id"]
+    )
+    users = with_history_groups(data.users[trained_users.to_numpy()].reset_index(drop=True), history, item_groups)
+    popularity = np.log1p(recent_engagements(data, history_end, window_days))
+    items = data.items.assign(**{RECENT_ENGAGEMENTS: popularity})[trained_items.to_numpy()].reset_index(drop=True)
     model = TwoTowerModel(user_spec(data.schema), item_spec(data.schema), random_state=seed, **config["two_tower"])
     model.fit(users, items, examples[["user_id", "item_id"]], history_pairs(history))
-    info = {"n_examples": len(examples), "history_end": str(history_end.date()), "cutoff": str(cutoff.date())}
+    info = {
+        "n_examples": len(examples),
+        "n_trained_users": len(users),
+        "n_trained_items": len(items),
+        "history_end": str(history_end.date()),
+        "cutoff": str(cutoff.date()),
+    }
     log.info("two-tower trained on %d positives, final loss %.4f", len(examples), model.train_loss_[-1])
     return model, info
 

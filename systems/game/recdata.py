@@ -86,7 +86,8 @@ def sample_reviews(tables: GameTables, last_days: int, max_users: int, seed: int
     if len(users) > max_users:
         users = np.random.default_rng(seed).choice(users, max_users, replace=False)
         reviews = reviews[reviews["user_id"].isin(users)]
-    return GameTables(tables.games, tables.users, reviews.reset_index(drop=True), tables.metadata)
+    kept_users = tables.users[tables.users["user_id"].isin(reviews["user_id"])]
+    return GameTables(tables.games, kept_users, reviews.reset_index(drop=True), tables.metadata)
 
 
 def load(config: dict, data: str | Path | None = None) -> RecData:

@@ -107,8 +107,10 @@ def _check_profile(request: RecommendRequest, service: RecService) -> None:
     if unknown:
         raise HTTPException(422, f"unknown profile fields {unknown}; this system's profile has {sorted(allowed)}")
     for column in schema.user_numeric:
-        if column in request.profile and not isinstance(request.profile[column], int | float):
-            raise HTTPException(422, f"profile field {column!r} must be a number")
+        value = request.profile.get(column)
+        # bool is an int to Python; JSON true is not an age.
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise HTTPException(422, f"profile field {column!r} must be a non-negative number, got {value!r}")
     bad_genres = sorted(set(request.favourite_genres) - service.genres)
     if bad_genres:
         raise HTTPException(422, f"unknown genres {bad_genres}; choose from {sorted(service.genres)}")

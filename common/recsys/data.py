@@ -79,6 +79,10 @@ class RecData:
                 raise ValueError(f"{key} must be a unique column of its table")
         if (self.events["positive"].astype(bool) & ~self.events["engaged"].astype(bool)).any():
             raise ValueError("a positive event must be an engaged one")
+        for key, table in (("user_id", self.users), ("item_id", self.items)):
+            unknown = ~self.events[key].isin(table[key])
+            if unknown.any():
+                raise ValueError(f"{int(unknown.sum())} events name a {key} missing from its table")
 
     @property
     def has_negatives(self) -> bool:

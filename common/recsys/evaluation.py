@@ -27,14 +27,16 @@ from common.retrieval.sources import RetrievalRequest, merge_candidates
 
 
 def relevant_items(
-    data: RecData, user_ids: np.ndarray, as_of: pd.Timestamp, n: int
+    data: RecData, user_ids: np.ndarray, as_of: pd.Timestamp, until: pd.Timestamp, n: int
 ) -> tuple[dict[int, np.ndarray], dict[int, dict[int, float]]]:
-    """(relevant item ids per user, nDCG gains per user) at `as_of`."""
+    """(relevant item ids per user, nDCG gains per user) at `as_of`; on real data, the positives of
+    [as_of, until) (never later ones: the validation evaluation must not see the test days)."""
     before = data.events[(data.events["event_timestamp"] < as_of) & (data.events["engaged"] == 1)]
     if data.oracle is None:
-        after = data.events[(data.events["event_timestamp"] >= as_of) & (data.events["positive"] == 1)]
-        by_user = after.groupby("user_id")["item_id"].agg(lambda s: np.unique(s.to_numpy()))
-        relevant = {int(u): by_user.get(u, np.zeros(0, np.int64)) for u in user_ids}
+        times = data.events["event_timestamp"]
+        after = data.events[(times >= as_of) & (times < until) & (data.events["positive"] == 1)]
+        by_user = {int(u): np.unique(group.to_numpy()) for u, group in after.groupby("user_id")["item_id"]}
+        relevant = {int(u): by_user.get(int(u), np.zeros(0, np.int64)) for u in user_ids}
         return relevant, {u: dict.fromkeys(ids.tolist(), 1.0) for u, ids in relevant.items()}
     exclude = before[before["user_id"].isin(user_ids)][["user_id", "item_id"]]
     top = data.oracle.top_relevant(user_ids, n, as_of, exclude)

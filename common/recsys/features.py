@@ -66,15 +66,16 @@ def item_metadata(data: RecData) -> pd.DataFrame:
 
 
 def item_activity(data: RecData, every: int, window_days: int) -> pd.DataFrame:
-    events, n_days, n_items = data.events, data.n_days, len(data.items)
+    events, n_items = data.events, len(data.items)
     item_row = pd.Index(data.items["item_id"]).get_indexer(events["item_id"])
     day = day_index(events["event_timestamp"], data.start)
-    snapshots = snapshot_days(n_days, every)
+    snapshots = snapshot_days(data.n_days, every)
+    n_days = int(snapshots[-1])  # through the last snapshot: its trailing window may reach past the logs
 
     def sums(weights, window):
         per_day = daily_counts(item_row, day, n_items, n_days, weights)
         before = trailing_window_sums(per_day, window)  # (n_items, n_days + 1): column d covers days < d
-        return before[:, np.minimum(snapshots, n_days)]  # (n_items, n_snapshots)
+        return before[:, snapshots]  # (n_items, n_snapshots)
 
     engaged, positive = events["engaged"].to_numpy(float), events["positive"].to_numpy(float)
     columns = {

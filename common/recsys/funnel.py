@@ -6,8 +6,9 @@ and for the served endpoint:
                         user already engaged with and what is not released yet are dropped
   ranking               the ranker's score over the candidates (ranking features of
                         common.recsys.ranking)
-  re-ranking            age and region restrictions, de-duplication of near-duplicates (same
-                        title), a freshness boost, at most N per genre in the top k
+  re-ranking            age and region restrictions, a freshness boost, de-duplication of
+                        near-duplicates (the best-scored copy of a title), at most N per genre in
+                        the top k
 """
 
 from __future__ import annotations
@@ -87,9 +88,9 @@ class Funnel:
         return rows[keep], [s for s, k in zip(merged.sources, keep, strict=True) if k], counts
 
     def allowed(self, states: UserStates, row: int, item_rows: np.ndarray) -> np.ndarray:
-        """Re-ranking filters: age and region restrictions, near-duplicate titles."""
+        """Re-ranking filters: age and region restrictions."""
         schema, user = self.catalog.schema, states.frame.iloc[row]
-        keep = first_occurrence(self.title_key[item_rows])
+        keep = np.ones(len(item_rows), dtype=bool)
         if self.min_age is not None:
             age = user.get(schema.user_age_column)
             keep &= age_allowed(None if age is None or age != age else int(age), self.min_age[item_rows])
@@ -120,18 +121,22 @@ class Funnel:
         with timer.stage("ranking"):
             scores = self.score(states, row, rows, now_s)
         with timer.stage("re_ranking"):
-            keep = np.flatnonzero(self.allowed(states, row, rows))
-            age_days = (now_s - self.catalog.release_s[rows[keep]]) / DAY_S
+            allowed = np.flatnonzero(self.allowed(states, row, rows))
+            age_days = (now_s - self.catalog.release_s[rows[allowed]]) / DAY_S
             # The boost is added to log P: a multiplicative lift, the same for a niche item as for a hit.
-            log_scores = np.log(np.maximum(scores[keep], 1e-12))
+            log_scores = np.log(np.maximum(scores[allowed], 1e-12))
             boosted = freshness_boost(log_scores, age_days, c["freshness_weight"], c["freshness_half_life_days"])
-            groups = self.catalog.group_codes[rows[keep]]
-            top = keep[top_k_with_group_cap(boosted, groups, k, c["max_per_group"])]
+            # Near-duplicates: the best-scored copy of each title stays.
+            by_score = np.argsort(-boosted, kind="stable")
+            distinct = by_score[first_occurrence(self.title_key[rows[allowed[by_score]]])]
+            groups = self.catalog.group_codes[rows[allowed[distinct]]]
+            top = allowed[distinct[top_k_with_group_cap(boosted[distinct], groups, k, c["max_per_group"])]]
         counts["ranking"] = {"in": len(rows), "out": len(rows)}
-        counts["re_ranking"] = {"in": len(rows), "allowed": len(keep), "out": len(top)}
+        counts["re_ranking"] = {"in": len(rows), "allowed": len(allowed), "distinct": len(distinct), "out": len(top)}
         return Recommendation(rows[top], scores[top], [sources[i] for i in top], counts)
 
     def merge_order(self, states: UserStates, row: int, attributes: dict, now_s: float, k: int) -> np.ndarray:
         """The baseline without a ranker: the first k allowed candidates in merge order."""
         rows, _, _ = self.candidates(states, row, attributes, now_s, self.config["k_per_source"])
-        return rows[self.allowed(states, row, rows)][:k]
+        rows = rows[self.allowed(states, row, rows)]
+        return rows[first_occurrence(self.title_key[rows])][:k]

@@ -188,7 +188,7 @@ def _evaluate_funnel(
         for name, ranker in rankers.items()
     }
     any_funnel = next(iter(funnels.values()))
-    relevant, gains = relevant_items(data, user_ids, now, e["relevant_per_user"])
+    relevant, gains = relevant_items(data, user_ids, now, until, e["relevant_per_user"])
     recall = candidate_recall(any_funnel, states, attributes, relevant, now_s, tuple(e["recall_ks"]))
 
     k = e["k"]

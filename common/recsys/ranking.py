@@ -136,6 +136,11 @@ class UserStates:
         group_share = np.zeros((len(frame), len(catalog.groups)), dtype=np.float32)
         np.add.at(group_share, (owner, catalog.group_codes[rows]), 1.0)
         group_share /= np.maximum(counts, 1.0)
+        if history_groups is not None:  # a new user's picked genres also stand in for the history's shares
+            for i, picked in enumerate(history_groups):
+                codes = [catalog.groups.index(g) for g in picked if g in catalog.groups]
+                if codes and counts[i, 0] == 0:
+                    group_share[i, codes] = 1.0 / len(codes)
         frame[HISTORY_GROUPS] = (
             history_groups
             if history_groups is not None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.batch_features import daily_counts, day_index, trailing_window_sums
 from common.recsys.data import RecData, Schema
 from common.retrieval.ann import ANNIndex
 from common.retrieval.sources import (
@@ -82,6 +83,18 @@ def last_positives_before(events: pd.DataFrame, cutoff: pd.Timestamp, n: int) ->
     return before.groupby("user_id")["item_id"].agg(lambda s: s.to_numpy()[-n:].tolist())
 
 
+def engagements_before_day(data: RecData, events: pd.DataFrame, window_days: int) -> np.ndarray:
+    """(len(events),) engagements of each event's item over the `window_days` days before the event's day."""
+    engaged = data.events[data.events["engaged"] == 1]
+    n_items, n_days = len(data.items), data.n_days
+    index = pd.Index(data.items["item_id"])
+    per_day = daily_counts(
+        index.get_indexer(engaged["item_id"]), day_index(engaged["event_timestamp"], data.start), n_items, n_days
+    )
+    before = trailing_window_sums(per_day, window_days)  # (n_items, n_days + 1): column d covers days < d
+    return before[index.get_indexer(events["item_id"]), day_index(events["event_timestamp"], data.start)]
+
+
 def fit_two_tower(
     data: RecData, cutoff: pd.Timestamp, config: dict, window_days: int, seed: int
 ) -> tuple[TwoTowerModel, dict]:
@@ -106,8 +119,16 @@ def fit_two_tower(
     users = with_history_groups(data.users[trained_users.to_numpy()].reset_index(drop=True), history, item_groups)
     popularity = np.log1p(recent_engagements(data, history_end, window_days))
     items = data.items.assign(**{RECENT_ENGAGEMENTS: popularity})[trained_items.to_numpy()].reset_index(drop=True)
+    # Each example sees its item's popularity as of its own day, as serving sees it as of the request.
+    at_example = np.log1p(engagements_before_day(data, examples, window_days))
     model = TwoTowerModel(user_spec(data.schema), item_spec(data.schema), random_state=seed, **config["two_tower"])
-    model.fit(users, items, examples[["user_id", "item_id"]], history_pairs(history))
+    model.fit(
+        users,
+        items,
+        examples[["user_id", "item_id"]],
+        history_pairs(history),
+        interaction_item_numeric=pd.DataFrame({RECENT_ENGAGEMENTS: at_example}),
+    )
     info = {
         "n_examples": len(examples),
         "n_trained_users": len(users),

@@ -238,6 +238,10 @@ class TwoTowerModel(BaseEstimator):
       interactions  positive (user id, item id) pairs, the training examples (e.g. liked, watched >= 50%)
       history       optional (user id, item id) pairs of recently engaged items, averaged into the user tower;
                     it should precede the interactions in time, or the tower can read the label off it
+      interaction_item_numeric
+                    optional: values of some of the item tower's numeric columns as of each interaction's
+                    own time (one row per interaction, e.g. the item's popularity that week), used for the
+                    item side of that example instead of the items table's single value
     Learned state: encoders, `module_`, `log_q_` (log sampling probability per row of `items`) and
     `train_loss_` (mean batch loss per epoch). The fitted model pickles with the standard library pickle.
     """
@@ -280,6 +284,7 @@ class TwoTowerModel(BaseEstimator):
         items: pd.DataFrame,
         interactions: pd.DataFrame,
         history: pd.DataFrame | None = None,
+        interaction_item_numeric: pd.DataFrame | None = None,
     ) -> TwoTowerModel:
         if len(interactions) == 0:
             raise ValueError("no interactions to train on")
@@ -293,6 +298,7 @@ class TwoTowerModel(BaseEstimator):
         item_x = self.item_encoder_.transform(items)
         user_rows = _rows_of(interactions[self.user_spec.id_column], users[self.user_spec.id_column], "users")
         item_rows = _rows_of(interactions[self.item_spec.id_column], items[self.item_spec.id_column], "items")
+        overrides = self._interaction_overrides(interaction_item_numeric, len(interactions))
 
         # q_j: the chance that a batch slot holds item j, i.e. its share of the training interactions.
         counts = np.bincount(item_rows, minlength=len(items))
@@ -335,7 +341,11 @@ class TwoTowerModel(BaseEstimator):
                 drop_user = rng.random(len(batch)) < self.id_dropout
                 drop_item = rng.random(len(batch)) < self.id_dropout
                 u = self.module_.users(user_x.batch(users_b, drop_user))  # (B, d)
-                v = self.module_.items(item_x.batch(items_b, drop_item))  # (B, d)
+                item_batch = item_x.batch(items_b, drop_item)
+                if overrides is not None:
+                    columns, values = overrides
+                    item_batch.numeric[:, columns] = values[batch]  # the batch's own copy of the rows
+                v = self.module_.items(item_batch)  # (B, d)
                 loss = self._in_batch_softmax_loss(u, v, torch.from_numpy(items_b), log_q)
                 optimizer.zero_grad()
                 loss.backward()
@@ -346,6 +356,24 @@ class TwoTowerModel(BaseEstimator):
             self.train_loss_.append(total / n_batches)
         self.module_.eval()
         return self
+
+    def _interaction_overrides(
+        self, values: pd.DataFrame | None, n_interactions: int
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(numeric column positions, standardised values per interaction) or None."""
+        if values is None:
+            return None
+        if len(values) != n_interactions:
+            raise ValueError(f"interaction_item_numeric has {len(values)} rows for {n_interactions} interactions")
+        numeric = list(self.item_spec.numeric)
+        unknown = [c for c in values.columns if c not in numeric]
+        if unknown:
+            raise ValueError(f"interaction_item_numeric columns {unknown} are not numeric columns of the item tower")
+        positions = [numeric.index(c) for c in values.columns]
+        encoder = self.item_encoder_.features
+        raw = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        standardised = (np.where(np.isnan(raw), 0.0, raw) - encoder.mean[positions]) / encoder.std[positions]
+        return torch.tensor(positions), torch.from_numpy(standardised.astype(np.float32))
 
     def _in_batch_softmax_loss(
         self, u: torch.Tensor, v: torch.Tensor, item_rows: torch.Tensor, log_q: torch.Tensor

@@ -1,0 +1,293 @@
+"""The game recommender end to end at tiny scale with the real components (world, Feast, two-tower,
+faiss, LightGBM and multi-task rankers, MLflow), trained once for this module, then served through
+FastAPI's TestClient; and the public Steam file format (data/fixtures/steam) trained and served end
+to end in a data dir of its own."""
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from mlflow import MlflowClient
+
+from common.config import load_config
+from common.feature_store import feature_repo_dir, open_store
+from common.paths import REPO_ROOT, system_dir
+from common.recsys.bundle import RetrievalBundle
+from common.retrieval.sources import RetrievalRequest
+from common.serving.app import create_app
+from common.tracking import load_champion, registered_name
+
+SYSTEM = "game"
+STEAM_FIXTURES = REPO_ROOT / "data" / "fixtures" / "steam"
+SOURCES = {"two_tower", "popularity", "trending"}
+STAGES = ["user_features", "user_embedding", "candidate_generation", "ranking", "re_ranking"]
+LISTS = {"popularity", "merge order (no ranker)", "funnel: lightgbm", "funnel: multitask"}
+LIST_METRICS = ["precision@10", "map@10", "ndcg@10", "diversity", "coverage"]
+NEW_USER = 10**7  # far beyond the tiny world's users
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(SYSTEM, "tiny")
+
+
+@pytest.fixture(scope="module")
+def trained(isolated_data_dir, config):
+    from common.recsys.pipeline import train
+    from systems.game.recdata import load
+
+    return train(SYSTEM, config, load(config))
+
+
+@pytest.fixture(scope="module")
+def bundle(trained) -> RetrievalBundle:
+    return load_champion(SYSTEM, kind="retrieval").classifier
+
+
+@pytest.fixture(scope="module")
+def client(trained):
+    with TestClient(create_app([SYSTEM], "tiny")) as test_client:
+        yield test_client
+
+
+def sources_table(name: str) -> pd.DataFrame:
+    return pd.read_parquet(feature_repo_dir(system_dir(SYSTEM)) / "sources" / f"{name}.parquet")
+
+
+@pytest.fixture(scope="module")
+def items(trained) -> pd.DataFrame:
+    return sources_table("item_metadata").set_index("item_id")
+
+
+@pytest.fixture(scope="module")
+def latest_activity(trained) -> pd.DataFrame:
+    """Each user's last user_activity row: the state the online store serves."""
+    activity = sources_table("user_activity").sort_values("event_timestamp", kind="stable")
+    return activity.groupby("user_id").tail(1).set_index("user_id")
+
+
+@pytest.fixture(scope="module")
+def heavy_users(latest_activity, bundle, config) -> list[int]:
+    """Players who already own many of the most popular games: the owned filter has work to do."""
+    popular = set(bundle.sources[0].item_ids[: config["serving"]["k_per_source"]].tolist())
+    overlap = latest_activity["seen_item_ids"].map(lambda seen: len(popular & set(seen.tolist())))
+    return overlap.sort_values(ascending=False, kind="stable").index[:3].tolist()
+
+
+@pytest.fixture(scope="module")
+def two_genres(items) -> list[str]:
+    """The two most common genres of the catalogue."""
+    return items["genre"].value_counts().index[:2].tolist()
+
+
+def online_user(user_id: int) -> dict:
+    store = open_store(SYSTEM, feature_repo_dir(system_dir(SYSTEM)))
+    refs = ["user_activity:seen_item_ids", "user_activity:user_events_total"]
+    values = store.get_online_features(features=refs, entity_rows=[{"user_id": user_id}]).to_dict()
+    return {name: column[0] for name, column in values.items()}
+
+
+def recommend(client, payload: dict) -> dict:
+    response = client.post(f"/{SYSTEM}/recommend", json=payload)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def check_list_metrics(lists: pd.DataFrame) -> None:
+    assert LISTS <= set(lists.index)
+    assert ((lists[LIST_METRICS] >= 0) & (lists[LIST_METRICS] <= 1)).all().all()
+    for name in ("funnel: lightgbm", "funnel: multitask"):
+        assert lists.at[name, "coverage"] > 0 and lists.at[name, "users"] > 0
+
+
+# ---- training ------------------------------------------------------------------------------------
+def test_champion_and_both_registered_models(trained):
+    ranker, retrieval = load_champion(SYSTEM), load_champion(SYSTEM, kind="retrieval")
+    assert ranker.name == registered_name(SYSTEM) == "game-ranker"
+    assert retrieval.name == registered_name(SYSTEM, "retrieval") == "game-retrieval"
+    assert ranker.version == trained["champion_version"] and retrieval.version == trained["retrieval_version"]
+    metrics = trained["ranker_metrics"]
+    assert set(metrics) == {"lightgbm", "multitask"}
+    assert trained["champion"] == max(metrics, key=lambda name: metrics[name]["validation_ndcg_at_10"])
+    assert MlflowClient().get_run(ranker.run_id).info.run_name == trained["champion"]
+    assert hasattr(ranker.classifier, "predict_proba")
+    assert isinstance(retrieval.classifier, RetrievalBundle)
+    assert retrieval.classifier.schema.item_name == "game"
+
+
+def test_results_table_has_the_recall_ann_and_list_tables(trained):
+    table = trained["table"]
+    assert "| source | recall@100 | recall@500 |" in table
+    assert "ANN over 400 items" in table and "recall@100 against exact search" in table
+    assert "| list | precision@10 | map@10 | ndcg@10 | diversity | coverage |" in table
+    assert "| funnel: multitask |" in table and "| oracle |" in table
+    assert (system_dir(SYSTEM) / "results.md").read_text() == table
+    recall = trained["evaluation"].recall.set_index("source")[["recall@100", "recall@500"]]
+    assert set(recall.index) == SOURCES | {"merged"}
+    assert ((recall >= 0) & (recall <= 1)).all().all()
+    assert (recall["recall@500"] >= recall["recall@100"]).all()
+    assert recall.at["merged", "recall@500"] > 0
+
+
+def test_funnel_rows_have_metrics_in_range_and_the_oracle_is_exact(trained):
+    lists = trained["evaluation"].lists.set_index("list")
+    assert set(lists.index) == LISTS | {"oracle"}
+    check_list_metrics(lists)
+    assert lists.at["oracle", "precision@10"] == 1.0
+    assert lists.at["oracle", "ndcg@10"] == pytest.approx(1.0)
+
+
+def test_ann_recall_against_exact_search(trained):
+    ann = trained["evaluation"].ann
+    assert ann["ann_recall_at_100"] >= 0.95 and ann["n_items"] == 400
+
+
+# ---- serving -------------------------------------------------------------------------------------
+def test_known_player_gets_k_unowned_released_games(
+    client, trained, items, latest_activity, heavy_users, bundle, config
+):
+    k_per_source = config["serving"]["k_per_source"]
+    for user_id in heavy_users:
+        user = online_user(user_id)
+        owned = set(user["seen_item_ids"])
+        assert owned and owned == set(latest_activity.at[user_id, "seen_item_ids"].tolist())
+        body = recommend(client, {"user_id": user_id, "k": 10})
+        assert body["user_id"] == user_id and body["known_user"] is True
+        ids = [item["item_id"] for item in body["items"]]
+        assert len(ids) == len(set(ids)) == 10
+        assert not set(ids) & owned, user_id
+        assert body["as_of"] == bundle.now.isoformat()
+        listed = items.loc[ids]
+        assert (listed["release_s"] < bundle.now.timestamp()).all()
+        assert listed["genre"].value_counts().max() <= config["serving"]["max_per_group"]
+        assert [item["genre"] for item in body["items"]] == listed["genre"].tolist()
+        assert [item["title"] for item in body["items"]] == listed["title"].tolist()
+        request = RetrievalRequest(user_id, None, {})
+        for source in bundle.sources:
+            found = set(source.retrieve(request, k_per_source).tolist()) - owned
+            for item in body["items"]:
+                assert (source.name in item["sources"]) == (item["item_id"] in found), (source.name, item)
+        for item in body["items"]:
+            assert item["sources"] and set(item["sources"]) <= SOURCES
+            assert item["score"] > 0
+
+
+def test_response_names_the_registered_versions_and_stage_counts(client, trained, heavy_users, config):
+    body = recommend(client, {"user_id": heavy_users[0], "k": 10})
+    assert body["models"] == {
+        "retrieval": {"name": "game-retrieval", "version": load_champion(SYSTEM, kind="retrieval").version},
+        "ranker": {"name": "game-ranker", "version": load_champion(SYSTEM).version},
+    }
+    assert body["models"]["ranker"]["version"] == trained["champion_version"]
+    stages = body["stages"]
+    assert list(stages) == STAGES and all(stage["milliseconds"] >= 0 for stage in stages.values())
+    generation = stages["candidate_generation"]["counts"]
+    per_source = {name: generation[name] for name in SOURCES}
+    assert all(0 < n <= config["serving"]["k_per_source"] for n in per_source.values())
+    assert max(per_source.values()) <= generation["merged"] <= sum(per_source.values())
+    assert 0 < generation["out"] <= generation["merged"]
+    assert stages["ranking"]["counts"] == {"in": generation["out"], "out": generation["out"]}
+    re_ranking = stages["re_ranking"]["counts"]
+    assert re_ranking["in"] == generation["out"] and re_ranking["allowed"] <= re_ranking["in"]
+    assert re_ranking["out"] == len(body["items"]) == 10
+
+
+def new_player_list(client, genres: list[str]) -> list[int]:
+    body = recommend(client, {"user_id": NEW_USER, "k": 10, "favourite_genres": genres})
+    assert body["known_user"] is False
+    ids = [item["item_id"] for item in body["items"]]
+    assert len(ids) == len(set(ids)) == 10 and all(item["sources"] for item in body["items"])
+    return ids
+
+
+def test_new_player_takes_the_cold_start_path(client, two_genres):
+    assert online_user(NEW_USER)["user_events_total"] is None  # the store does not know them
+    new_player_list(client, [])
+    new_player_list(client, [two_genres[0]])
+    new_player_list(client, two_genres)
+
+
+def test_new_players_who_picked_different_genres_get_different_lists(client, two_genres):
+    assert new_player_list(client, [two_genres[0]]) != new_player_list(client, [two_genres[1]])
+
+
+def test_a_known_players_history_wins_over_picked_genres(client, heavy_users, two_genres):
+    user_id = heavy_users[1]
+    plain = recommend(client, {"user_id": user_id, "k": 10})
+    picked = recommend(client, {"user_id": user_id, "k": 10, "favourite_genres": [two_genres[0]]})
+    assert [i["item_id"] for i in picked["items"]] == [i["item_id"] for i in plain["items"]]
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"user_id": 1, "k": 0}, "k"),
+        ({"user_id": 1, "k": 101}, "k"),
+        ({"user_id": -1}, "user_id"),
+        ({"user_id": "abc"}, "user_id"),
+        ({"k": 3}, "user_id"),
+        ({"user_id": NEW_USER, "profile": {"age": 30}}, "age"),  # a game user has no profile fields
+        ({"user_id": NEW_USER, "profile": {"age": "old"}}, "age"),
+        ({"user_id": NEW_USER, "favourite_genres": ["Polka Simulator"]}, "Polka Simulator"),
+        ({"user_id": NEW_USER, "favourite_genres": "RPG"}, "favourite_genres"),
+    ],
+)
+def test_bad_input_is_422_with_the_reason(client, payload, field):
+    response = client.post(f"/{SYSTEM}/recommend", json=payload)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    if isinstance(detail, str):
+        assert field in detail
+    else:
+        assert any(field in map(str, error["loc"]) for error in detail)
+
+
+def test_no_trained_model_is_503_naming_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with TestClient(create_app([SYSTEM], "tiny")) as empty:
+        assert empty.get("/healthz").json()["systems"][SYSTEM].startswith("unavailable")
+        response = empty.post(f"/{SYSTEM}/recommend", json={"user_id": 1, "k": 3})
+    assert response.status_code == 503
+    assert "make train SYSTEM=game" in response.json()["detail"]
+
+
+# ---- the public Steam files ---------------------------------------------------------------------
+def test_steam_fixture_files_train_end_to_end_and_serve(tmp_path, monkeypatch, trained):
+    """The fixture files in the public format: load, train (in a data dir of its own, so the synthetic
+    game training above stays), serve."""
+    from common.recsys.pipeline import train
+    from systems.game.recdata import load
+
+    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    config = load_config(SYSTEM, "tiny")
+    data = load(config, STEAM_FIXTURES)
+    assert data.oracle is None and not data.has_negatives and len(data.events) > 100
+    summary = train(SYSTEM, config, data)
+
+    assert load_champion(SYSTEM).version == summary["champion_version"] == "1"  # a fresh registry
+    assert load_champion(SYSTEM, kind="retrieval").version == summary["retrieval_version"] == "1"
+    lists = summary["evaluation"].lists.set_index("list")
+    assert "oracle" not in lists.index  # real data: relevance is the users' own test-period positives
+    check_list_metrics(lists)
+    assert "each user's positives in the test period" in summary["table"]
+
+    events = data.events
+    user_id = int(events["user_id"].value_counts().index[0])
+    owned = set(events.loc[(events["user_id"] == user_id) & (events["engaged"] == 1), "item_id"].tolist())
+    games = set(data.items["item_id"].tolist())
+    with TestClient(create_app([SYSTEM], "tiny")) as steam:
+        assert steam.get("/healthz").json()["systems"][SYSTEM] == "ready"
+        body = recommend(steam, {"user_id": user_id, "k": 5})
+        assert body["known_user"] is True and body["models"]["ranker"]["version"] == "1"
+        ids = [item["item_id"] for item in body["items"]]
+        assert 0 < len(ids) == len(set(ids)) <= 5
+        assert set(ids) <= games and not set(ids) & owned
+        assert all(item["sources"] for item in body["items"])
+        genre = data.items["genre"].value_counts().index[0]
+        new = recommend(steam, {"user_id": NEW_USER, "k": 5, "favourite_genres": [genre]})
+        assert new["known_user"] is False and new["items"]
+    # The synthetic game training is untouched.
+    monkeypatch.undo()
+    assert load_champion(SYSTEM).version == trained["champion_version"]
+    assert len(sources_table("item_metadata")) == 400

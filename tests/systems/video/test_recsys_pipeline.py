@@ -1,0 +1,273 @@
+"""The video recommender end to end at tiny scale with the real components (world, Feast, two-tower,
+faiss, LightGBM and multi-task rankers, MLflow), trained once for this module, then served through
+FastAPI's TestClient."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from mlflow import MlflowClient
+
+from common.config import load_config
+from common.feature_store import feature_repo_dir, open_store
+from common.paths import system_dir
+from common.recsys.bundle import RetrievalBundle
+from common.retrieval.sources import RetrievalRequest
+from common.serving.app import create_app
+from common.tracking import load_champion, registered_name
+
+SYSTEM = "video"
+SOURCES = {"two_tower", "popularity", "popularity_country", "popularity_language", "trending"}
+STAGES = ["user_features", "user_embedding", "candidate_generation", "ranking", "re_ranking"]
+LISTS = {"popularity", "merge order (no ranker)", "funnel: lightgbm", "funnel: multitask", "oracle"}
+LIST_METRICS = ["precision@10", "map@10", "ndcg@10", "diversity", "coverage"]
+NEW_USER = 10**7  # far beyond the tiny world's users
+TEEN = {"age": 14, "country": "jp", "language": "ja", "gender": "male"}
+ADULT = {"age": 35, "country": "us", "language": "en", "gender": "female"}
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(SYSTEM, "tiny")
+
+
+@pytest.fixture(scope="module")
+def trained(isolated_data_dir, config):
+    from common.recsys.pipeline import train
+    from systems.video.recdata import load
+
+    return train(SYSTEM, config, load(config))
+
+
+@pytest.fixture(scope="module")
+def bundle(trained) -> RetrievalBundle:
+    return load_champion(SYSTEM, kind="retrieval").classifier
+
+
+@pytest.fixture(scope="module")
+def client(trained):
+    with TestClient(create_app([SYSTEM], "tiny")) as test_client:
+        yield test_client
+
+
+def sources_table(name: str) -> pd.DataFrame:
+    return pd.read_parquet(feature_repo_dir(system_dir(SYSTEM)) / "sources" / f"{name}.parquet")
+
+
+@pytest.fixture(scope="module")
+def items(trained) -> pd.DataFrame:
+    return sources_table("item_metadata").set_index("item_id")
+
+
+@pytest.fixture(scope="module")
+def latest_activity(trained) -> pd.DataFrame:
+    """Each user's last user_activity row: the state the online store serves."""
+    activity = sources_table("user_activity").sort_values("event_timestamp", kind="stable")
+    return activity.groupby("user_id").tail(1).set_index("user_id")
+
+
+@pytest.fixture(scope="module")
+def heavy_users(latest_activity, bundle, config) -> list[int]:
+    """Users who already watched many of the most popular videos: the seen filter has work to do."""
+    popular = set(bundle.sources[0].item_ids[: config["serving"]["k_per_source"]].tolist())
+    overlap = latest_activity["seen_item_ids"].map(lambda seen: len(popular & set(seen.tolist())))
+    return overlap.sort_values(ascending=False, kind="stable").index[:3].tolist()
+
+
+def online_user(user_id: int) -> dict:
+    store = open_store(SYSTEM, feature_repo_dir(system_dir(SYSTEM)))
+    refs = [f"user_profile:{c}" for c in ("age", "gender", "country", "language")]
+    refs += ["user_activity:seen_item_ids", "user_activity:user_events_total"]
+    values = store.get_online_features(features=refs, entity_rows=[{"user_id": user_id}]).to_dict()
+    return {name: column[0] for name, column in values.items()}
+
+
+def recommend(client, payload: dict) -> dict:
+    response = client.post(f"/{SYSTEM}/recommend", json=payload)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# ---- training ------------------------------------------------------------------------------------
+def test_champion_and_both_registered_models(trained):
+    ranker, retrieval = load_champion(SYSTEM), load_champion(SYSTEM, kind="retrieval")
+    assert ranker.name == registered_name(SYSTEM) == "video-ranker"
+    assert retrieval.name == registered_name(SYSTEM, "retrieval") == "video-retrieval"
+    assert ranker.version == trained["champion_version"] and retrieval.version == trained["retrieval_version"]
+    metrics = trained["ranker_metrics"]
+    assert set(metrics) == {"lightgbm", "multitask"}
+    # The champion is the ranker whose served funnel has the best validation nDCG@10.
+    assert trained["champion"] == max(metrics, key=lambda name: metrics[name]["validation_ndcg_at_10"])
+    assert MlflowClient().get_run(ranker.run_id).info.run_name == trained["champion"]
+    assert hasattr(ranker.classifier, "predict_proba")
+    assert isinstance(retrieval.classifier, RetrievalBundle)
+    assert retrieval.classifier.schema.item_name == "video"
+
+
+def test_results_table_has_the_recall_ann_and_list_tables(trained):
+    table = trained["table"]
+    assert "| source | recall@100 | recall@500 |" in table
+    assert "ANN over 3000 items" in table and "recall@100 against exact search" in table
+    assert "| list | precision@10 | map@10 | ndcg@10 | diversity | coverage |" in table
+    assert "| funnel: lightgbm |" in table and "| oracle |" in table
+    assert (system_dir(SYSTEM) / "results.md").read_text() == table
+    recall = trained["evaluation"].recall.set_index("source")[["recall@100", "recall@500"]]
+    assert set(recall.index) == SOURCES | {"merged"}
+    assert ((recall >= 0) & (recall <= 1)).all().all()
+    assert (recall["recall@500"] >= recall["recall@100"]).all()
+    assert recall.at["merged", "recall@500"] > 0
+
+
+def test_funnel_rows_have_metrics_in_range_and_the_oracle_is_exact(trained):
+    evaluation = trained["evaluation"]
+    lists = evaluation.lists.set_index("list")
+    assert set(lists.index) == LISTS
+    assert ((lists[LIST_METRICS] >= 0) & (lists[LIST_METRICS] <= 1)).all().all()
+    assert (lists["users"] > 0).all() and (lists["users"] <= evaluation.n_users).all()
+    for name in ("funnel: lightgbm", "funnel: multitask"):
+        assert lists.at[name, "precision@10"] > 0 and lists.at[name, "ndcg@10"] > 0
+    assert lists.at["oracle", "precision@10"] == 1.0
+    assert lists.at["oracle", "map@10"] == pytest.approx(1.0)
+    assert lists.at["oracle", "ndcg@10"] == pytest.approx(1.0)
+
+
+def test_ann_recall_against_exact_search(trained):
+    ann = trained["evaluation"].ann
+    assert ann["ann_recall_at_100"] >= 0.95 and ann["n_items"] == 3000
+
+
+# ---- serving -------------------------------------------------------------------------------------
+def test_healthz(client):
+    assert client.get("/healthz").json()["systems"][SYSTEM] == "ready"
+
+
+def test_known_user_gets_k_unseen_allowed_items(client, trained, items, latest_activity, heavy_users, bundle, config):
+    k_per_source = config["serving"]["k_per_source"]
+    for user_id in heavy_users:
+        user = online_user(user_id)
+        seen = set(user["seen_item_ids"])
+        assert seen and seen == set(latest_activity.at[user_id, "seen_item_ids"].tolist())
+        body = recommend(client, {"user_id": user_id, "k": 10})
+        assert body["user_id"] == user_id and body["known_user"] is True
+        ids = [item["item_id"] for item in body["items"]]
+        assert len(ids) == len(set(ids)) == 10
+        assert not set(ids) & seen, user_id
+        assert body["as_of"] == bundle.now.isoformat()
+        listed = items.loc[ids]
+        assert (listed["release_s"] < bundle.now.timestamp()).all()
+        assert (listed["minimum_age"] <= user["age"]).all()
+        assert all(len(regions) == 0 or user["country"] in regions for regions in listed["available_regions"])
+        assert listed["genre"].value_counts().max() <= config["serving"]["max_per_group"]
+        assert [item["genre"] for item in body["items"]] == listed["genre"].tolist()
+        assert [item["title"] for item in body["items"]] == listed["title"].tolist()
+        # Every non-personalised source that names an item returned it, and every one that returned it is named.
+        request = RetrievalRequest(user_id, None, {"country": user["country"], "language": user["language"]})
+        for source in bundle.sources:
+            found = set(source.retrieve(request, k_per_source).tolist()) - seen
+            for item in body["items"]:
+                assert (source.name in item["sources"]) == (item["item_id"] in found), (source.name, item)
+        for item in body["items"]:
+            assert item["sources"] and set(item["sources"]) <= SOURCES
+            assert 0 < item["score"] < 1
+
+
+def test_response_names_the_registered_versions_and_stage_counts(client, trained, heavy_users, config):
+    body = recommend(client, {"user_id": heavy_users[0], "k": 10})
+    assert body["models"] == {
+        "retrieval": {"name": "video-retrieval", "version": load_champion(SYSTEM, kind="retrieval").version},
+        "ranker": {"name": "video-ranker", "version": load_champion(SYSTEM).version},
+    }
+    assert body["models"]["ranker"]["version"] == trained["champion_version"]
+    stages = body["stages"]
+    assert list(stages) == STAGES and all(stage["milliseconds"] >= 0 for stage in stages.values())
+    generation = stages["candidate_generation"]["counts"]
+    per_source = {name: generation[name] for name in SOURCES}
+    assert all(0 < n <= config["serving"]["k_per_source"] for n in per_source.values())
+    assert max(per_source.values()) <= generation["merged"] <= sum(per_source.values())
+    assert 0 < generation["out"] <= generation["merged"]
+    assert stages["ranking"]["counts"] == {"in": generation["out"], "out": generation["out"]}
+    re_ranking = stages["re_ranking"]["counts"]
+    assert re_ranking["in"] == generation["out"] and re_ranking["allowed"] <= re_ranking["in"]
+    assert re_ranking["out"] == len(body["items"]) == 10
+
+
+def test_known_users_profile_comes_from_the_store_not_the_request(client, heavy_users):
+    user_id = heavy_users[1]
+    plain = recommend(client, {"user_id": user_id, "k": 10})
+    claimed = recommend(client, {"user_id": user_id, "k": 10, "profile": TEEN})
+    assert [i["item_id"] for i in claimed["items"]] == [i["item_id"] for i in plain["items"]]
+
+
+def test_new_user_with_a_profile_gets_a_personalised_list(client, items):
+    assert online_user(NEW_USER)["user_events_total"] is None  # the store does not know them
+    lists = {}
+    for name, profile in (("teen", TEEN), ("adult", ADULT)):
+        body = recommend(client, {"user_id": NEW_USER, "k": 10, "profile": profile})
+        assert body["known_user"] is False
+        ids = [item["item_id"] for item in body["items"]]
+        assert len(ids) == len(set(ids)) == 10 and all(item["sources"] for item in body["items"])
+        lists[name] = ids
+        listed = items.loc[ids]
+        assert (listed["minimum_age"] <= profile["age"]).all()
+        assert all(len(r) == 0 or profile["country"] in r for r in listed["available_regions"])
+    assert lists["teen"] != lists["adult"]
+
+
+def test_new_user_without_a_profile_sees_only_unrestricted_videos(client, items):
+    body = recommend(client, {"user_id": NEW_USER + 1, "k": 20})
+    assert body["known_user"] is False and len(body["items"]) == 20
+    listed = items.loc[[item["item_id"] for item in body["items"]]]
+    assert (listed["minimum_age"] == 0).all()
+    assert all(len(regions) == 0 for regions in listed["available_regions"])
+
+
+def test_k_larger_than_the_capped_pool(client, items, heavy_users, config):
+    body = recommend(client, {"user_id": heavy_users[2], "k": 100})
+    ids = [item["item_id"] for item in body["items"]]
+    n_genres = items["genre"].nunique()
+    assert len(ids) == len(set(ids)) == body["stages"]["re_ranking"]["counts"]["out"]
+    assert 10 < len(ids) <= min(100, config["serving"]["max_per_group"] * n_genres)
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"user_id": 1, "k": 0}, "k"),
+        ({"user_id": 1, "k": 101}, "k"),
+        ({"user_id": -1}, "user_id"),
+        ({"user_id": "abc"}, "user_id"),
+        ({"k": 3}, "user_id"),
+        ({"user_id": NEW_USER, "profile": {"height": 180}}, "height"),
+        ({"user_id": NEW_USER, "profile": {"age": "old"}}, "age"),
+        ({"user_id": NEW_USER, "profile": {"age": [30]}}, "age"),
+        ({"user_id": NEW_USER, "favourite_genres": ["polka"]}, "polka"),
+    ],
+)
+def test_bad_input_is_422_with_the_reason(client, payload, field):
+    response = client.post(f"/{SYSTEM}/recommend", json=payload)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    if isinstance(detail, str):
+        assert field in detail
+    else:
+        assert any(field in map(str, error["loc"]) for error in detail)
+
+
+def test_no_trained_model_is_503_naming_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with TestClient(create_app([SYSTEM], "tiny")) as empty:
+        assert empty.get("/healthz").json()["systems"][SYSTEM].startswith("unavailable")
+        response = empty.post(f"/{SYSTEM}/recommend", json={"user_id": 1, "k": 3})
+    assert response.status_code == 503
+    assert "make train SYSTEM=video" in response.json()["detail"]
+
+
+def test_online_seen_items_match_the_training_features(latest_activity):
+    """Parity: the online store serves each user's last activity row (sampled users)."""
+    rng = np.random.default_rng(0)
+    for user_id in rng.choice(latest_activity.index.to_numpy(), 20, replace=False).tolist():
+        online = online_user(user_id)
+        row = latest_activity.loc[user_id]
+        assert list(online["seen_item_ids"]) == row["seen_item_ids"].tolist()
+        assert online["user_events_total"] == row["user_events_total"]

@@ -278,3 +278,32 @@ def test_interactions_must_name_known_entities(world):
 def test_unfitted_model_raises(world):
     with pytest.raises(RuntimeError, match="not fitted"):
         TwoTowerModel(USER_SPEC, ITEM_SPEC).item_embeddings(world.items)
+
+
+def test_per_interaction_item_values_equal_to_the_table_change_nothing(world):
+    """Overrides go through the same standardisation as the table: passing each interaction its item's own
+    price must train exactly the model that reads the price from the items table."""
+    quick = {"epochs": 1, "batch_size": 512, "n_threads": 1}
+    plain = TwoTowerModel(USER_SPEC, ITEM_SPEC, **quick).fit(world.users, world.items, world.train, world.history)
+    prices = world.items.set_index("item_id")["price"].reindex(world.train["item_id"]).to_numpy()
+    same = TwoTowerModel(USER_SPEC, ITEM_SPEC, **quick).fit(
+        world.users, world.items, world.train, world.history, interaction_item_numeric=pd.DataFrame({"price": prices})
+    )
+    np.testing.assert_array_equal(plain.item_embeddings(world.items), same.item_embeddings(world.items))
+    shifted = TwoTowerModel(USER_SPEC, ITEM_SPEC, **quick).fit(
+        world.users,
+        world.items,
+        world.train,
+        world.history,
+        interaction_item_numeric=pd.DataFrame({"price": prices + 50}),
+    )
+    assert not np.array_equal(plain.item_embeddings(world.items), shifted.item_embeddings(world.items))
+
+
+def test_per_interaction_item_values_are_checked(world):
+    model = TwoTowerModel(USER_SPEC, ITEM_SPEC, epochs=1, n_threads=1)
+    with pytest.raises(ValueError, match="rows for"):
+        model.fit(world.users, world.items, world.train, interaction_item_numeric=pd.DataFrame({"price": [1.0]}))
+    with pytest.raises(ValueError, match="not numeric columns"):
+        values = pd.DataFrame({"genre": np.zeros(len(world.train))})
+        model.fit(world.users, world.items, world.train, interaction_item_numeric=values)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from common.recsys.service import RecService
 from common.serving.app import service_dependency
+from common.serving.schemas import ModelOut, StageOut, stages_out
 
 MAX_K = 100  # the largest list a request may ask for
 
@@ -32,16 +33,6 @@ class ItemOut(BaseModel):
         " trained on sampled negatives (game) odds(engaged) x P(positive | engaged), which is not a probability"
     )
     sources: list[str] = Field(description="The candidate sources that found the item")
-
-
-class ModelOut(BaseModel):
-    name: str
-    version: str
-
-
-class StageOut(BaseModel):
-    milliseconds: float
-    counts: dict[str, int] = Field(default_factory=dict, description="Candidates in and out of the stage")
 
 
 class RecommendResponse(BaseModel):
@@ -92,9 +83,7 @@ def router(system: str) -> APIRouter:
                 "retrieval": ModelOut(name=service.retrieval.name, version=service.retrieval.version),
                 "ranker": ModelOut(name=service.ranker.name, version=service.ranker.version),
             },
-            stages={
-                name: StageOut(milliseconds=ms, counts=rec.counts.get(name, {})) for name, ms in served.stage_ms.items()
-            },
+            stages=stages_out(served.stage_ms, rec.counts),
         )
 
     return routes

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from common.serving.app import service_dependency
+from common.serving.schemas import ModelOut, StageOut, stages_out
 from systems.ads.serving import AdsService
 
 MAX_K = 50  # the largest k a request may ask for
@@ -33,16 +34,6 @@ class AdOut(BaseModel):
     pctr: float = Field(description="Calibrated P(click) in the top slot")
     expected_value: float = Field(description="bid x pCTR, the re-ranking key")
     why: list[str] = Field(description="The candidate rules this ad passed")
-
-
-class ModelOut(BaseModel):
-    name: str
-    version: str
-
-
-class StageOut(BaseModel):
-    milliseconds: float
-    counts: dict[str, int] = Field(default_factory=dict, description="Candidates in and out of the stage")
 
 
 class RankResponse(BaseModel):
@@ -75,10 +66,7 @@ def router() -> APIRouter:
             known_user=result.known_user,
             ads=[AdOut(**vars(ad)) for ad in result.ads],
             model=ModelOut(name=service.champion.name, version=service.champion.version),
-            stages={
-                name: StageOut(milliseconds=ms, counts=result.stage_counts.get(name, {}))
-                for name, ms in result.stage_ms.items()
-            },
+            stages=stages_out(result.stage_ms, result.stage_counts),
         )
 
     return routes

@@ -15,6 +15,7 @@ from common.recsys.bundle import RetrievalBundle
 from common.retrieval.sources import RetrievalRequest
 from common.serving.app import create_app
 from common.tracking import load_champion, registered_name
+from tests.systems.conftest import sources_table
 
 SYSTEM = "game"
 STEAM_FIXTURES = REPO_ROOT / "data" / "fixtures" / "steam"
@@ -23,54 +24,6 @@ STAGES = ["user_features", "user_embedding", "candidate_generation", "ranking", 
 LISTS = {"popularity", "merge order (no ranker)", "funnel: lightgbm", "funnel: multitask"}
 LIST_METRICS = ["precision@10", "map@10", "ndcg@10", "diversity", "coverage"]
 NEW_USER = 10**7  # far beyond the tiny world's users
-
-
-@pytest.fixture(scope="module")
-def config():
-    return load_config(SYSTEM, "tiny")
-
-
-@pytest.fixture(scope="module")
-def trained(isolated_data_dir, config):
-    from common.recsys.pipeline import train
-    from systems.game.recdata import load
-
-    return train(SYSTEM, config, load(config))
-
-
-@pytest.fixture(scope="module")
-def bundle(trained) -> RetrievalBundle:
-    return load_champion(SYSTEM, kind="retrieval").classifier
-
-
-@pytest.fixture(scope="module")
-def client(trained):
-    with TestClient(create_app([SYSTEM], "tiny")) as test_client:
-        yield test_client
-
-
-def sources_table(name: str) -> pd.DataFrame:
-    return pd.read_parquet(feature_repo_dir(system_dir(SYSTEM)) / "sources" / f"{name}.parquet")
-
-
-@pytest.fixture(scope="module")
-def items(trained) -> pd.DataFrame:
-    return sources_table("item_metadata").set_index("item_id")
-
-
-@pytest.fixture(scope="module")
-def latest_activity(trained) -> pd.DataFrame:
-    """Each user's last user_activity row: the state the online store serves."""
-    activity = sources_table("user_activity").sort_values("event_timestamp", kind="stable")
-    return activity.groupby("user_id").tail(1).set_index("user_id")
-
-
-@pytest.fixture(scope="module")
-def heavy_users(latest_activity, bundle, config) -> list[int]:
-    """Players who already own many of the most popular games: the owned filter has work to do."""
-    popular = set(bundle.sources[0].item_ids[: config["serving"]["k_per_source"]].tolist())
-    overlap = latest_activity["seen_item_ids"].map(lambda seen: len(popular & set(seen.tolist())))
-    return overlap.sort_values(ascending=False, kind="stable").index[:3].tolist()
 
 
 @pytest.fixture(scope="module")
@@ -290,4 +243,4 @@ def test_steam_fixture_files_train_end_to_end_and_serve(tmp_path, monkeypatch, t
     # The synthetic game training is untouched.
     monkeypatch.undo()
     assert load_champion(SYSTEM).version == trained["champion_version"]
-    assert len(sources_table("item_metadata")) == 400
+    assert len(sources_table(SYSTEM, "item_metadata")) == 400

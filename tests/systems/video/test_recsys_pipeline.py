@@ -3,12 +3,10 @@ faiss, LightGBM and multi-task rankers, MLflow), trained once for this module, t
 FastAPI's TestClient."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
-from common.config import load_config
 from common.feature_store import feature_repo_dir, open_store
 from common.paths import system_dir
 from common.recsys.bundle import RetrievalBundle
@@ -24,54 +22,6 @@ LIST_METRICS = ["precision@10", "map@10", "ndcg@10", "diversity", "coverage"]
 NEW_USER = 10**7  # far beyond the tiny world's users
 TEEN = {"age": 14, "country": "jp", "language": "ja", "gender": "male"}
 ADULT = {"age": 35, "country": "us", "language": "en", "gender": "female"}
-
-
-@pytest.fixture(scope="module")
-def config():
-    return load_config(SYSTEM, "tiny")
-
-
-@pytest.fixture(scope="module")
-def trained(isolated_data_dir, config):
-    from common.recsys.pipeline import train
-    from systems.video.recdata import load
-
-    return train(SYSTEM, config, load(config))
-
-
-@pytest.fixture(scope="module")
-def bundle(trained) -> RetrievalBundle:
-    return load_champion(SYSTEM, kind="retrieval").classifier
-
-
-@pytest.fixture(scope="module")
-def client(trained):
-    with TestClient(create_app([SYSTEM], "tiny")) as test_client:
-        yield test_client
-
-
-def sources_table(name: str) -> pd.DataFrame:
-    return pd.read_parquet(feature_repo_dir(system_dir(SYSTEM)) / "sources" / f"{name}.parquet")
-
-
-@pytest.fixture(scope="module")
-def items(trained) -> pd.DataFrame:
-    return sources_table("item_metadata").set_index("item_id")
-
-
-@pytest.fixture(scope="module")
-def latest_activity(trained) -> pd.DataFrame:
-    """Each user's last user_activity row: the state the online store serves."""
-    activity = sources_table("user_activity").sort_values("event_timestamp", kind="stable")
-    return activity.groupby("user_id").tail(1).set_index("user_id")
-
-
-@pytest.fixture(scope="module")
-def heavy_users(latest_activity, bundle, config) -> list[int]:
-    """Users who already watched many of the most popular videos: the seen filter has work to do."""
-    popular = set(bundle.sources[0].item_ids[: config["serving"]["k_per_source"]].tolist())
-    overlap = latest_activity["seen_item_ids"].map(lambda seen: len(popular & set(seen.tolist())))
-    return overlap.sort_values(ascending=False, kind="stable").index[:3].tolist()
 
 
 def online_user(user_id: int) -> dict:

@@ -25,7 +25,7 @@ rate (important when positives are rare, CTR ~2%).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,16 @@ EMBEDDING_INIT_STD = 0.01  # small, so FM interactions and x0 start near 0 and t
 # ---------------------------------------------------------------------------
 # Encoding: DataFrame -> (category indices, standardized numerics)
 # ---------------------------------------------------------------------------
+
+
+# A table as a DataFrame or as a mapping of column name -> equal-length arrays (the serving path).
+Columns = pd.DataFrame | Mapping[str, np.ndarray]
+
+
+def n_rows(X: Columns) -> int:
+    if isinstance(X, pd.DataFrame):
+        return len(X)
+    return len(next(iter(X.values()))) if X else 0
 
 
 class FeatureEncoder:
@@ -78,9 +88,10 @@ class FeatureEncoder:
         """Embedding table sizes: the vocabulary plus index 0 for unseen / missing."""
         return [len(self.vocabularies[col]) + 1 for col in self.categorical]
 
-    def transform(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(n, n_categorical) int64 indices in [0, cardinality) and (n, n_numeric) float32."""
-        indices = np.zeros((len(X), len(self.categorical)), dtype=np.int64)
+    def transform(self, X: Columns) -> tuple[np.ndarray, np.ndarray]:
+        """(n, n_categorical) int64 indices in [0, cardinality) and (n, n_numeric) float32.
+        X: a DataFrame, or a mapping of column name -> array (no pandas on the serving path)."""
+        indices = np.zeros((n_rows(X), len(self.categorical)), dtype=np.int64)
         for j, col in enumerate(self.categorical):
             vocab = self.vocabularies[col]
             values, missing = self._canonical(X[col], self.numeric_kind[col])
@@ -92,21 +103,31 @@ class FeatureEncoder:
         return indices, numeric.astype(np.float32)
 
     @staticmethod
-    def _canonical(column: pd.Series, numeric_kind: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _canonical(column: pd.Series | np.ndarray, numeric_kind: bool) -> tuple[np.ndarray, np.ndarray]:
         """Values in the vocabulary's comparison type, and the mask of missing ones."""
         # Plain numpy where the dtype allows: pandas' generic conversions were most of the
         # encoding time when serving a few hundred rows.
         if numeric_kind:
             if pd.api.types.is_numeric_dtype(column.dtype):
-                values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+                values = (
+                    np.asarray(column, dtype=np.float64)
+                    if isinstance(column, np.ndarray)
+                    else column.to_numpy(dtype=np.float64, na_value=np.nan)
+                )
             else:
-                values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                values = pd.to_numeric(pd.Series(column), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             return values, np.isnan(values)
-        raw = column.to_numpy(dtype=object)
+        raw = np.asarray(column, dtype=object)
         return raw.astype(str), pd.isna(raw)
 
-    def _numeric_matrix(self, X: pd.DataFrame) -> np.ndarray:
-        raw = X[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)  # (n, n_numeric)
+    def _numeric_matrix(self, X: Columns) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            raw = X[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)  # (n, n_numeric)
+        elif self.numeric:
+            # None becomes NaN in a float array.
+            raw = np.column_stack([np.asarray(X[col], dtype=np.float64) for col in self.numeric])
+        else:
+            raw = np.zeros((n_rows(X), 0))
         return np.where(np.isnan(raw), 0.0, raw)
 
 

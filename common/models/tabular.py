@@ -19,6 +19,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from common.models.deep import Columns, n_rows
+
 
 def _signed_log1p(x):
     # Counts are heavy-tailed; a log keeps a linear model from being dominated by a few keys.
@@ -99,11 +101,16 @@ class LightGBMCTR:
         self.classes_ = np.array([0, 1])
         return self
 
-    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+    def _matrix(self, X: Columns) -> np.ndarray:
         """(n, numeric + categorical) floats; categoricals as codes of the training
         categories, unseen values as NaN. A plain matrix, not a pandas frame with
         categoricals: at serving time this conversion was most of the ranking latency."""
-        numeric = X[list(self.numeric)].to_numpy(dtype=float, na_value=np.nan)  # one block copy
+        if isinstance(X, pd.DataFrame):
+            numeric = X[list(self.numeric)].to_numpy(dtype=float, na_value=np.nan)  # one block copy
+        else:  # column -> array: the serving path builds no DataFrame
+            numeric = np.empty((n_rows(X), len(self.numeric)))
+            for j, c in enumerate(self.numeric):
+                numeric[:, j] = np.asarray(X[c], dtype=float)  # None -> NaN
         codes = []
         for c in self.categorical:
             values = X[c] if X[c].dtype == object else X[c].astype(str)
@@ -112,7 +119,7 @@ class LightGBMCTR:
             codes.append(column)
         return np.column_stack([numeric, *codes]) if codes else numeric
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: Columns) -> np.ndarray:
         # The booster itself, on one thread: serving scores a few hundred rows per request,
         # requests run in parallel, and the sklearn wrapper's checks cost more than a tree.
         p = self.booster_.booster_.predict(self._matrix(X), num_threads=1)

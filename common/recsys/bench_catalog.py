@@ -12,7 +12,6 @@ import os
 import time
 
 import numpy as np
-import pandas as pd
 
 from common.bench_ann import _serialized_bytes, _single_query_latencies, percentile_ms
 from common.config import load_config
@@ -30,7 +29,7 @@ def catalog_ann_report(system: str, size: int, n_queries: int = 1000, seed: int 
     previous = os.environ.get(CATALOG_SIZE_ENV)
     os.environ[CATALOG_SIZE_ENV] = str(size)
     try:
-        service = load_service(system, config)
+        service = load_service(system, config, half_precision=False)
     finally:
         if previous is None:
             os.environ.pop(CATALOG_SIZE_ENV)
@@ -40,9 +39,8 @@ def catalog_ann_report(system: str, size: int, n_queries: int = 1000, seed: int 
     rng = np.random.default_rng(seed)
     sample = get_system(system).sample_request
     user_ids = [sample(config, rng, 10)[1]["user_id"] for _ in range(n_queries)]
-    frame = pd.concat([service._user_frame(user_id, {})[0] for user_id in user_ids], ignore_index=True)
-    frame = frame.drop_duplicates("user_id", ignore_index=True)
-    queries = UserStates.build(frame, service.tower, catalog).vectors
+    users = [service._user(user_id, {})[0] for user_id in dict.fromkeys(user_ids)]  # distinct, in order
+    queries = np.concatenate([UserStates.build(user, service.tower, catalog).vectors for user in users])
     latencies = _single_query_latencies(index, queries, K)
     recall = recall_against_exact(index, catalog.vectors, catalog.item_ids, queries, K)
     started = time.perf_counter()

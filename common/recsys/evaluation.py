@@ -60,13 +60,12 @@ def candidate_recall(
     states: UserStates,
     attributes: list[dict],
     relevant: Mapping[int, np.ndarray],
-    now_s: float,
     ks: tuple[int, ...],
 ) -> pd.DataFrame:
     """Recall@k of each source and of the merge (the merge's first k), seen items excluded."""
     merged = {}
-    for row in range(len(states.frame)):
-        user = states.frame.iloc[row]
+    for row in range(len(states)):
+        user = states.row(row)
         request = RetrievalRequest(int(user["user_id"]), states.vectors[row], attributes[row])
         merged[int(user["user_id"])] = merge_candidates(
             request, funnel.sources, max(ks), exclude=np.asarray(user["seen_item_ids"])

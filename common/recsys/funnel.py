@@ -21,7 +21,7 @@ import pandas as pd
 from common.recsys.features import ITEM_ACTIVITY
 from common.recsys.ranking import DAY_S, ItemCatalog, UserStates, model_inputs
 from common.reranking import age_allowed, first_occurrence, freshness_boost, region_allowed, top_k_with_group_cap
-from common.retrieval.sources import CandidateSource, RetrievalRequest, merge_candidates
+from common.retrieval.sources import CandidateSource, MergedCandidates, RetrievalRequest, merge_candidates
 from common.serving.timing import StageTimer
 
 
@@ -33,7 +33,7 @@ class Recommendation:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # candidates in / out of each stage
 
 
-def ranking_scores(ranker, X: pd.DataFrame, engage_odds: bool) -> np.ndarray:
+def ranking_scores(ranker, X, engage_odds: bool) -> np.ndarray:
     """The ranker's P(positive), or with `engage_odds` its sampled-negatives reading:
     odds(engaged) * P(positive | engaged).
 
@@ -75,9 +75,10 @@ class Funnel:
 
     def candidates(
         self, states: UserStates, row: int, attributes: dict, now_s: float, k_per_source: int
-    ) -> tuple[np.ndarray, list[tuple[str, ...]], dict]:
-        """Catalogue rows of the merged candidates (merge order), their sources, stage counts."""
-        user = states.frame.iloc[row]
+    ) -> tuple[np.ndarray, MergedCandidates, dict]:
+        """Catalogue rows of the merged candidates (merge order), the merge (which source found what),
+        stage counts."""
+        user = states.row(row)
         request = RetrievalRequest(int(user["user_id"]), states.vectors[row], attributes)
         merged = merge_candidates(request, self.sources, k_per_source, exclude=np.asarray(user["seen_item_ids"]))
         rows = self.catalog.rows(merged.item_ids)
@@ -85,11 +86,11 @@ class Funnel:
         keep[keep] = self.catalog.release_s[rows[keep]] < now_s  # in the catalogue at request time
         counts = {"candidate_generation": {**{n: len(ids) for n, ids in merged.per_source.items()}}}
         counts["candidate_generation"].update(merged=len(rows), out=int(keep.sum()))
-        return rows[keep], [s for s, k in zip(merged.sources, keep, strict=True) if k], counts
+        return rows[keep], merged, counts
 
     def allowed(self, states: UserStates, row: int, item_rows: np.ndarray) -> np.ndarray:
         """Re-ranking filters: age and region restrictions."""
-        schema, user = self.catalog.schema, states.frame.iloc[row]
+        schema, user = self.catalog.schema, states.row(row)
         keep = np.ones(len(item_rows), dtype=bool)
         if self.min_age is not None:
             age = user.get(schema.user_age_column)
@@ -102,7 +103,7 @@ class Funnel:
         if len(item_rows) == 0:
             return np.zeros(0)
         activity = {c: values[item_rows] for c, values in self.activity.items()}
-        X = model_inputs(states, np.full(len(item_rows), row), self.catalog, item_rows, now_s, activity)
+        X = model_inputs(states, np.full(len(item_rows), row), self.catalog, item_rows, now_s, activity, as_frame=False)
         return ranking_scores(self.ranker, X, self.config.get("engage_odds", False))
 
     def recommend(
@@ -117,7 +118,7 @@ class Funnel:
         timer = timer or StageTimer()
         c = self.config
         with timer.stage("candidate_generation"):
-            rows, sources, counts = self.candidates(states, row, attributes, now_s, c["k_per_source"])
+            rows, merged, counts = self.candidates(states, row, attributes, now_s, c["k_per_source"])
         with timer.stage("ranking"):
             scores = self.score(states, row, rows, now_s)
         with timer.stage("re_ranking"):
@@ -133,7 +134,7 @@ class Funnel:
             top = allowed[distinct[top_k_with_group_cap(boosted[distinct], groups, k, c["max_per_group"])]]
         counts["ranking"] = {"in": len(rows), "out": len(rows)}
         counts["re_ranking"] = {"in": len(rows), "allowed": len(allowed), "distinct": len(distinct), "out": len(top)}
-        return Recommendation(rows[top], scores[top], [sources[i] for i in top], counts)
+        return Recommendation(rows[top], scores[top], merged.sources_of(self.catalog.item_ids[rows[top]]), counts)
 
     def merge_order(self, states: UserStates, row: int, attributes: dict, now_s: float, k: int) -> np.ndarray:
         """The baseline without a ranker: the first k allowed candidates in merge order."""

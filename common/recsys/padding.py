@@ -1,9 +1,10 @@
 """A catalogue grown to a target size with synthetic items, to benchmark the served funnel at a
 size the world does not have (1M videos; the issue allows synthetic item embeddings for it).
 
-Each synthetic item copies a random real item's metadata and activity, gets a title of its own
-(so de-duplication keeps it) and the real item's embedding plus Gaussian noise, re-normalised:
-the ANN index, the ranking features and the re-ranking rules all run over it as over real items.
+Each synthetic item copies a random real item's metadata (title included: it is a near-duplicate,
+as re-uploads are, and de-duplication treats it so) and activity, and takes the real item's
+embedding plus Gaussian noise, re-normalised: the ANN index, the ranking features and the
+re-ranking rules all run over it as over real items.
 
     MLSD_CATALOG_SIZE=1000000 make serve SYSTEM=video
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
 
 from common.recsys.ranking import ItemCatalog
 
@@ -49,9 +49,6 @@ def pad_catalog(
     new_ids = catalog.item_ids.max() + 1 + np.arange(n_new, dtype=np.int64)
     columns = {name: np.concatenate([values, values[source]]) for name, values in catalog.columns.items()}
     columns["item_id"] = np.concatenate([catalog.item_ids, new_ids])
-    title = catalog.schema.title_column
-    suffix = pd.Series(new_ids).astype(str).radd(" #synthetic-")
-    columns[title][len(catalog) :] = (pd.Series(catalog.columns[title][source]).astype(str) + suffix).to_numpy(object)
     padded = ItemCatalog(
         catalog.schema,
         columns["item_id"],

@@ -178,7 +178,7 @@ def _evaluate_funnel(
     states = UserStates.build(
         user_rows(store, pd.DataFrame({"user_id": user_ids, "event_timestamp": now})), tower, catalog
     )
-    attributes = [{s: str(states.frame.at[i, s]) for s in schema.segments} for i in range(len(user_ids))]
+    attributes = [{s: str(states.columns[s][i]) for s in schema.segments} for i in range(len(user_ids))]
 
     index = ANNIndex.build(catalog.item_ids, catalog.vectors, queries=states.vectors, seed=config["seed"])
     ann = _ann_metrics(index, catalog, states.vectors)
@@ -187,26 +187,11 @@ def _evaluate_funnel(
         name: Funnel(catalog, [TwoTowerSource(index), *sources], ranker, activity, config["serving"])
         for name, ranker in rankers.items()
     }
-    any_funnel = next(iter(funnels.values()))
     relevant, gains = relevant_items(data, user_ids, now, until, e["relevant_per_user"])
-    recall = candidate_recall(any_funnel, states, attributes, relevant, now_s, tuple(e["recall_ks"]))
+    recall = candidate_recall(next(iter(funnels.values())), states, attributes, relevant, tuple(e["recall_ks"]))
 
     k = e["k"]
-    lists: dict[str, dict[int, np.ndarray]] = {"popularity": {}, "merge order (no ranker)": {}}
-    lists.update({f"funnel: {name}": {} for name in funnels})
-    popularity = sources[0]
-    assert isinstance(popularity, RankedList)
-    for row, user in enumerate(user_ids.tolist()):
-        seen = np.asarray(states.frame.at[row, "seen_item_ids"], dtype=np.int64)
-        ranked = catalog.rows(popularity.item_ids[~np.isin(popularity.item_ids, seen)])
-        ranked = ranked[(ranked >= 0) & (catalog.release_s[np.maximum(ranked, 0)] < now_s)]
-        lists["popularity"][user] = catalog.item_ids[ranked[any_funnel.allowed(states, row, ranked)][:k]]
-        lists["merge order (no ranker)"][user] = catalog.item_ids[
-            any_funnel.merge_order(states, row, attributes[row], now_s, k)
-        ]
-        for name, funnel in funnels.items():
-            result = funnel.recommend(states, row, attributes[row], now_s, k, StageTimer())
-            lists[f"funnel: {name}"][user] = catalog.item_ids[result.item_rows]
+    lists = _final_lists(funnels, sources[0], states, attributes, now_s, k)
     if data.oracle is not None:
         lists["oracle"] = {u: ids[:k] for u, ids in relevant.items()}
         gains = oracle_gains(data, {u: np.concatenate([lst[u] for lst in lists.values()]) for u in relevant}, now)
@@ -215,6 +200,28 @@ def _evaluate_funnel(
     )
     rows = [list_metrics(name, lst, relevant, gains, group_of, len(catalog), k) for name, lst in lists.items()]
     return FunnelEvaluation(recall, pd.DataFrame(rows), ann, len(user_ids))
+
+
+def _final_lists(
+    funnels: dict[str, Funnel], popularity: RankedList, states: UserStates, attributes: list[dict], now_s: float, k: int
+) -> dict[str, dict[int, np.ndarray]]:
+    """Each user's top k (item ids): popularity alone and the merge order without a ranker (both under
+    the funnel's filters), and the served funnel with each ranker."""
+    any_funnel = next(iter(funnels.values()))
+    catalog = any_funnel.catalog
+    lists: dict[str, dict[int, np.ndarray]] = {"popularity": {}, "merge order (no ranker)": {}}
+    lists.update({f"funnel: {name}": {} for name in funnels})
+    for row, user in enumerate(states.columns["user_id"].tolist()):
+        seen = np.asarray(states.columns["seen_item_ids"][row], dtype=np.int64)
+        ranked = catalog.rows(popularity.item_ids[~np.isin(popularity.item_ids, seen)])
+        ranked = ranked[(ranked >= 0) & (catalog.release_s[np.maximum(ranked, 0)] < now_s)]
+        lists["popularity"][user] = catalog.item_ids[ranked[any_funnel.allowed(states, row, ranked)][:k]]
+        merge_order = any_funnel.merge_order(states, row, attributes[row], now_s, k)
+        lists["merge order (no ranker)"][user] = catalog.item_ids[merge_order]
+        for name, funnel in funnels.items():
+            result = funnel.recommend(states, row, attributes[row], now_s, k, StageTimer())
+            lists[f"funnel: {name}"][user] = catalog.item_ids[result.item_rows]
+    return lists
 
 
 def _activity_as_of(store, data: RecData, as_of: pd.Timestamp) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.models.deep import Columns, n_rows
 from common.models.multitask import MultiTaskRanker
 from common.models.tabular import LightGBMCTR
 from common.recsys.data import Schema
@@ -56,6 +57,13 @@ def build_rankers(schema: Schema, config: dict, seed: int) -> dict[str, object]:
     }
 
 
+def served_columns(schema: Schema) -> list[str]:
+    """The item metadata a request reads: ranker inputs, the response's title and genre, the filters'."""
+    columns = ["item_id", schema.title_column, schema.group_column, *schema.item_categorical, *schema.item_numeric]
+    columns += [c for c in (schema.min_age_column, schema.regions_column) if c is not None]
+    return list(dict.fromkeys(columns))
+
+
 @dataclass
 class ItemCatalog:
     """Every item's metadata as arrays (a request gathers its candidates' rows by index), its tower
@@ -82,7 +90,7 @@ class ItemCatalog:
         return cls(
             schema,
             metadata["item_id"].to_numpy(np.int64),
-            {c: metadata[c].to_numpy() for c in metadata.columns},
+            {c: metadata[c].to_numpy() for c in served_columns(schema)},
             tower.item_embeddings(metadata),
             groups,
             codes,
@@ -90,50 +98,69 @@ class ItemCatalog:
         )
 
     def __post_init__(self) -> None:
-        self._index = pd.Index(self.item_ids)
+        # Sorted ids (the usual case) are looked up by binary search: no hash table of the whole
+        # catalogue in every server process.
+        self._sorted = bool(np.all(self.item_ids[1:] > self.item_ids[:-1]))
+        self._index = None if self._sorted else pd.Index(self.item_ids)
 
     def __len__(self) -> int:
         return len(self.item_ids)
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
         """(n,) row of each id; -1 for ids not in the catalogue."""
-        return self._index.get_indexer(np.asarray(item_ids, dtype=np.int64))
+        item_ids = np.asarray(item_ids, dtype=np.int64)
+        if self._index is not None:
+            return self._index.get_indexer(item_ids)
+        rows = np.minimum(np.searchsorted(self.item_ids, item_ids), max(len(self.item_ids) - 1, 0))
+        found = len(self.item_ids) > 0 and self.item_ids[rows] == item_ids
+        return np.where(found, rows, -1)
 
 
 @dataclass
 class UserStates:
-    """Users as of given times: one row each, with what the ranker and the user tower read."""
+    """Users as of given times: one row each, with what the ranker and the user tower read. Columns are
+    plain arrays, so a served request (one state) pays no pandas overhead."""
 
-    frame: pd.DataFrame  # user_id, profile, activity totals, last_engaged_s, history/seen lists, history_groups
+    columns: dict[str, np.ndarray]  # user_id, profile, activity totals, last_engaged_s, history/seen lists, genres
     vectors: np.ndarray  # (n, d) user-tower embeddings
     history_mean: np.ndarray  # (n, d) mean item embedding of the history (zeros without history)
     group_share: np.ndarray  # (n, n_groups) share of the history in each genre
 
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def row(self, i: int) -> dict:
+        """One state's values by column name."""
+        return {name: values[i] for name, values in self.columns.items()}
+
     @classmethod
     def build(
         cls,
-        frame: pd.DataFrame,
+        frame: Columns,
         tower: TwoTowerModel,
         catalog: ItemCatalog,
         batch: np.ndarray | None = None,
         history_groups: list[list[str]] | None = None,
     ) -> UserStates:
-        """`frame`: one row per state. Rows that share a `batch` value (e.g. the snapshot) must have
-        distinct user ids: the tower embeds one batch at a time. `history_groups` replaces the genres
-        read off the history (a new user's favourite genres)."""
-        frame = frame.reset_index(drop=True)
-        history = frame["history_item_ids"]
-        lengths = history.map(len).to_numpy()
-        owner = np.repeat(np.arange(len(frame)), lengths)
+        """`frame`: one row per state (a DataFrame, or column -> array). Rows that share a `batch` value
+        (e.g. the snapshot) must have distinct user ids: the tower embeds one batch at a time.
+        `history_groups` replaces the genres read off the history (a new user's favourite genres)."""
+        columns = {
+            name: np.asarray(frame[name]) for name in (frame.columns if isinstance(frame, pd.DataFrame) else frame)
+        }
+        n = n_rows(columns)
+        history = columns["history_item_ids"]
+        lengths = np.fromiter((len(h) for h in history), dtype=np.int64, count=n)
+        owner = np.repeat(np.arange(n), lengths)
         flat = np.concatenate([np.asarray(h, dtype=np.int64) for h in history]) if lengths.sum() else np.zeros(0, int)
         rows = catalog.rows(flat)
         known = rows >= 0
         owner, rows = owner[known], rows[known]
-        counts = np.bincount(owner, minlength=len(frame)).astype(np.float32)[:, None]
-        history_mean = np.zeros((len(frame), catalog.vectors.shape[1]), dtype=np.float32)
+        counts = np.bincount(owner, minlength=n).astype(np.float32)[:, None]
+        history_mean = np.zeros((n, catalog.vectors.shape[1]), dtype=np.float32)
         np.add.at(history_mean, owner, catalog.vectors[rows])
         history_mean /= np.maximum(counts, 1.0)
-        group_share = np.zeros((len(frame), len(catalog.groups)), dtype=np.float32)
+        group_share = np.zeros((n, len(catalog.groups)), dtype=np.float32)
         np.add.at(group_share, (owner, catalog.group_codes[rows]), 1.0)
         group_share /= np.maximum(counts, 1.0)
         if history_groups is not None:  # a new user's picked genres also stand in for the history's shares
@@ -141,23 +168,21 @@ class UserStates:
                 codes = [catalog.groups.index(g) for g in picked if g in catalog.groups]
                 if codes and counts[i, 0] == 0:
                     group_share[i, codes] = 1.0 / len(codes)
-        frame[HISTORY_GROUPS] = (
-            history_groups
-            if history_groups is not None
-            else _split(np.asarray(catalog.groups, dtype=object)[catalog.group_codes[rows]], owner, len(frame))
-        )
-        pairs = pd.DataFrame({"row": owner, "item_id": catalog.item_ids[rows]})
-        vectors = np.zeros((len(frame), catalog.vectors.shape[1]), dtype=np.float32)
-        batches = np.zeros(len(frame), dtype=np.int64) if batch is None else np.asarray(batch)
+        groups = history_groups
+        if groups is None:
+            groups = _split(np.asarray(catalog.groups, dtype=object)[catalog.group_codes[rows]], owner, n)
+        columns[HISTORY_GROUPS] = np.empty(n, dtype=object)
+        columns[HISTORY_GROUPS][:] = groups
+        pair_users, pair_items = columns["user_id"][owner], catalog.item_ids[rows]
+        vectors = np.zeros((n, catalog.vectors.shape[1]), dtype=np.float32)
+        batches = np.zeros(n, dtype=np.int64) if batch is None else np.asarray(batch)
         for value in np.unique(batches):
             members = np.flatnonzero(batches == value)
-            users = frame.iloc[members]
-            in_batch = pairs[np.isin(pairs["row"].to_numpy(), members)]
-            user_of_row = frame["user_id"].to_numpy()[in_batch["row"].to_numpy()]
-            vectors[members] = tower.user_embeddings(
-                users, pd.DataFrame({"user_id": user_of_row, "item_id": in_batch["item_id"].to_numpy()})
-            )
-        return cls(frame, vectors, history_mean, group_share)
+            in_batch = batches[owner] == value
+            users = {name: values[members] for name, values in columns.items()}
+            history_pairs = {"user_id": pair_users[in_batch], "item_id": pair_items[in_batch]}
+            vectors[members] = tower.user_embeddings(users, history_pairs)
+        return cls(columns, vectors, history_mean, group_share)
 
 
 def _split(values: np.ndarray, owner: np.ndarray, n: int) -> list[list]:
@@ -173,13 +198,15 @@ def model_inputs(
     item_rows: np.ndarray,
     now_s: np.ndarray | float,
     activity: dict[str, np.ndarray],
-) -> pd.DataFrame:
+    as_frame: bool = True,
+) -> pd.DataFrame | dict[str, np.ndarray]:
     """One row per (state, item) pair: the rankers' inputs. `activity`: ITEM_ACTIVITY columns, one value
-    per pair (as of each pair's time)."""
-    schema, user = catalog.schema, states.frame
+    per pair (as of each pair's time). `as_frame=False` returns the columns as a dict of arrays, which
+    every ranker reads too: a served request then builds no DataFrame."""
+    schema, user = catalog.schema, states.columns
     columns: dict[str, np.ndarray] = {}
     for c in (*schema.user_categorical, *schema.user_numeric, *USER_TOTALS):
-        columns[c] = user[c].to_numpy()[state_rows]
+        columns[c] = user[c][state_rows]
     for c in (*schema.item_categorical, *schema.item_numeric):
         columns[c] = catalog.columns[c][item_rows]
     for c in ITEM_ACTIVITY:
@@ -192,12 +219,13 @@ def model_inputs(
     if schema.language is not None:
         user_language, item_language = schema.language
         columns["language_match"] = (
-            user[user_language].to_numpy()[state_rows] == catalog.columns[item_language][item_rows]
+            user[user_language][state_rows] == catalog.columns[item_language][item_rows]
         ).astype(float)
     else:
         columns["language_match"] = np.zeros(len(item_rows))
-    columns["history_length"] = user["history_item_ids"].map(len).to_numpy(float)[state_rows]
-    last = user["last_engaged_s"].to_numpy(float)[state_rows]
+    lengths = np.fromiter((len(h) for h in user["history_item_ids"]), dtype=float, count=len(states))
+    columns["history_length"] = lengths[state_rows]
+    last = user["last_engaged_s"].astype(float)[state_rows]
     columns["days_since_engaged"] = np.where(last >= 0, (now_s - last) / DAY_S, np.nan)
     columns["item_age_days"] = (now_s - catalog.release_s[item_rows]) / DAY_S
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns) if as_frame else columns

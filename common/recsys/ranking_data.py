@@ -25,6 +25,7 @@ from common.retrieval.two_tower import TwoTowerModel
 TARGETS = ["engaged", "positive", "value"]
 USER_VIEWS = ("user_profile", "user_activity")
 _LIST_DEFAULTS = ("history_item_ids", "seen_item_ids")
+_ROW_DEFAULTS = {*_LIST_DEFAULTS, *USER_ACTIVITY_SCALARS}
 
 
 def period_events(data: RecData, start: pd.Timestamp, negatives_per_event: int, seed: int) -> pd.DataFrame:
@@ -53,6 +54,21 @@ def period_events(data: RecData, start: pd.Timestamp, negatives_per_event: int, 
     negatives = negatives[released & fresh]
     both = pd.concat([events[negatives.columns], negatives], ignore_index=True)
     return both.sort_values("event_timestamp", kind="stable", ignore_index=True)
+
+
+def activity_default(column: str):
+    """The value of an activity column for a user or item with no activity row yet."""
+    if column in _LIST_DEFAULTS:
+        return []
+    return -1 if column == "last_engaged_s" else 0
+
+
+def fill_activity_defaults_row(row: dict) -> dict:
+    """fill_activity_defaults for one user read from the online store (a dict), without pandas."""
+    return {
+        name: activity_default(name) if value is None and name in _ROW_DEFAULTS else value
+        for name, value in row.items()
+    }
 
 
 def fill_activity_defaults(frame: pd.DataFrame) -> pd.DataFrame:

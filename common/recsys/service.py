@@ -33,7 +33,7 @@ from common.recsys.features import ITEM_ACTIVITY
 from common.recsys.funnel import Funnel, Recommendation
 from common.recsys.padding import pad_catalog, requested_size
 from common.recsys.ranking import ItemCatalog, UserStates
-from common.recsys.ranking_data import fill_activity_defaults
+from common.recsys.ranking_data import fill_activity_defaults, fill_activity_defaults_row
 from common.recsys.retrieval import TwoTowerSource
 from common.retrieval.ann import ANNIndex
 from common.serving.timing import StageTimer
@@ -50,7 +50,15 @@ class Served:
 
 
 class RecService:
-    def __init__(self, system: str, config: dict, ranker: tracking.Champion, retrieval: tracking.Champion, store):
+    def __init__(
+        self,
+        system: str,
+        config: dict,
+        ranker: tracking.Champion,
+        retrieval: tracking.Champion,
+        store,
+        half_precision: bool = True,
+    ):
         self.system = system
         self.ranker = ranker
         self.retrieval = retrieval
@@ -72,6 +80,11 @@ class RecService:
         started = time.perf_counter()
         self.index = ANNIndex.build(self.catalog.item_ids, self.catalog.vectors, seed=config["seed"])
         self.index_build_s = time.perf_counter() - started
+        # The index keeps its own float32 copy for search; the ranking features (tower score, history
+        # similarity) read these in half precision: half the memory of a 1M catalogue per process,
+        # and ~1e-3 relative error in a feature.
+        if half_precision:
+            self.catalog.vectors = self.catalog.vectors.astype(np.float16)
         self.funnel = Funnel(
             self.catalog,
             [TwoTowerSource(self.index), *bundle.sources],
@@ -84,17 +97,18 @@ class RecService:
     def recommend(self, user_id: int, k: int, profile: dict, favourite_genres: list[str]) -> Served:
         timer = StageTimer()
         with timer.stage("user_features"):
-            frame, known = self._user_frame(user_id, profile)
+            user, known = self._user(user_id, profile)
         with timer.stage("user_embedding"):
             # Without history, the genres a new user picked stand in for the history's genres.
-            no_history = len(frame.at[0, "history_item_ids"]) == 0
+            no_history = len(user["history_item_ids"][0]) == 0
             override = [list(favourite_genres)] if no_history and favourite_genres else None
-            states = UserStates.build(frame, self.tower, self.catalog, history_groups=override)
-        attributes = {s: str(states.frame.at[0, s]) for s in self.schema.segments}
+            states = UserStates.build(user, self.tower, self.catalog, history_groups=override)
+        attributes = {s: str(states.columns[s][0]) for s in self.schema.segments}
         recommendation = self.funnel.recommend(states, 0, attributes, self.now_s, k, timer)
         return Served(known, recommendation, timer.milliseconds)
 
-    def _user_frame(self, user_id: int, profile: dict) -> tuple[pd.DataFrame, bool]:
+    def _user(self, user_id: int, profile: dict) -> tuple[dict[str, np.ndarray], bool]:
+        """The user's online features as one-row columns, and whether the store knows the user."""
         values = self.store.get_online_features(features=self.user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
         row = {name: column[0] for name, column in values.items()}
         profile_columns = (*self.schema.user_categorical, *self.schema.user_numeric)
@@ -102,7 +116,16 @@ class RecService:
         for column, value in profile.items():  # the request's profile fills what the store does not know
             if row.get(column) is None:
                 row[column] = value
-        return fill_activity_defaults(pd.DataFrame([row])), known
+        return {name: _one_row(value) for name, value in fill_activity_defaults_row(row).items()}, known
+
+
+def _one_row(value) -> np.ndarray:
+    """A one-element column; lists and missing values in an object array, as a DataFrame column holds them."""
+    if value is None or isinstance(value, list | tuple | np.ndarray):
+        column = np.empty(1, dtype=object)
+        column[0] = value
+        return column
+    return np.array([value])
 
 
 def _catalog_ids(store: FeatureStore) -> np.ndarray:
@@ -124,7 +147,9 @@ def _online_frame(store: FeatureStore, view: str, item_ids: np.ndarray) -> pd.Da
     return pd.concat(chunks, ignore_index=True)
 
 
-def load_service(system: str, config: dict) -> RecService:
+def load_service(system: str, config: dict, half_precision: bool = True) -> RecService:
+    """The serving bundle; `half_precision=False` keeps the item vectors in float32 (measurements that
+    compare them with the index's own copy)."""
     repo = feature_repo_dir(system_dir(system))
     if not (repo / "registry.db").exists():
         raise ServiceUnavailable(f"no {system} feature store at {repo}")
@@ -133,4 +158,4 @@ def load_service(system: str, config: dict) -> RecService:
         retrieval = tracking.load_champion(system, kind="retrieval")
     except tracking.ChampionMissing as error:
         raise ServiceUnavailable(str(error)) from error
-    return RecService(system, config, ranker, retrieval, open_store(system, repo))
+    return RecService(system, config, ranker, retrieval, open_store(system, repo), half_precision)

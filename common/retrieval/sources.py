@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -112,11 +113,22 @@ def _top_items(events: pd.DataFrame, item_column: str, max_items: int) -> np.nda
 @dataclass(frozen=True)
 class MergedCandidates:
     item_ids: np.ndarray  # (n,) distinct ids, in merge order
-    sources: list[tuple[str, ...]]  # per id: every source that returned it, in source order
     per_source: dict[str, np.ndarray]  # each source's own list, for recall attribution
 
     def found_by(self, source: str) -> np.ndarray:
         return self.per_source[source]
+
+    def sources_of(self, item_ids: np.ndarray) -> list[tuple[str, ...]]:
+        """Per id: every source that returned it, in source order. Asked only for the few ids a
+        request returns: for every candidate it would cost more than the merge itself."""
+        found = [np.isin(item_ids, ids) for ids in self.per_source.values()]
+        names = list(self.per_source)
+        return [tuple(name for name, hit in zip(names, hits, strict=True) if hit) for hits in zip(*found, strict=True)]
+
+    @cached_property
+    def sources(self) -> list[tuple[str, ...]]:
+        """Per merged id: every source that returned it."""
+        return self.sources_of(self.item_ids)
 
 
 def merge_candidates(
@@ -124,20 +136,16 @@ def merge_candidates(
 ) -> MergedCandidates:
     """Ask every source for k_per_source ids and interleave them round-robin (each source's
     best first), dropping duplicates and excluded ids (already watched / owned)."""
-    excluded = set() if exclude is None else set(np.asarray(exclude).tolist())
     per_source = {}
     for source in sources:
         ids = np.asarray(source.retrieve(request, k_per_source), dtype=np.int64)
-        per_source[source.name] = ids[~np.isin(ids, list(excluded))] if excluded else ids
-    found: dict[int, list[str]] = {}
-    depth = max((len(ids) for ids in per_source.values()), default=0)
-    for rank in range(depth):
-        for name, ids in per_source.items():
-            if rank < len(ids):
-                found.setdefault(int(ids[rank]), []).append(name)
-    order = {name: i for i, name in enumerate(per_source)}
-    return MergedCandidates(
-        np.fromiter(found, dtype=np.int64, count=len(found)),
-        [tuple(sorted(names, key=order.__getitem__)) for names in found.values()],
-        per_source,
-    )
+        per_source[source.name] = ids[~np.isin(ids, exclude)] if exclude is not None and len(exclude) else ids
+    lists = list(per_source.values())
+    if not lists or not sum(len(ids) for ids in lists):
+        return MergedCandidates(np.zeros(0, dtype=np.int64), per_source)
+    all_ids = np.concatenate(lists)
+    rank = np.concatenate([np.arange(len(ids)) for ids in lists])
+    source = np.concatenate([np.full(len(ids), j) for j, ids in enumerate(lists)])
+    interleaved = all_ids[np.lexsort((source, rank))]  # rank by rank, sources in order within a rank
+    _, first = np.unique(interleaved, return_index=True)
+    return MergedCandidates(interleaved[np.sort(first)], per_source)

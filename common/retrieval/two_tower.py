@@ -41,7 +41,7 @@ from sklearn.base import BaseEstimator
 from torch import nn
 from tqdm.auto import tqdm
 
-from common.models.deep import FeatureEncoder, mlp_layers
+from common.models.deep import Columns, FeatureEncoder, mlp_layers, n_rows
 
 EMBED_BATCH_SIZE = 65536
 RECALL_USER_CHUNK = 1024  # users scored at once in recall_at_k: bounds the (chunk, n_items) score matrix
@@ -121,10 +121,16 @@ class _Encoded:
         )
 
 
-def _explode(column: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    """(row position, value) of every element of a list-valued column; empty or missing lists give none."""
-    exploded = pd.Series(column.to_numpy()).explode().dropna()  # index = row position, sorted
-    return exploded.index.to_numpy(dtype=np.int64), exploded.infer_objects()
+def _explode(column: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row position, value) of every element of a list-valued column, rows ascending; empty or missing
+    lists and missing elements give none. Values come back as an object array (compared as strings)."""
+    lists = [v if isinstance(v, list | tuple | np.ndarray) else () for v in np.asarray(column, dtype=object)]
+    lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
+    rows = np.repeat(np.arange(len(lists), dtype=np.int64), lengths)
+    values = np.empty(int(lengths.sum()), dtype=object)
+    values[:] = [value for v in lists for value in v]
+    present = ~pd.isna(values)
+    return rows[present], values[present]
 
 
 class _TowerEncoder:
@@ -141,9 +147,9 @@ class _TowerEncoder:
         self.multi_hot = {}
         for col in self.spec.multi_hot:
             _, values = _explode(X[col])
-            if values.empty:  # no list has a value: one missing row gives an empty vocabulary without an empty mean
-                values = pd.Series([None])
-            self.multi_hot[col] = FeatureEncoder([col], []).fit(values.to_frame(col))
+            if len(values) == 0:  # no list has a value: one missing row gives an empty vocabulary, not an empty mean
+                values = np.array([None], dtype=object)
+            self.multi_hot[col] = FeatureEncoder([col], []).fit(pd.DataFrame({col: values}))
         return self
 
     @property
@@ -155,17 +161,18 @@ class _TowerEncoder:
     def bag_cardinalities(self) -> list[int]:
         return [self.multi_hot[col].cardinalities[0] for col in self.spec.multi_hot]
 
-    def id_index(self, ids: pd.Series) -> np.ndarray:
+    def id_index(self, ids: pd.Series | np.ndarray) -> np.ndarray:
         """(n,) id-table index of each id; 0 for ids not seen in training."""
-        return self.ids.transform(ids.to_frame(self.spec.id_column))[0][:, 0]
+        return self.ids.transform({self.spec.id_column: np.asarray(ids)})[0][:, 0]
 
-    def transform(self, X: pd.DataFrame, history: _Bags | None = None) -> _Encoded:
+    def transform(self, X: Columns, history: _Bags | None = None) -> _Encoded:
+        """X: a DataFrame or a mapping of column -> array (the serving path, no pandas)."""
         categorical, numeric = self.features.transform(X)
         bags = []
         for col in self.spec.multi_hot:
             rows, values = _explode(X[col])
-            indices = self.multi_hot[col].transform(values.to_frame(col))[0][:, 0]  # unseen values -> 0
-            bags.append(_Bags.from_rows(rows, indices, len(X)))
+            indices = self.multi_hot[col].transform({col: values})[0][:, 0]  # unseen values -> 0
+            bags.append(_Bags.from_rows(rows, indices, n_rows(X)))
         indices = np.column_stack([self.id_index(X[self.spec.id_column]), categorical])
         return _Encoded(indices, numeric, bags, history)
 
@@ -391,7 +398,7 @@ class TwoTowerModel(BaseEstimator):
         logits = logits.masked_fill(same_item, float("-inf"))
         return F.cross_entropy(logits, torch.arange(len(u)))
 
-    def user_embeddings(self, users: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
+    def user_embeddings(self, users: Columns, history: Columns | None = None) -> np.ndarray:
         """(n_users, d) float32 unit vectors, one per row of `users`; unknown users take the cold-start path."""
         self._check_fitted()
         encoded = self.user_encoder_.transform(users, self._history_bags(users, history))
@@ -405,13 +412,15 @@ class TwoTowerModel(BaseEstimator):
     def _history_bags(self, users: pd.DataFrame, history: pd.DataFrame | None) -> _Bags:
         """Per row of `users`, the item-id indices of its history; items unknown to the model are left out
         (the index-0 row means "some new item" and says nothing about taste)."""
-        if history is None or len(history) == 0:
-            return _Bags.from_rows(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), len(users))
-        rows = pd.Index(users[self.user_spec.id_column]).get_indexer(history[self.user_spec.id_column])
+        if history is None or n_rows(history) == 0:
+            return _Bags.from_rows(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), n_rows(users))
+        rows = pd.Index(np.asarray(users[self.user_spec.id_column])).get_indexer(
+            np.asarray(history[self.user_spec.id_column])
+        )
         item_ids = self.item_encoder_.id_index(history[self.item_spec.id_column])
         keep = (rows >= 0) & (item_ids > 0)
         order = np.argsort(rows[keep], kind="stable")
-        return _Bags.from_rows(rows[keep][order], item_ids[keep][order], len(users))
+        return _Bags.from_rows(rows[keep][order], item_ids[keep][order], n_rows(users))
 
     def _embed(self, tower, encoded: _Encoded) -> np.ndarray:
         with torch.inference_mode():

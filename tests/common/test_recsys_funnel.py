@@ -20,7 +20,16 @@ import pytest
 from common.recsys.data import Schema
 from common.recsys.features import ITEM_ACTIVITY
 from common.recsys.funnel import Funnel
-from common.recsys.ranking import DAY_S, DERIVED, USER_TOTALS, ItemCatalog, UserStates, model_columns, model_inputs
+from common.recsys.ranking import (
+    DAY_S,
+    DERIVED,
+    USER_TOTALS,
+    ItemCatalog,
+    UserStates,
+    model_columns,
+    model_inputs,
+    served_columns,
+)
 from common.recsys.retrieval import HISTORY_GROUPS, RECENT_ENGAGEMENTS, TwoTowerSource, item_spec, user_spec
 from common.retrieval.ann import ANNIndex
 from common.retrieval.sources import RankedList, RetrievalRequest, SegmentedRankedList
@@ -53,8 +62,9 @@ ADULT_DE = {"user_id": 1, "country": "de", "language": "de", "age": 30}
 class EngagementRanker:
     """Stands in for a trained ranker: P(positive) = item_engaged_total / SCALE."""
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        p = X["item_engaged_total"].to_numpy(float) / SCALE
+    def predict_proba(self, X) -> np.ndarray:
+        """X: the model_inputs columns (a DataFrame, or a dict of arrays on the serving path)."""
+        p = np.asarray(X["item_engaged_total"], dtype=float) / SCALE
         return np.column_stack([1 - p, p])
 
 
@@ -156,7 +166,7 @@ def states_of(tower, catalog, *rows: dict, history_groups=None) -> UserStates:
 
 def recommend(funnel, tower, catalog, k=10, now_s=NOW_S, **user):
     states = states_of(tower, catalog, user_row(**user))
-    attributes = {"country": str(states.frame.at[0, "country"])}
+    attributes = {"country": str(states.columns["country"][0])}
     return funnel.recommend(states, 0, attributes, now_s, k, StageTimer())
 
 
@@ -291,7 +301,7 @@ def test_model_inputs_columns_and_hand_computed_values(tower, catalog):
     )
     newcomer = user_row(user_id=2, country="de", language="de", age=20)
     states = states_of(tower, catalog, with_history, newcomer)
-    assert states.frame.at[0, HISTORY_GROUPS] == ["a", "b", "a"] and states.frame.at[1, HISTORY_GROUPS] == []
+    assert states.columns[HISTORY_GROUPS][0] == ["a", "b", "a"] and states.columns[HISTORY_GROUPS][1] == []
     np.testing.assert_allclose(states.group_share, [[2 / 3, 1 / 3, 0], [0, 0, 0]], rtol=1e-6)
 
     item_rows = np.array([0, 1, 2, 0, 1, 2])  # items 100 (a, en), 101 (b, de), 102 (c, en), for both users
@@ -335,7 +345,7 @@ def test_favourite_genres_stand_in_for_the_history_of_a_new_user(tower, catalog)
     plain = states_of(tower, catalog, row)
     picked_a = states_of(tower, catalog, row, history_groups=[["a"]])
     picked_b = states_of(tower, catalog, row, history_groups=[["b", "c"]])
-    assert picked_a.frame.at[0, HISTORY_GROUPS] == ["a"]
+    assert picked_a.columns[HISTORY_GROUPS][0] == ["a"]
     assert not np.allclose(picked_a.vectors, plain.vectors)
     assert not np.allclose(picked_a.vectors, picked_b.vectors)
 
@@ -346,4 +356,10 @@ def test_catalog_rows_and_groups(catalog):
     assert catalog.vectors.shape == (len(IDS), 8)
     np.testing.assert_allclose(np.linalg.norm(catalog.vectors, axis=1), 1.0, rtol=1e-5)
     assert catalog.release_s[7] == NOW_S
-    np.testing.assert_allclose(catalog.columns[RECENT_ENGAGEMENTS], np.log1p(recent_engagements()))
+    assert set(catalog.columns) == set(served_columns(SCHEMA)) and RECENT_ENGAGEMENTS not in catalog.columns
+
+
+def test_catalog_embeddings_read_recent_engagements(tower, catalog):
+    """The item tower reads each item's popularity as of the catalogue's time: other counts, other vectors."""
+    busier = ItemCatalog.build(make_metadata(), SCHEMA, tower, recent_engagements() * 10 + 5)
+    assert not np.allclose(catalog.vectors, busier.vectors)

@@ -84,7 +84,7 @@ class Funnel:
         rows = self.catalog.rows(merged.item_ids)
         keep = rows >= 0
         keep[keep] = self.catalog.release_s[rows[keep]] < now_s  # in the catalogue at request time
-        counts = {"candidate_generation": {**{n: len(ids) for n, ids in merged.per_source.items()}}}
+        counts = {"candidate_generation": {name: len(ids) for name, ids in merged.per_source.items()}}
         counts["candidate_generation"].update(merged=len(rows), out=int(keep.sum()))
         return rows[keep], merged, counts
 

@@ -6,21 +6,27 @@ to end in a data dir of its own."""
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from mlflow import MlflowClient
 
 from common.config import load_config
 from common.feature_store import feature_repo_dir, open_store
 from common.paths import REPO_ROOT, system_dir
-from common.recsys.bundle import RetrievalBundle
 from common.retrieval.sources import RetrievalRequest
 from common.serving.app import create_app
-from common.tracking import load_champion, registered_name
+from common.tracking import load_champion
 from tests.systems.conftest import sources_table
+from tests.systems.recsys_contract import (  # noqa: F401 (pytest collects the imported tests here)
+    spec,
+    test_ann_recall_against_exact_search,
+    test_champion_and_both_registered_models,
+    test_healthz,
+    test_no_trained_model_is_503_naming_the_command,
+    test_response_names_the_registered_versions_and_stage_counts,
+)
 
 SYSTEM = "game"
+N_ITEMS = 400  # the tiny catalogue
 STEAM_FIXTURES = REPO_ROOT / "data" / "fixtures" / "steam"
 SOURCES = {"two_tower", "popularity", "trending"}
-STAGES = ["user_features", "user_embedding", "candidate_generation", "ranking", "re_ranking"]
 LISTS = {"popularity", "merge order (no ranker)", "funnel: lightgbm", "funnel: multitask"}
 LIST_METRICS = ["precision@10", "map@10", "ndcg@10", "diversity", "coverage"]
 NEW_USER = 10**7  # far beyond the tiny world's users
@@ -53,18 +59,6 @@ def check_list_metrics(lists: pd.DataFrame) -> None:
 
 
 # ---- training ------------------------------------------------------------------------------------
-def test_champion_and_both_registered_models(trained):
-    ranker, retrieval = load_champion(SYSTEM), load_champion(SYSTEM, kind="retrieval")
-    assert ranker.name == registered_name(SYSTEM) == "game-ranker"
-    assert retrieval.name == registered_name(SYSTEM, "retrieval") == "game-retrieval"
-    assert ranker.version == trained["champion_version"] and retrieval.version == trained["retrieval_version"]
-    metrics = trained["ranker_metrics"]
-    assert set(metrics) == {"lightgbm", "multitask"}
-    assert trained["champion"] == max(metrics, key=lambda name: metrics[name]["validation_ndcg_at_10"])
-    assert MlflowClient().get_run(ranker.run_id).info.run_name == trained["champion"]
-    assert hasattr(ranker.classifier, "predict_proba")
-    assert isinstance(retrieval.classifier, RetrievalBundle)
-    assert retrieval.classifier.schema.item_name == "game"
 
 
 def test_results_table_has_the_recall_ann_and_list_tables(trained):
@@ -87,11 +81,6 @@ def test_funnel_rows_have_metrics_in_range_and_the_oracle_is_exact(trained):
     check_list_metrics(lists)
     assert lists.at["oracle", "precision@10"] == 1.0
     assert lists.at["oracle", "ndcg@10"] == pytest.approx(1.0)
-
-
-def test_ann_recall_against_exact_search(trained):
-    ann = trained["evaluation"].ann
-    assert ann["ann_recall_at_100"] >= 0.95 and ann["n_items"] == 400
 
 
 # ---- serving -------------------------------------------------------------------------------------
@@ -122,26 +111,6 @@ def test_known_player_gets_k_unowned_released_games(
         for item in body["items"]:
             assert item["sources"] and set(item["sources"]) <= SOURCES
             assert item["score"] > 0
-
-
-def test_response_names_the_registered_versions_and_stage_counts(client, trained, heavy_users, config):
-    body = recommend(client, {"user_id": heavy_users[0], "k": 10})
-    assert body["models"] == {
-        "retrieval": {"name": "game-retrieval", "version": load_champion(SYSTEM, kind="retrieval").version},
-        "ranker": {"name": "game-ranker", "version": load_champion(SYSTEM).version},
-    }
-    assert body["models"]["ranker"]["version"] == trained["champion_version"]
-    stages = body["stages"]
-    assert list(stages) == STAGES and all(stage["milliseconds"] >= 0 for stage in stages.values())
-    generation = stages["candidate_generation"]["counts"]
-    per_source = {name: generation[name] for name in SOURCES}
-    assert all(0 < n <= config["serving"]["k_per_source"] for n in per_source.values())
-    assert max(per_source.values()) <= generation["merged"] <= sum(per_source.values())
-    assert 0 < generation["out"] <= generation["merged"]
-    assert stages["ranking"]["counts"] == {"in": generation["out"], "out": generation["out"]}
-    re_ranking = stages["re_ranking"]["counts"]
-    assert re_ranking["in"] == generation["out"] and re_ranking["allowed"] <= re_ranking["in"]
-    assert re_ranking["out"] == len(body["items"]) == 10
 
 
 def new_player_list(client, genres: list[str]) -> list[int]:
@@ -192,16 +161,6 @@ def test_bad_input_is_422_with_the_reason(client, payload, field):
         assert field in detail
     else:
         assert any(field in map(str, error["loc"]) for error in detail)
-
-
-def test_no_trained_model_is_503_naming_the_command(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with TestClient(create_app([SYSTEM], "tiny")) as empty:
-        assert empty.get("/healthz").json()["systems"][SYSTEM].startswith("unavailable")
-        response = empty.post(f"/{SYSTEM}/recommend", json={"user_id": 1, "k": 3})
-    assert response.status_code == 503
-    assert "make train SYSTEM=game" in response.json()["detail"]
 
 
 # ---- the public Steam files ---------------------------------------------------------------------

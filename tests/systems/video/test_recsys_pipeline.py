@@ -4,19 +4,22 @@ FastAPI's TestClient."""
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
-from mlflow import MlflowClient
 
 from common.feature_store import feature_repo_dir, open_store
 from common.paths import system_dir
-from common.recsys.bundle import RetrievalBundle
 from common.retrieval.sources import RetrievalRequest
-from common.serving.app import create_app
-from common.tracking import load_champion, registered_name
+from tests.systems.recsys_contract import (  # noqa: F401 (pytest collects the imported tests here)
+    spec,
+    test_ann_recall_against_exact_search,
+    test_champion_and_both_registered_models,
+    test_healthz,
+    test_no_trained_model_is_503_naming_the_command,
+    test_response_names_the_registered_versions_and_stage_counts,
+)
 
 SYSTEM = "video"
+N_ITEMS = 3000  # the tiny catalogue
 SOURCES = {"two_tower", "popularity", "popularity_country", "popularity_language", "trending"}
-STAGES = ["user_features", "user_embedding", "candidate_generation", "ranking", "re_ranking"]
 LISTS = {"popularity", "merge order (no ranker)", "funnel: lightgbm", "funnel: multitask", "oracle"}
 LIST_METRICS = ["precision@10", "map@10", "ndcg@10", "diversity", "coverage"]
 NEW_USER = 10**7  # far beyond the tiny world's users
@@ -39,19 +42,6 @@ def recommend(client, payload: dict) -> dict:
 
 
 # ---- training ------------------------------------------------------------------------------------
-def test_champion_and_both_registered_models(trained):
-    ranker, retrieval = load_champion(SYSTEM), load_champion(SYSTEM, kind="retrieval")
-    assert ranker.name == registered_name(SYSTEM) == "video-ranker"
-    assert retrieval.name == registered_name(SYSTEM, "retrieval") == "video-retrieval"
-    assert ranker.version == trained["champion_version"] and retrieval.version == trained["retrieval_version"]
-    metrics = trained["ranker_metrics"]
-    assert set(metrics) == {"lightgbm", "multitask"}
-    # The champion is the ranker whose served funnel has the best validation nDCG@10.
-    assert trained["champion"] == max(metrics, key=lambda name: metrics[name]["validation_ndcg_at_10"])
-    assert MlflowClient().get_run(ranker.run_id).info.run_name == trained["champion"]
-    assert hasattr(ranker.classifier, "predict_proba")
-    assert isinstance(retrieval.classifier, RetrievalBundle)
-    assert retrieval.classifier.schema.item_name == "video"
 
 
 def test_results_table_has_the_recall_ann_and_list_tables(trained):
@@ -81,14 +71,7 @@ def test_funnel_rows_have_metrics_in_range_and_the_oracle_is_exact(trained):
     assert lists.at["oracle", "ndcg@10"] == pytest.approx(1.0)
 
 
-def test_ann_recall_against_exact_search(trained):
-    ann = trained["evaluation"].ann
-    assert ann["ann_recall_at_100"] >= 0.95 and ann["n_items"] == 3000
-
-
 # ---- serving -------------------------------------------------------------------------------------
-def test_healthz(client):
-    assert client.get("/healthz").json()["systems"][SYSTEM] == "ready"
 
 
 def test_known_user_gets_k_unseen_allowed_items(client, trained, items, latest_activity, heavy_users, bundle, config):
@@ -119,26 +102,6 @@ def test_known_user_gets_k_unseen_allowed_items(client, trained, items, latest_a
         for item in body["items"]:
             assert item["sources"] and set(item["sources"]) <= SOURCES
             assert 0 < item["score"] < 1
-
-
-def test_response_names_the_registered_versions_and_stage_counts(client, trained, heavy_users, config):
-    body = recommend(client, {"user_id": heavy_users[0], "k": 10})
-    assert body["models"] == {
-        "retrieval": {"name": "video-retrieval", "version": load_champion(SYSTEM, kind="retrieval").version},
-        "ranker": {"name": "video-ranker", "version": load_champion(SYSTEM).version},
-    }
-    assert body["models"]["ranker"]["version"] == trained["champion_version"]
-    stages = body["stages"]
-    assert list(stages) == STAGES and all(stage["milliseconds"] >= 0 for stage in stages.values())
-    generation = stages["candidate_generation"]["counts"]
-    per_source = {name: generation[name] for name in SOURCES}
-    assert all(0 < n <= config["serving"]["k_per_source"] for n in per_source.values())
-    assert max(per_source.values()) <= generation["merged"] <= sum(per_source.values())
-    assert 0 < generation["out"] <= generation["merged"]
-    assert stages["ranking"]["counts"] == {"in": generation["out"], "out": generation["out"]}
-    re_ranking = stages["re_ranking"]["counts"]
-    assert re_ranking["in"] == generation["out"] and re_ranking["allowed"] <= re_ranking["in"]
-    assert re_ranking["out"] == len(body["items"]) == 10
 
 
 def test_known_users_profile_comes_from_the_store_not_the_request(client, heavy_users):
@@ -201,16 +164,6 @@ def test_bad_input_is_422_with_the_reason(client, payload, field):
         assert field in detail
     else:
         assert any(field in map(str, error["loc"]) for error in detail)
-
-
-def test_no_trained_model_is_503_naming_the_command(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with TestClient(create_app([SYSTEM], "tiny")) as empty:
-        assert empty.get("/healthz").json()["systems"][SYSTEM].startswith("unavailable")
-        response = empty.post(f"/{SYSTEM}/recommend", json={"user_id": 1, "k": 3})
-    assert response.status_code == 503
-    assert "make train SYSTEM=video" in response.json()["detail"]
 
 
 def test_online_seen_items_match_the_training_features(latest_activity):

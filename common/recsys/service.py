@@ -97,7 +97,7 @@ class RecService:
     def recommend(self, user_id: int, k: int, profile: dict, favourite_genres: list[str]) -> Served:
         timer = StageTimer()
         with timer.stage("user_features"):
-            user, known = self._user(user_id, profile)
+            user, known = self.user_columns(user_id, profile)
         with timer.stage("user_embedding"):
             # Without history, the genres a new user picked stand in for the history's genres.
             no_history = len(user["history_item_ids"][0]) == 0
@@ -107,7 +107,7 @@ class RecService:
         recommendation = self.funnel.recommend(states, 0, attributes, self.now_s, k, timer)
         return Served(known, recommendation, timer.milliseconds)
 
-    def _user(self, user_id: int, profile: dict) -> tuple[dict[str, np.ndarray], bool]:
+    def user_columns(self, user_id: int, profile: dict) -> tuple[dict[str, np.ndarray], bool]:
         """The user's online features as one-row columns, and whether the store knows the user."""
         values = self.store.get_online_features(features=self.user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
         row = {name: column[0] for name, column in values.items()}

@@ -1,6 +1,8 @@
 """Feast definitions of a recommendation system, generated from its feature tables: entities
-user and item, the four views of common.recsys.features, and the FeatureService the ranker's
-training set (get_historical_features) and serving (get_online_features) both name."""
+user and item, the four views of common.recsys.features, and a FeatureService `<system>_ranker`
+listing them. Training reads the views point in time (get_historical_features: the user side once
+per (user, snapshot), item activity per event) and serving reads the same views online
+(get_online_features), by feature references built from the registered views (`feature_refs`)."""
 
 from __future__ import annotations
 

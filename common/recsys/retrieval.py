@@ -98,8 +98,10 @@ def engagements_before_day(data: RecData, events: pd.DataFrame, window_days: int
 def fit_two_tower(
     data: RecData, cutoff: pd.Timestamp, config: dict, window_days: int, seed: int
 ) -> tuple[TwoTowerModel, dict]:
-    """Train on the positives of [history_end, cutoff), with history = the last positives before history_end
-    and item popularity as of history_end (both precede every training example)."""
+    """Train on the positives of [history_end, cutoff). The user tower reads the user's last positives
+    before history_end as history; the item tower reads each example's item popularity as of the
+    example's own day (the items table's value, as of history_end, only sets that input's scaling).
+    Both precede every example, so no example reads its own label."""
     events = data.events
     days_before = (cutoff - data.start) / pd.Timedelta(days=1)
     history_end = data.start + pd.Timedelta(days=int(days_before * config["history_share"]))

@@ -25,3 +25,22 @@ def test_evaluate_without_training_says_what_to_run(tmp_path, monkeypatch):
     assert result.exit_code != 0
     assert result.exit_code == 1
     assert "make train SYSTEM=ads" in result.output
+
+
+def test_data_is_refused_for_a_system_that_trains_on_its_world_only(tmp_path):
+    result = runner.invoke(app, ["train", "--system", "ads", "--data", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "ads trains on its synthetic world only" in result.output and "game" in result.output
+
+
+def test_data_must_be_a_directory(tmp_path):
+    result = runner.invoke(app, ["train", "--system", "game", "--data", str(tmp_path / "missing")])
+    assert result.exit_code == 1
+    assert "is not a directory" in result.output
+
+
+def test_unreadable_data_files_are_a_clean_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path / "generated"))
+    result = runner.invoke(app, ["train", "--system", "game", "--scale", "tiny", "--data", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith("error:") and "Traceback" not in result.output

@@ -25,7 +25,7 @@ rate (important when positives are rare, CTR ~2%).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -136,7 +136,7 @@ class FeatureEncoder:
 # ---------------------------------------------------------------------------
 
 
-def _embedding_tables(cardinalities: Sequence[int], dim: int) -> nn.ModuleList:
+def embedding_tables(cardinalities: Sequence[int], dim: int) -> nn.ModuleList:
     """One table per categorical feature, initialised near zero (see EMBEDDING_INIT_STD)."""
     tables = nn.ModuleList(nn.Embedding(n, dim) for n in cardinalities)
     for table in tables:
@@ -151,6 +151,67 @@ def mlp_layers(in_dim: int, hidden_units: Sequence[int]) -> tuple[nn.Sequential,
         layers += [nn.Linear(in_dim, width), nn.ReLU()]
         in_dim = width
     return nn.Sequential(*layers), in_dim
+
+
+def train_keeping_best_epoch(
+    module: nn.Module,
+    data: Sequence[torch.Tensor],
+    batch_loss: Callable[..., torch.Tensor],
+    eval_loss: Callable[[], float] | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    weight_decay: float,
+    rng: np.random.Generator,
+    desc: str,
+    verbose: bool = False,
+) -> tuple[list[float], int]:
+    """Adam over shuffled mini-batches of `data` (tensors sharing their first dimension; `batch_loss`
+    takes one batch of each). With `eval_loss`, the weights of the epoch with the lowest eval loss are
+    kept. Returns (eval loss per epoch, that epoch, 1-based; the last one without `eval_loss`).
+    Leaves `module` in eval mode."""
+    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    eval_losses: list[float] = []
+    best_epoch, best_state = epochs, None
+    n_rows = len(data[0])
+    n_batches = math.ceil(n_rows / batch_size)
+    for epoch in range(1, epochs + 1):
+        module.train()
+        order = torch.from_numpy(rng.permutation(n_rows))
+        progress = tqdm(range(n_batches), desc=f"{desc} epoch {epoch}/{epochs}", disable=not verbose)
+        for b in progress:
+            batch = order[b * batch_size : (b + 1) * batch_size]
+            loss = batch_loss(*(tensor[batch] for tensor in data))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        if eval_loss is not None:
+            eval_losses.append(eval_loss())
+            progress.set_postfix(eval_loss=f"{eval_losses[-1]:.4f}")
+            if eval_losses[-1] == min(eval_losses):
+                best_epoch = epoch
+                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        progress.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return eval_losses, best_epoch
+
+
+def predict_in_batches(module: nn.Module, indices: torch.Tensor, numeric: torch.Tensor, empty: torch.Tensor):
+    """module(indices, numeric) in eval mode, PREDICT_BATCH_SIZE rows at a time to bound memory;
+    `empty` is the answer to an empty request (no candidates)."""
+    module.eval()
+    with torch.inference_mode():
+        return torch.cat(
+            [
+                module(indices[start : start + PREDICT_BATCH_SIZE], numeric[start : start + PREDICT_BATCH_SIZE])
+                for start in range(0, len(indices), PREDICT_BATCH_SIZE)
+            ]
+            or [empty]
+        )
 
 
 class DCNv2(nn.Module):
@@ -171,7 +232,7 @@ class DCNv2(nn.Module):
         output_bias: float,
     ):
         super().__init__()
-        self.embeddings = _embedding_tables(cardinalities, embedding_dim)
+        self.embeddings = embedding_tables(cardinalities, embedding_dim)
         x0_dim = len(cardinalities) * embedding_dim + n_numeric
         # Full-rank W_l (x0_dim x x0_dim), the DCN v2 change over DCN's rank-1 w_l.
         self.cross = nn.ModuleList(nn.Linear(x0_dim, x0_dim) for _ in range(n_cross_layers))
@@ -209,11 +270,11 @@ class DeepFM(nn.Module):
     ):
         super().__init__()
         self.bias = nn.Parameter(torch.tensor(float(output_bias)))
-        self.first_order = _embedding_tables(cardinalities, 1)  # w_i per categorical value
+        self.first_order = embedding_tables(cardinalities, 1)  # w_i per categorical value
         for table in self.first_order:
             nn.init.zeros_(table.weight)  # a linear model's usual start: no effect until learned
         self.numeric_first_order = nn.Parameter(torch.zeros(n_numeric))  # w_i per numeric field
-        self.embeddings = _embedding_tables(cardinalities, embedding_dim)  # v_i per categorical value
+        self.embeddings = embedding_tables(cardinalities, embedding_dim)  # v_i per categorical value
         self.numeric_embeddings = nn.Parameter(torch.randn(n_numeric, embedding_dim) * EMBEDDING_INIT_STD)
         mlp, deep_dim = mlp_layers((len(cardinalities) + n_numeric) * embedding_dim, hidden_units)
         # No bias in the last layer: `self.bias` is the model's single intercept. Zero weights
@@ -301,36 +362,25 @@ class DeepCTRClassifier(BaseEstimator):
             eval_indices, eval_numeric = (torch.from_numpy(a) for a in self.encoder_.transform(eval_set[0]))
             eval_labels = torch.from_numpy(_binary_labels(eval_set[1], len(eval_set[0])))
 
-        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        self.eval_logloss_: list[float] = []
-        self.best_epoch_ = self.epochs
-        best_state = None
-        n_batches = math.ceil(len(labels) / self.batch_size)
-        for epoch in range(1, self.epochs + 1):
-            self.module_.train()
-            order = torch.from_numpy(rng.permutation(len(labels)))
-            progress = tqdm(
-                range(n_batches), desc=f"{self.architecture} epoch {epoch}/{self.epochs}", disable=not self.verbose
-            )
-            for b in progress:
-                batch = order[b * self.batch_size : (b + 1) * self.batch_size]
-                logits = self.module_(indices[batch], numeric[batch])  # (batch,)
-                loss = F.binary_cross_entropy_with_logits(logits, labels[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if eval_set is not None:
-                eval_logits = self._logits(eval_indices, eval_numeric)
-                self.eval_logloss_.append(F.binary_cross_entropy_with_logits(eval_logits, eval_labels).item())
-                progress.set_postfix(eval_logloss=f"{self.eval_logloss_[-1]:.4f}")
-                if self.eval_logloss_[-1] == min(self.eval_logloss_):
-                    self.best_epoch_ = epoch
-                    best_state = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
-            progress.close()
-        if best_state is not None:
-            self.module_.load_state_dict(best_state)
-        self.module_.eval()
+        def batch_loss(indices, numeric, labels):
+            return F.binary_cross_entropy_with_logits(self.module_(indices, numeric), labels)
+
+        def eval_loss() -> float:
+            return F.binary_cross_entropy_with_logits(self._logits(eval_indices, eval_numeric), eval_labels).item()
+
+        self.eval_logloss_, self.best_epoch_ = train_keeping_best_epoch(
+            self.module_,
+            (indices, numeric, labels),
+            batch_loss,
+            eval_loss if eval_set is not None else None,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            rng=rng,
+            desc=self.architecture,
+            verbose=self.verbose,
+        )
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -353,18 +403,8 @@ class DeepCTRClassifier(BaseEstimator):
         return DeepFM(cardinalities, n_numeric, self.embedding_dim, self.hidden_units, output_bias)
 
     def _logits(self, indices: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
-        """(n,) logits in eval mode, in batches of PREDICT_BATCH_SIZE to bound memory."""
-        self.module_.eval()
-        with torch.inference_mode():
-            return torch.cat(
-                [
-                    self.module_(
-                        indices[start : start + PREDICT_BATCH_SIZE], numeric[start : start + PREDICT_BATCH_SIZE]
-                    )
-                    for start in range(0, len(indices), PREDICT_BATCH_SIZE)
-                ]
-                or [torch.zeros(0)]
-            )  # an empty request (no candidates) gets an empty answer
+        """(n,) logits in eval mode."""
+        return predict_in_batches(self.module_, indices, numeric, empty=torch.zeros(0))
 
 
 def _binary_labels(y: np.ndarray, n_rows: int) -> np.ndarray:

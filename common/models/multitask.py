@@ -38,9 +38,14 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from torch import nn
-from tqdm.auto import tqdm
 
-from common.models.deep import PREDICT_BATCH_SIZE, FeatureEncoder, _embedding_tables, mlp_layers
+from common.models.deep import (
+    FeatureEncoder,
+    embedding_tables,
+    mlp_layers,
+    predict_in_batches,
+    train_keeping_best_epoch,
+)
 
 HEADS = ("engage", "satisfy", "value")  # column order of the network's (batch, 3) output
 TARGETS = ("engaged", "positive", "value")  # required columns of the targets DataFrame
@@ -63,7 +68,7 @@ class SharedBottom(nn.Module):
         head_biases: Sequence[float],
     ):
         super().__init__()
-        self.embeddings = _embedding_tables(cardinalities, embedding_dim)
+        self.embeddings = embedding_tables(cardinalities, embedding_dim)
         self.bottom, width = mlp_layers(len(cardinalities) * embedding_dim + n_numeric, hidden_units)
         self.heads = nn.Linear(width, len(HEADS))
         # Zero weights: the first outputs are exactly the biases (the base rates / mean value).
@@ -147,35 +152,26 @@ class MultiTaskRanker(BaseEstimator):
         if eval_set is not None:
             eval_tensors = self._tensors(eval_set[0], *_check_targets(eval_set[1], len(eval_set[0])))
 
-        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        self.eval_loss_: list[float] = []
-        self.best_epoch_ = self.epochs
-        best_state = None
-        n_rows = len(engaged)
-        n_batches = math.ceil(n_rows / self.batch_size)
-        for epoch in range(1, self.epochs + 1):
-            self.module_.train()
-            order = torch.from_numpy(rng.permutation(n_rows))
-            progress = tqdm(range(n_batches), desc=f"multitask epoch {epoch}/{self.epochs}", disable=not self.verbose)
-            for b in progress:
-                batch = order[b * self.batch_size : (b + 1) * self.batch_size]
-                indices, numeric, *labels = (t[batch] for t in train)
-                loss = self._loss(self.module_(indices, numeric), *labels)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if eval_set is not None:
-                eval_indices, eval_numeric, *eval_labels = eval_tensors
-                self.eval_loss_.append(self._loss(self._outputs(eval_indices, eval_numeric), *eval_labels).item())
-                progress.set_postfix(eval_loss=f"{self.eval_loss_[-1]:.4f}")
-                if self.eval_loss_[-1] == min(self.eval_loss_):
-                    self.best_epoch_ = epoch
-                    best_state = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
-            progress.close()
-        if best_state is not None:
-            self.module_.load_state_dict(best_state)
-        self.module_.eval()
+        def batch_loss(indices, numeric, *labels):
+            return self._loss(self.module_(indices, numeric), *labels)
+
+        def eval_loss() -> float:
+            eval_indices, eval_numeric, *eval_labels = eval_tensors
+            return self._loss(self._outputs(eval_indices, eval_numeric), *eval_labels).item()
+
+        self.eval_loss_, self.best_epoch_ = train_keeping_best_epoch(
+            self.module_,
+            train,
+            batch_loss,
+            eval_loss if eval_set is not None else None,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            rng=rng,
+            desc="multitask",
+            verbose=self.verbose,
+        )
         return self
 
     def predict_heads(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -220,18 +216,8 @@ class MultiTaskRanker(BaseEstimator):
         return engage_loss + satisfy_loss + self.value_weight * value_loss
 
     def _outputs(self, indices: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
-        """(n, 3) raw head outputs in eval mode, in batches of PREDICT_BATCH_SIZE to bound memory."""
-        self.module_.eval()
-        with torch.inference_mode():
-            return torch.cat(
-                [
-                    self.module_(
-                        indices[start : start + PREDICT_BATCH_SIZE], numeric[start : start + PREDICT_BATCH_SIZE]
-                    )
-                    for start in range(0, len(indices), PREDICT_BATCH_SIZE)
-                ]
-                or [torch.zeros(0, len(HEADS))]
-            )  # an empty request (no candidates) gets an empty answer
+        """(n, 3) raw head outputs in eval mode."""
+        return predict_in_batches(self.module_, indices, numeric, empty=torch.zeros(0, len(HEADS)))
 
 
 def _logit(rate: float) -> float:

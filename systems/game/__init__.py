@@ -1,25 +1,6 @@
 """Game recommendation (design-chapters/mlsd-game-recom.md)."""
 
-from common.system import System
-
-
-def _train(config: dict) -> dict:
-    from common.recsys.pipeline import train
-    from systems.game.recdata import load
-
-    return train("game", config, load(config, config.get("data")))
-
-
-def _load_service(config: dict):
-    from common.recsys.service import load_service
-
-    return load_service("game", config)
-
-
-def _router():
-    from common.recsys.api import router
-
-    return router("game")
+from common.recsys.system import recommender_system
 
 
 def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
@@ -31,12 +12,4 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/game/recommend", {"user_id": n_users + int(rng.integers(0, 10**6)), "k": k, "favourite_genres": genres}
 
 
-# Heavy imports (torch, Feast, MLflow) wait until a command needs them.
-SYSTEM = System(
-    name="game",
-    train=_train,
-    load_service=_load_service,
-    router=_router,
-    sample_request=_sample_request,
-    accepts_data=True,
-)
+SYSTEM = recommender_system("game", _sample_request, accepts_data=True)

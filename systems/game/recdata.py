@@ -11,7 +11,6 @@ products / reviews are end-of-data counts too and are left out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -90,8 +89,10 @@ def sample_reviews(tables: GameTables, last_days: int, max_users: int, seed: int
     return GameTables(tables.games, kept_users, reviews.reset_index(drop=True), tables.metadata)
 
 
-def load(config: dict, data: str | Path | None = None) -> RecData:
-    """The public files at `data` when given (no oracle there), else the synthetic world."""
+def load(config: dict) -> RecData:
+    """The public files at config["data"] when given (`make train DATA=...`; no oracle there), else the
+    synthetic world."""
+    data = config.get("data")
     if data is not None:
         real = config["real_data"]
         return to_recdata(sample_reviews(load_steam(data), real["last_days"], real["max_users"], config["seed"]))

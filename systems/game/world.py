@@ -36,13 +36,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, ndtr, ndtri
 
-from systems.game.steam import GameTables, conform, load_steam, steam_rating
+from systems.game.steam import GameTables, conform, steam_rating
 
 START = pd.Timestamp("2023-01-01", tz="UTC")
 FIRST_RELEASE = pd.Timestamp("2006-01-01", tz="UTC")
@@ -558,9 +557,3 @@ def positive_label(recommendations: pd.DataFrame) -> pd.Series:
     twenty minutes is a weak signal; hundreds of hours behind a thumbs-down is a user who
     plays on but would not recommend it, so neither alone is relevance."""
     return recommendations["is_recommended"] & (recommendations["hours"] >= POSITIVE_MIN_HOURS)
-
-
-def load_tables(world: dict, data: str | Path | None = None) -> GameTables:
-    """The real public files from `data` when given, else the synthetic world (which alone
-    has an oracle)."""
-    return load_steam(data) if data is not None else GameWorld(**world).generate()

@@ -1,25 +1,6 @@
 """Video recommendation (design-chapters/mlsd-video-recom.md)."""
 
-from common.system import System
-
-
-def _train(config: dict) -> dict:
-    from common.recsys.pipeline import train
-    from systems.video.recdata import load
-
-    return train("video", config, load(config))
-
-
-def _load_service(config: dict):
-    from common.recsys.service import load_service
-
-    return load_service("video", config)
-
-
-def _router():
-    from common.recsys.api import router
-
-    return router("video")
+from common.recsys.system import recommender_system
 
 
 def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
@@ -31,12 +12,4 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/video/recommend", {"user_id": n_users + int(rng.integers(0, 10**6)), "k": k, "profile": profile}
 
 
-# Heavy imports (torch, Feast, MLflow) wait until a command needs them.
-SYSTEM = System(
-    name="video",
-    train=_train,
-    load_service=_load_service,
-    router=_router,
-    sample_request=_sample_request,
-    bench_catalog_sizes=(1_000_000,),
-)
+SYSTEM = recommender_system("video", _sample_request, bench_catalog_sizes=(1_000_000,))

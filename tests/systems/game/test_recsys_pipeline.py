@@ -173,7 +173,7 @@ def test_steam_fixture_files_train_end_to_end_and_serve(tmp_path, monkeypatch, t
     monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     config = load_config(SYSTEM, "tiny")
-    data = load(config, STEAM_FIXTURES)
+    data = load({**config, "data": STEAM_FIXTURES})
     assert data.oracle is None and not data.has_negatives and len(data.events) > 100
     summary = train(SYSTEM, config, data)
 

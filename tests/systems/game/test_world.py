@@ -5,8 +5,9 @@ import pytest
 from common.config import load_config
 from common.metrics import auc
 from common.paths import REPO_ROOT
+from systems.game.recdata import load
 from systems.game.steam import conform, load_steam, write_steam
-from systems.game.world import MAX_HOURS, START, TAGS, GameWorld, load_tables, positive_label
+from systems.game.world import MAX_HOURS, START, TAGS, GameWorld, positive_label
 
 FIXTURES = REPO_ROOT / "data" / "fixtures" / "steam"
 
@@ -168,11 +169,12 @@ def test_oracle_beats_popularity_on_the_held_out_window(tiny_world, tables):
     assert oracle_recall > 1.3 * popularity_recall
 
 
-def test_load_tables_reads_real_files_when_given_a_path():
-    world = load_config("game", "tiny")["world"]
-    real = load_tables(world, FIXTURES)
-    assert len(real.games) == 30
-    assert len(load_tables(world).games) == world["n_games"]
+def test_load_reads_the_real_files_when_the_config_names_them():
+    config = load_config("game", "tiny")
+    real = load({**config, "data": FIXTURES})
+    assert len(real.items) == 30 and real.oracle is None
+    synthetic = load(config)
+    assert len(synthetic.items) == config["world"]["n_games"] and synthetic.oracle is not None
 
 
 def test_game_index_rejects_unknown_app_ids(tiny_world):

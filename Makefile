@@ -28,16 +28,16 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 train: $(VENV)/.installed
-	$(PY) -m common.cli train --system $(SYSTEM) $(SCALE_ARG) $(DATA_ARG)
+	$(PY) -m common.app.cli train --system $(SYSTEM) $(SCALE_ARG) $(DATA_ARG)
 
 serve: $(VENV)/.installed
-	$(PY) -m common.cli serve --system $(SYSTEM) $(SCALE_ARG) --port $(PORT)
+	$(PY) -m common.app.cli serve --system $(SYSTEM) $(SCALE_ARG) --port $(PORT)
 
 evaluate: $(VENV)/.installed
-	$(PY) -m common.cli evaluate --system $(SYSTEM) $(if $(WRITE_README),--write-readme,)
+	$(PY) -m common.app.cli evaluate --system $(SYSTEM) $(if $(WRITE_README),--write-readme,)
 
 bench: $(VENV)/.installed
-	$(PY) -m common.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT) $(if $(WRITE_README),--write-readme,)
+	$(PY) -m common.app.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT) $(if $(WRITE_README),--write-readme,)
 
 mlflow-ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/data/mlflow.db} --host 127.0.0.1 --port 5000

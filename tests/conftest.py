@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.config import load_config
+from common.app.config import load_config
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from fastapi import FastAPI, HTTPException, Request
 
-from common.config import load_config
-from common.logs import quiet_libraries
-from common.registry import get_system, system_names
-from common.system import ServiceUnavailable
+from common.app.config import load_config
+from common.app.logs import quiet_libraries
+from common.app.registry import get_system, system_names
+from common.app.system import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # how often an unavailable system is tried again

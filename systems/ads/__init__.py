@@ -1,6 +1,6 @@
 """Ads click prediction (design-chapters/mlsd-ads-ranking.md)."""
 
-from common.system import System
+from common.app.system import System
 
 
 def _train(config: dict) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from common.batch_features import (
+from common.features.windows import (
     daily_counts,
     day_index,
     list_column,

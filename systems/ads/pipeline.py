@@ -1,7 +1,7 @@
 """Ads training pipeline: world -> raw tables -> batch features -> Feast -> point-in-time
 training set -> five models -> evaluation against LR and the oracle -> MLflow -> champion.
 
-    python -m common.cli train --system ads [--scale tiny]
+    python -m common.app.cli train --system ads [--scale tiny]
 """
 
 from __future__ import annotations
@@ -17,20 +17,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from common import tracking
-from common.batch_features import day_index
-from common.evaluation import (
+from common.app.paths import system_dir
+from common.evaluation.classification import (
     classification_metrics,
     markdown_table,
     oracle_lift_share,
     reliability_figure,
     roc_figure,
 )
-from common.feature_store import apply_and_materialize, feature_repo_dir, historical_features, open_store
+from common.features.store import apply_and_materialize, feature_repo_dir, historical_features, open_store
+from common.features.windows import day_index
 from common.models.calibration import PlattCalibrated
 from common.models.deep import DeepCTRClassifier
 from common.models.tabular import GBDTLogisticCTR, LightGBMCTR, LogisticRegressionCTR
-from common.paths import system_dir
+from common.tracking import runs as tracking
 from systems.ads import feature_repo
 from systems.ads.features import build_feature_tables, derive_request_features
 from systems.ads.world import START, AdsTables, AdsWorld

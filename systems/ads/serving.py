@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from common import tracking
-from common.feature_store import feature_repo_dir, open_store
-from common.paths import system_dir
-from common.reranking import top_k_with_group_cap
+from common.app.paths import system_dir
+from common.app.system import ServiceUnavailable
+from common.features.store import feature_repo_dir, open_store
+from common.funnel.reranking import top_k_with_group_cap
 from common.serving.timing import StageTimer
-from common.system import ServiceUnavailable
+from common.tracking import runs as tracking
 from systems.ads.feature_repo import RANKER_FEATURES, VIEW_SCHEMAS
 from systems.ads.features import LIST_FEATURES, derive_for_one_user, exposures_per_ad
 from systems.ads.world import AGE_BUCKETS, CATEGORIES, GENDERS, LOCATIONS

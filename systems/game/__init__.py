@@ -1,6 +1,12 @@
 """Game recommendation (design-chapters/mlsd-game-recom.md)."""
 
-from common.recsys.system import recommender_system
+from common.app.recommender_system import recommender_system
+
+
+def _load_dataset(config: dict):
+    from systems.game.recdata import load
+
+    return load(config)
 
 
 def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
@@ -12,4 +18,4 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/game/recommend", {"user_id": n_users + int(rng.integers(0, 10**6)), "k": k, "favourite_genres": genres}
 
 
-SYSTEM = recommender_system("game", _sample_request, accepts_data=True)
+SYSTEM = recommender_system("game", _load_dataset, _sample_request, accepts_data=True)

@@ -1,5 +1,5 @@
 """The Steam tables (synthetic world or the public files) in the shared recommendation shape
-(common.recsys.data).
+(common.data.dataset).
 
 Only what was known at prediction time becomes a feature: the games table is a snapshot taken
 at the end of the data (its rating, positive_ratio, user_reviews and discount describe that
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from common.recsys.data import RecData, Schema
+from common.data.dataset import RecData, Schema
 from systems.game.steam import GameTables, load_steam
 from systems.game.world import GameWorld, positive_label
 

@@ -1,6 +1,12 @@
 """Video recommendation (design-chapters/mlsd-video-recom.md)."""
 
-from common.recsys.system import recommender_system
+from common.app.recommender_system import recommender_system
+
+
+def _load_dataset(config: dict):
+    from systems.video.recdata import load
+
+    return load(config)
 
 
 def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
@@ -12,4 +18,4 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/video/recommend", {"user_id": n_users + int(rng.integers(0, 10**6)), "k": k, "profile": profile}
 
 
-SYSTEM = recommender_system("video", _sample_request, bench_catalog_sizes=(1_000_000,))
+SYSTEM = recommender_system("video", _load_dataset, _sample_request, bench_catalog_sizes=(1_000_000,))

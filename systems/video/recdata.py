@@ -1,4 +1,4 @@
-"""The video world's tables in the shared recommendation shape (common.recsys.data)."""
+"""The video world's tables in the shared recommendation shape (common.data.dataset)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from common.recsys.data import RecData, Schema
+from common.data.dataset import RecData, Schema
 from systems.video.world import AGE_RATINGS, MINIMUM_AGE, START, VideoTables, VideoWorld, positive_label
 
 SCHEMA = Schema(

@@ -1,6 +1,6 @@
 import numpy as np
 
-from common.batch_features import daily_counts, list_column, smoothed_rate, trailing_window_sums
+from common.features.windows import daily_counts, list_column, smoothed_rate, trailing_window_sums
 
 
 def test_trailing_window_sums_known_answer():

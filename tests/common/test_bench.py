@@ -1,8 +1,8 @@
-"""Tests for the pure helpers of common.bench: statistics and the report (no server)."""
+"""Tests for the pure helpers of common.bench.endpoint: statistics and the report (no server)."""
 
 import math
 
-from common.bench import CLIENT_ROW, LevelResult, format_level, format_report, summarize
+from common.bench.endpoint import CLIENT_ROW, LevelResult, format_level, format_report, summarize
 
 
 def test_summarize_gives_percentiles_and_mean():

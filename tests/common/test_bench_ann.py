@@ -1,9 +1,9 @@
-"""Tests for common.bench_ann: a tiny run end to end, and its pure helpers."""
+"""Tests for common.bench.ann: a tiny run end to end, and its pure helpers."""
 
 import numpy as np
 import pytest
 
-from common.bench_ann import clustered_embeddings, recall_at_k, run_ann_benchmark, unit_centres
+from common.bench.ann import clustered_embeddings, recall_at_k, run_ann_benchmark, unit_centres
 
 
 def _row(report: str, kind: str) -> list[str]:

@@ -1,6 +1,6 @@
 from typer.testing import CliRunner
 
-from common.cli import app
+from common.app.cli import app
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""Known-answer tests for common.metrics: hand-computed cases and agreement with scikit-learn."""
+"""Known-answer tests for common.evaluation.metrics: hand-computed cases and agreement with scikit-learn."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from common.metrics import (
+from common.evaluation.metrics import (
     auc,
     average_precision,
     calibration_curve,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from common.metrics import auc
+from common.evaluation.metrics import auc
 from common.models.multitask import MultiTaskRanker
 
 CATEGORICAL = ["genre", "item_id"]

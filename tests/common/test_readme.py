@@ -1,6 +1,6 @@
 import pytest
 
-from common.readme import replace_block
+from common.app.readme import replace_block
 
 
 def test_replace_block_keeps_everything_outside_the_markers(tmp_path):

@@ -1,4 +1,4 @@
-"""Known-answer tests of common.recsys.features (and RecData's checks) on hand-built logs.
+"""Known-answer tests of common.features.activity (and RecData's checks) on hand-built logs.
 
 Daily logs (every=1), three items, three users (user 3 never acts), a 2-day item window:
 
@@ -21,8 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from common.recsys.data import RecData, Schema
-from common.recsys.features import (
+from common.data.dataset import RecData, Schema
+from common.features.activity import (
     ITEM_ACTIVITY,
     PRIOR_EVENTS,
     STATIC_OFFSET,

@@ -1,5 +1,5 @@
-"""Unit tests of the shared funnel (common.recsys.funnel) and its ranking inputs
-(common.recsys.ranking) on a hand-made catalogue of 30 items, ids 100..129 (row = id - 100):
+"""Unit tests of the shared funnel (common.funnel.funnel) and its ranking inputs
+(common.funnel.ranking_features) on a hand-made catalogue of 30 items, ids 100..129 (row = id - 100):
 
     genre           "a", "b", "c" by row % 3
     item_language   "en" on even rows, "de" on odd rows
@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.recsys.data import Schema
-from common.recsys.features import ITEM_ACTIVITY
-from common.recsys.funnel import Funnel
-from common.recsys.ranking import (
+from common.data.dataset import Schema
+from common.features.activity import ITEM_ACTIVITY
+from common.funnel.funnel import Funnel
+from common.funnel.ranking_features import (
     DAY_S,
     DERIVED,
     USER_TOTALS,
@@ -30,9 +30,9 @@ from common.recsys.ranking import (
     model_inputs,
     served_columns,
 )
-from common.recsys.retrieval import HISTORY_GROUPS, RECENT_ENGAGEMENTS, TwoTowerSource, item_spec, user_spec
 from common.retrieval.ann import ANNIndex
 from common.retrieval.sources import RankedList, RetrievalRequest, SegmentedRankedList
+from common.retrieval.tower_training import HISTORY_GROUPS, RECENT_ENGAGEMENTS, TwoTowerSource, item_spec, user_spec
 from common.retrieval.two_tower import TwoTowerModel
 from common.serving.timing import StageTimer
 

@@ -1,11 +1,11 @@
-"""The catalogue grown with synthetic items for benchmarks (common.recsys.padding)."""
+"""The catalogue grown with synthetic items for benchmarks (common.bench.padding)."""
 
 import numpy as np
 import pytest
 
-from common.recsys.data import Schema
-from common.recsys.padding import CATALOG_SIZE_ENV, pad_catalog, requested_size
-from common.recsys.ranking import ItemCatalog
+from common.bench.padding import CATALOG_SIZE_ENV, pad_catalog, requested_size
+from common.data.dataset import Schema
+from common.funnel.ranking_features import ItemCatalog
 
 SCHEMA = Schema(item_name="thing", group_column="genre", item_categorical=("genre",))
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from common.reranking import (
+from common.funnel.reranking import (
     age_allowed,
     first_occurrence,
     freshness_boost,

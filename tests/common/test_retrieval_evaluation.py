@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from common.retrieval.evaluation import recall_by_source
+from common.evaluation.retrieval import recall_by_source
 from common.retrieval.sources import RankedList, RetrievalRequest, merge_candidates
 
 

@@ -2,18 +2,16 @@
 its system in a module-level SYSTEM; each module trains its system once, at tiny scale, into the
 session's isolated data dir."""
 
-from importlib import import_module
-
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from common.config import load_config
-from common.feature_store import feature_repo_dir
-from common.paths import system_dir
-from common.recsys.bundle import RetrievalBundle
+from common.app.config import load_config
+from common.app.paths import system_dir
+from common.features.store import feature_repo_dir
+from common.retrieval.bundle import RetrievalBundle
 from common.serving.app import create_app
-from common.tracking import load_champion
+from common.tracking.runs import load_champion
 
 
 def sources_table(system: str, name: str) -> pd.DataFrame:
@@ -33,9 +31,9 @@ def config(system):
 
 @pytest.fixture(scope="module")
 def trained(isolated_data_dir, system, config):
-    from common.recsys.pipeline import train
+    from common.app.registry import get_system
 
-    return train(system, config, import_module(f"systems.{system}.recdata").load(config))
+    return get_system(system).train(config)
 
 
 @pytest.fixture(scope="module")

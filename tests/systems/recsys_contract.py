@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
-from common.recsys.bundle import RetrievalBundle
+from common.retrieval.bundle import RetrievalBundle
 from common.serving.app import create_app
-from common.tracking import load_champion, registered_name
+from common.tracking.runs import load_champion, registered_name
 
 STAGES = ["user_features", "user_embedding", "candidate_generation", "ranking", "re_ranking"]
 

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from common.feature_store import feature_repo_dir, open_store
-from common.paths import system_dir
+from common.app.paths import system_dir
+from common.features.store import feature_repo_dir, open_store
 from common.serving.app import create_app
 
 

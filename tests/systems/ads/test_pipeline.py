@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from common.feature_store import feature_repo_dir, historical_features, open_store
-from common.paths import system_dir, tracking_uri
-from common.tracking import load_champion, registered_name
+from common.app.paths import system_dir, tracking_uri
+from common.features.store import feature_repo_dir, historical_features, open_store
+from common.tracking.runs import load_champion, registered_name
 from systems.ads import feature_repo
 from systems.ads.pipeline import build_models
 

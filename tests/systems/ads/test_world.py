@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.metrics import auc
+from common.evaluation.metrics import auc
 from systems.ads.world import START, AdsWorld, _prior_exposures
 
 

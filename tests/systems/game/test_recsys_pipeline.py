@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from common.config import load_config
-from common.feature_store import feature_repo_dir, open_store
-from common.paths import REPO_ROOT, system_dir
+from common.app.config import load_config
+from common.app.paths import REPO_ROOT, system_dir
+from common.features.store import feature_repo_dir, open_store
 from common.retrieval.sources import RetrievalRequest
 from common.serving.app import create_app
-from common.tracking import load_champion
+from common.tracking.runs import load_champion
 from tests.systems.conftest import sources_table
 from tests.systems.recsys_contract import (  # noqa: F401 (pytest collects the imported tests here)
     spec,
@@ -167,7 +167,7 @@ def test_bad_input_is_422_with_the_reason(client, payload, field):
 def test_steam_fixture_files_train_end_to_end_and_serve(tmp_path, monkeypatch, trained):
     """The fixture files in the public format: load, train (in a data dir of its own, so the synthetic
     game training above stays), serve."""
-    from common.recsys.pipeline import train
+    from common.pipelines.recommender import train
     from systems.game.recdata import load
 
     monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.paths import REPO_ROOT
+from common.app.paths import REPO_ROOT
 from systems.game.steam import (
     FILES,
     GAMES_SCHEMA,

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.config import load_config
-from common.metrics import auc
-from common.paths import REPO_ROOT
+from common.app.config import load_config
+from common.app.paths import REPO_ROOT
+from common.evaluation.metrics import auc
 from systems.game.recdata import load
 from systems.game.steam import conform, load_steam, write_steam
 from systems.game.world import MAX_HOURS, START, TAGS, GameWorld, positive_label

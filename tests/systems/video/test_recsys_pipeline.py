@@ -5,8 +5,8 @@ FastAPI's TestClient."""
 import numpy as np
 import pytest
 
-from common.feature_store import feature_repo_dir, open_store
-from common.paths import system_dir
+from common.app.paths import system_dir
+from common.features.store import feature_repo_dir, open_store
 from common.retrieval.sources import RetrievalRequest
 from tests.systems.recsys_contract import (  # noqa: F401 (pytest collects the imported tests here)
     spec,

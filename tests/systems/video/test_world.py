@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.config import load_config
-from common.metrics import auc
+from common.app.config import load_config
+from common.evaluation.metrics import auc
 from systems.video.world import (
     AGE_RATINGS,
     COUNTRIES,

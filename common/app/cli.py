@@ -1,0 +1,146 @@
+"""Lifecycle commands for every system (the Makefile calls these).
+
+python -m common.app.cli train --system ads [--scale tiny]
+python -m common.app.cli serve --system ads [--port 8000]
+python -m common.app.cli evaluate --system ads
+python -m common.app.cli bench --system ads
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from common.app.config import load_config
+from common.app.logs import quiet_libraries
+from common.app.readme import replace_block, system_readme
+from common.app.registry import get_system, system_names
+
+app = typer.Typer(help="Train, serve, evaluate and benchmark the ML system designs.", no_args_is_help=True)
+
+SystemOption = Annotated[str, typer.Option("--system", "-s", help=f"One of: {', '.join(system_names())}")]
+ScaleOption = Annotated[
+    str | None, typer.Option("--scale", help="World size from the system's config (e.g. tiny, default)")
+]
+
+
+def _fail(message: str) -> None:
+    """A clean error for the user: the reason on stderr, exit code 1, no traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _check_system(system: str) -> None:
+    if system not in system_names():
+        raise typer.BadParameter(f"unknown system {system!r}; choose one of {system_names()}", param_hint="--system")
+
+
+DataOption = Annotated[
+    str | None, typer.Option("--data", help="Directory of real data files to train on instead of the world (game)")
+]
+
+
+@app.command()
+def train(system: SystemOption, scale: ScaleOption = None, data: DataOption = None) -> None:
+    """Generate the world (or read --data), build features into Feast, train and evaluate every
+    model, track them in MLflow and register the best as <system>-ranker@champion."""
+    _check_system(system)
+    quiet_libraries()
+    config = load_config(system, scale)
+    if data is not None:
+        if not get_system(system).accepts_data:
+            _fail(
+                f"{system} trains on its synthetic world only; --data is for: "
+                + ", ".join(n for n in system_names() if get_system(n).accepts_data)
+            )
+        if not os.path.isdir(data):
+            _fail(f"--data {data!r} is not a directory")
+        config["data"] = data
+    try:
+        summary = get_system(system).train(config)
+    except (FileNotFoundError, ValueError) as error:  # unreadable data files, too few days for the split
+        _fail(str(error))
+    typer.echo(f"\nTest set ({system}, scale {load_config(system, scale)['scale']}):\n{summary['table']}")
+    typer.echo(
+        f"champion: {summary['champion']} -> {system}-ranker version {summary['champion_version']}"
+        f" (pipeline {summary['pipeline_seconds']:.0f}s)"
+    )
+
+
+@app.command()
+def serve(
+    system: SystemOption,
+    scale: ScaleOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes; one per core sidesteps the GIL")] = 2,
+) -> None:
+    """Serve the system's endpoint with uvicorn; trains first if no champion is registered."""
+    _check_system(system)
+    quiet_libraries()
+    from common.tracking.runs import champion_exists
+
+    if not champion_exists(system):
+        typer.echo(f"no {system}-ranker@champion yet: training first")
+        get_system(system).train(load_config(system, scale))
+    import uvicorn
+
+    os.environ["MLSD_SYSTEMS"] = system
+    if scale:
+        os.environ["MLSD_SCALE"] = scale
+    typer.echo(f"serving {system} on http://{host}:{port} ({workers} workers); docs at /docs")
+    uvicorn.run(
+        "common.serving.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
+    )
+
+
+WriteReadmeOption = Annotated[
+    bool, typer.Option("--write-readme", help="Also put the result in systems/<system>/README.md")
+]
+
+
+@app.command()
+def evaluate(system: SystemOption, write_readme: WriteReadmeOption = False) -> None:
+    """Print the test table (each model, the LR baseline, the oracle) of the latest training."""
+    _check_system(system)
+    quiet_libraries()
+    from common.tracking.runs import ChampionMissing, latest_results_table
+
+    try:
+        table = latest_results_table(system)
+    except ChampionMissing as error:
+        _fail(str(error))
+    typer.echo(table)
+    if write_readme:
+        replace_block(system_readme(system), "test-table", table)
+
+
+@app.command()
+def bench(
+    system: SystemOption,
+    url: Annotated[
+        str, typer.Option(help="Base URL of a running server; one is started when none answers")
+    ] = "http://127.0.0.1:8000",
+    requests: Annotated[int, typer.Option(help="Requests per concurrency level")] = 1000,
+    k: Annotated[int, typer.Option(help="k of each request")] = 10,
+    write_readme: WriteReadmeOption = False,
+) -> None:
+    """Drive the endpoint over loopback: p50/p99 of the request and of each stage at
+    concurrency 1 and 8, requests per second, the server's resident memory."""
+    _check_system(system)
+    quiet_libraries()
+    from common.bench.endpoint import run_benchmark
+
+    try:
+        report = run_benchmark(system, url, n_requests=requests, k=k)
+    except RuntimeError as error:  # no server, or it cannot serve yet: the message says what to run
+        _fail(str(error))
+    typer.echo(report)
+    if write_readme:
+        replace_block(system_readme(system), "bench", f"```\n{report}\n```")
+
+
+if __name__ == "__main__":
+    app()

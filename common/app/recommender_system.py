@@ -1,0 +1,37 @@
+"""A recommendation system's entry in the registry: its training, serving and routes are the shared
+core's (common.pipelines.recommender, common.serving.recommender); its data comes from the loader the
+system passes in (`load_dataset(config) -> RecData`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from common.app.system import System
+
+
+def recommender_system(
+    name: str,
+    load_dataset: Callable[[dict], Any],
+    sample_request: Callable[[dict, Any, int], tuple[str, dict]],
+    accepts_data: bool = False,
+    bench_catalog_sizes: tuple[int, ...] = (),
+) -> System:
+    """Heavy imports (torch, Feast, MLflow) wait until a command needs them."""
+
+    def train(config: dict) -> dict:
+        from common.pipelines.recommender import train as run_pipeline
+
+        return run_pipeline(name, config, load_dataset(config))
+
+    def load_service(config: dict):
+        from common.serving.recommender import load_service as load
+
+        return load(name, config)
+
+    def router():
+        from common.serving.recommend_api import router as make_router
+
+        return make_router(name)
+
+    return System(name, train, load_service, router, sample_request, accepts_data, bench_catalog_sizes)

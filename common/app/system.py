@@ -1,0 +1,28 @@
+"""What every system provides to the shared CLI, Makefile and API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    train: Callable[[dict], dict]  # config -> summary (metrics per model, champion)
+    load_service: Callable[[dict], Any]  # config -> serving bundle; raises ServiceUnavailable
+    router: Callable[[], APIRouter]  # the system's endpoints
+    # (config, rng, k) -> (path, JSON body) of a realistic request, for benchmarks
+    sample_request: Callable[[dict, Any, int], tuple[str, dict]]
+    # Whether `train` reads real data from a local path (config["data"]) instead of the world.
+    accepts_data: bool = False
+    # Catalogue sizes `make bench` also measures, grown with synthetic items (common.bench.padding).
+    bench_catalog_sizes: tuple[int, ...] = ()
+
+
+class ServiceUnavailable(RuntimeError):
+    """The system cannot serve yet (no champion model, no feature store); the message says
+    what to run."""

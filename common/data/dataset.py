@@ -1,0 +1,98 @@
+"""The shared shape of a recommendation system's data, so one funnel (candidate sources ->
+ranking -> re-ranking), one feature pipeline and one evaluation serve every system.
+
+A system turns its own tables into a RecData (systems/video/recdata.py, systems/game/recdata.py):
+  users   one row per user: user_id and the profile columns its Schema names
+  items   one row per item: item_id and the metadata columns its Schema names
+  events  one row per logged (user, item) event, in time order:
+            user_id, item_id, event_timestamp,
+            engaged   1 if the user engaged (clicked a video; played a game)
+            positive  1 if the chapter's label holds (liked or watched >= half; recommended and played > 2 h)
+            value     how much, given engaged (watch fraction; log1p of hours played)
+          Impression logs (video) hold engaged = 0 rows; engagement-only logs (Steam reviews) do not,
+          and the ranker's negatives are then sampled (common.funnel.examples).
+  oracle  the world's truth when the data is synthetic; None on real data
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+EVENT_COLUMNS = ["user_id", "item_id", "event_timestamp", "engaged", "positive", "value"]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Which of a system's columns play which role in the shared funnel."""
+
+    item_name: str  # what the API calls an item: "video", "game"
+    group_column: str  # the item's genre: diversity caps, the user's genre history
+    user_categorical: tuple[str, ...] = ()  # profile: gender, country, language...
+    user_numeric: tuple[str, ...] = ()  # profile: age...
+    item_categorical: tuple[str, ...] = ()  # genre, language, age rating...
+    item_numeric: tuple[str, ...] = ()  # duration, price...
+    item_multi_hot: tuple[str, ...] = ()  # list-valued item columns: tags
+    segments: tuple[str, ...] = ()  # user attributes with their own popularity list: country, language
+    language: tuple[str, str] | None = None  # (user column, item column) compared for "language match"
+    release_column: str = "release_timestamp"  # when the item entered the catalogue
+    min_age_column: str | None = None  # item's minimum viewer age (re-ranking: age restriction)
+    regions_column: str | None = None  # item's list of regions, [] = everywhere (re-ranking: region)
+    user_age_column: str | None = None
+    user_region_column: str | None = None
+    title_column: str = "title"
+
+
+class Oracle(Protocol):
+    """The world's truth about relevance, for evaluation only."""
+
+    def relevance(self, user_ids: np.ndarray, item_ids: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
+        """True relevance of each (user, item) pair at `as_of`."""
+
+    def top_relevant(
+        self, user_ids: np.ndarray, k: int, as_of: pd.Timestamp, exclude: pd.DataFrame
+    ) -> Mapping[int, np.ndarray]:
+        """Each user's k most relevant item ids at `as_of`, best first, without the (user_id, item_id)
+        pairs of `exclude` (what they already engaged with)."""
+
+
+@dataclass(frozen=True)
+class RecData:
+    users: pd.DataFrame
+    items: pd.DataFrame
+    events: pd.DataFrame
+    start: pd.Timestamp  # midnight of the first day of the logs
+    schema: Schema
+    oracle: Oracle | None = None
+    extra: dict = field(default_factory=dict)  # system-specific tables kept for the README / debugging
+
+    def __post_init__(self) -> None:
+        missing = [c for c in EVENT_COLUMNS if c not in self.events.columns]
+        if missing:
+            raise ValueError(f"events lack the columns {missing}")
+        for table, key in ((self.users, "user_id"), (self.items, "item_id")):
+            if key not in table.columns or not table[key].is_unique:
+                raise ValueError(f"{key} must be a unique column of its table")
+        if (self.events["positive"].astype(bool) & ~self.events["engaged"].astype(bool)).any():
+            raise ValueError("a positive event must be an engaged one")
+        for key, table in (("user_id", self.users), ("item_id", self.items)):
+            unknown = ~self.events[key].isin(table[key])
+            if unknown.any():
+                raise ValueError(f"{int(unknown.sum())} events name a {key} missing from its table")
+
+    @property
+    def has_negatives(self) -> bool:
+        """True when the logs hold non-engaged impressions (the ranker then learns from them)."""
+        return bool((self.events["engaged"] == 0).any())
+
+    @property
+    def n_days(self) -> int:
+        """Days from `start` through the last event's day."""
+        return int((self.events["event_timestamp"].max() - self.start) // pd.Timedelta(days=1)) + 1
+
+    def day_start(self, day: int) -> pd.Timestamp:
+        return self.start + pd.Timedelta(days=day)

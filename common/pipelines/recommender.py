@@ -1,0 +1,365 @@
+"""Training pipeline shared by the recommendation systems (video, game):
+
+  data -> batch features -> Feast (apply, materialize)
+  -> two-tower on the positives before the ranker period -> item embeddings -> faiss index
+  -> ranker examples of the later periods (Feast point-in-time join) -> LightGBM and multi-task rankers
+  -> stage-by-stage evaluation at the test start (sources' recall, ANN recall and latency, final lists
+     against popularity and the oracle) -> MLflow runs -> `<system>-retrieval@champion` and
+     `<system>-ranker@champion`
+
+Periods, in order: [start, ranker start) trains the two-tower; the ranker trains on
+[ranker start, validation start), picks its epoch / trees and the champion on the validation
+days, and every reported number comes from the test days.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from common.app.paths import system_dir
+from common.data.dataset import RecData
+from common.evaluation.classification import markdown_table
+from common.evaluation.metrics import auc, log_loss
+from common.evaluation.ranking import candidate_recall, list_metrics, oracle_gains, relevant_items
+from common.features import views as feast_views
+from common.features.activity import build_feature_tables
+from common.features.store import apply_and_materialize, feature_repo_dir, open_store
+from common.funnel.examples import (
+    catalog_from_data,
+    item_activity_rows,
+    period_events,
+    training_examples,
+    user_rows,
+)
+from common.funnel.funnel import Funnel
+from common.funnel.ranking_features import UserStates, build_rankers
+from common.retrieval.ann import ANNIndex, recall_against_exact
+from common.retrieval.bundle import RetrievalBundle
+from common.retrieval.sources import RankedList
+from common.retrieval.tower_training import TwoTowerSource, fit_two_tower, nonpersonal_sources
+from common.serving.timing import StageTimer
+from common.tracking import runs as tracking
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Periods:
+    ranker_start: pd.Timestamp
+    validation_start: pd.Timestamp
+    test_start: pd.Timestamp
+    end: pd.Timestamp  # the first snapshot after the last event: the serving clock
+
+    @classmethod
+    def of(cls, data: RecData, split: dict, every: int) -> Periods:
+        """Boundaries fall on snapshot days, so the features read at a boundary cover every event before it."""
+        n_days = data.n_days
+
+        def on_snapshot(day: int) -> int:
+            return every * (day // every)
+
+        test = on_snapshot(n_days - split["test_days"])
+        validation = on_snapshot(test - split["validation_days"])
+        ranker = on_snapshot(validation - split["ranker_days"])
+        if ranker <= 1:
+            raise ValueError(f"{n_days} days of logs are too few for the split {split}")
+        end_day = every * int(np.ceil(n_days / every))
+        return cls(*(data.day_start(d) for d in (ranker, validation, test, end_day)))
+
+
+def train(system: str, config: dict, data: RecData) -> dict:
+    started = time.perf_counter()
+    seed, features_config = config["seed"], config["features"]
+    every = features_config["snapshot_every_days"]
+    periods = Periods.of(data, config["split"], every)
+    with tqdm(total=5, desc=f"{system} pipeline", unit="stage") as stages:
+        stages.set_postfix_str("features, Feast")
+        store = _features_into_feast(system, data, features_config, periods)
+        stages.update()
+        stages.set_postfix_str("two-tower")
+        tower, tower_info = fit_two_tower(
+            data, periods.ranker_start, config["retrieval"], features_config["activity_window_days"], seed
+        )
+        catalog = catalog_from_data(data, tower, _activity_as_of(store, data, periods.ranker_start))
+        stages.update()
+        stages.set_postfix_str("ranker examples")
+        events = period_events(data, periods.ranker_start, config["ranking"]["negatives_per_event"], seed)
+        X, targets, timestamps = training_examples(data, store, events, tower, catalog, every)
+        splits = _split_examples(X, targets, timestamps, periods)
+        input_sample = X.head(100)
+        stages.update()
+        stages.set_postfix_str("rankers")
+        rankers, ranker_metrics = _fit_rankers(data, config, splits, seed)
+        stages.update()
+        stages.set_postfix_str("evaluate, MLflow")
+        # The champion is the ranker whose served funnel has the best nDCG@10 on the validation days.
+        validation = _evaluate_funnel(data, config, store, tower, rankers, periods.validation_start, periods.test_start)
+        evaluation = _evaluate_funnel(data, config, store, tower, rankers, periods.test_start, periods.end)
+        for name in rankers:
+            ranker_metrics[name]["validation_ndcg_at_10"] = float(
+                validation.lists.set_index("list").at[f"funnel: {name}", "ndcg@10"]
+            )
+        summary = _track(
+            system, config, data, periods, tower, tower_info, rankers, ranker_metrics, evaluation, input_sample
+        )
+        stages.update()
+    summary["pipeline_seconds"] = time.perf_counter() - started
+    log.info("%s pipeline done in %.0fs", system, summary["pipeline_seconds"])
+    return summary
+
+
+def _features_into_feast(system: str, data: RecData, features_config: dict, periods: Periods):
+    repo = feature_repo_dir(system_dir(system))
+    feast_views.write_sources(build_feature_tables(data, features_config), repo / "sources")
+    store = open_store(system, repo)
+    definitions = feast_views.definitions(system, repo / "sources", features_config["snapshot_every_days"])
+    apply_and_materialize(
+        store, definitions, (data.start - pd.Timedelta(days=2)).to_pydatetime(), periods.end.to_pydatetime()
+    )
+    return store
+
+
+def _split_examples(X: pd.DataFrame, targets: pd.DataFrame, timestamps: np.ndarray, periods: Periods) -> dict:
+    ts = pd.DatetimeIndex(timestamps)
+    masks = {
+        "train": ts < periods.validation_start,
+        "validation": (ts >= periods.validation_start) & (ts < periods.test_start),
+        "test": ts >= periods.test_start,
+    }
+    return {name: (X[m].reset_index(drop=True), targets[m].reset_index(drop=True)) for name, m in masks.items()}
+
+
+def _fit_rankers(data: RecData, config: dict, splits: dict, seed: int) -> tuple[dict, dict]:
+    (X_train, y_train), (X_val, y_val), (X_test, y_test) = splits["train"], splits["validation"], splits["test"]
+    rankers, metrics = {}, {}
+    for name, model in build_rankers(data.schema, config, seed).items():
+        started = time.perf_counter()
+        if name == "multitask":
+            model.fit(X_train, y_train, eval_set=(X_val, y_val))
+        else:
+            model.fit(X_train, y_train["positive"].to_numpy(), eval_set=(X_val, y_val["positive"].to_numpy()))
+        fit_seconds = time.perf_counter() - started
+        rankers[name] = model
+        metrics[name] = {"fit_seconds": fit_seconds, "n_train": len(X_train)}
+        for split, (X, y) in (("validation", (X_val, y_val)), ("test", (X_test, y_test))):
+            p = model.predict_proba(X)[:, 1]
+            metrics[name][f"{split}_auc_positive"] = auc(y["positive"].to_numpy(), p)
+            metrics[name][f"{split}_logloss_positive"] = log_loss(y["positive"].to_numpy(), p)
+        log.info("%s: fit %.0fs, validation AUC %.4f", name, fit_seconds, metrics[name]["validation_auc_positive"])
+    return rankers, metrics
+
+
+@dataclass
+class FunnelEvaluation:
+    recall: pd.DataFrame
+    lists: pd.DataFrame
+    ann: dict
+    n_users: int
+
+
+def _evaluate_funnel(
+    data: RecData, config: dict, store, tower, rankers: dict, now: pd.Timestamp, until: pd.Timestamp
+) -> FunnelEvaluation:
+    """Every stage as of `now`, for a seeded sample of the users active in [now, until)."""
+    activity = _activity_as_of(store, data, now)
+    catalog = catalog_from_data(data, tower, activity)
+    e, schema = config["evaluation"], data.schema
+    now_s = float(now.timestamp())
+    period = data.events[(data.events["event_timestamp"] >= now) & (data.events["event_timestamp"] < until)]
+    rng = np.random.default_rng(config["seed"])
+    active = np.unique(period["user_id"].to_numpy())
+    user_ids = np.sort(rng.choice(active, size=min(e["users"], len(active)), replace=False))
+    states = UserStates.build(
+        user_rows(store, pd.DataFrame({"user_id": user_ids, "event_timestamp": now})), tower, catalog
+    )
+    attributes = [{s: str(states.columns[s][i]) for s in schema.segments} for i in range(len(user_ids))]
+
+    index = ANNIndex.build(catalog.item_ids, catalog.vectors, queries=states.vectors, seed=config["seed"])
+    ann = _ann_metrics(index, catalog, states.vectors)
+    sources = nonpersonal_sources(data, data.users, now, config["retrieval"])
+    funnels = {
+        name: Funnel(catalog, [TwoTowerSource(index), *sources], ranker, activity, config["serving"])
+        for name, ranker in rankers.items()
+    }
+    relevant, gains = relevant_items(data, user_ids, now, until, e["relevant_per_user"])
+    recall = candidate_recall(next(iter(funnels.values())), states, attributes, relevant, tuple(e["recall_ks"]))
+
+    k = e["k"]
+    lists = _final_lists(funnels, sources[0], states, attributes, now_s, k)
+    if data.oracle is not None:
+        lists["oracle"] = {u: ids[:k] for u, ids in relevant.items()}
+        gains = oracle_gains(data, {u: np.concatenate([lst[u] for lst in lists.values()]) for u in relevant}, now)
+    group_of = dict(
+        zip(catalog.item_ids.tolist(), np.asarray(catalog.groups)[catalog.group_codes].tolist(), strict=True)
+    )
+    rows = [list_metrics(name, lst, relevant, gains, group_of, len(catalog), k) for name, lst in lists.items()]
+    return FunnelEvaluation(recall, pd.DataFrame(rows), ann, len(user_ids))
+
+
+def _final_lists(
+    funnels: dict[str, Funnel], popularity: RankedList, states: UserStates, attributes: list[dict], now_s: float, k: int
+) -> dict[str, dict[int, np.ndarray]]:
+    """Each user's top k (item ids): popularity alone and the merge order without a ranker (both under
+    the funnel's filters), and the served funnel with each ranker."""
+    any_funnel = next(iter(funnels.values()))
+    catalog = any_funnel.catalog
+    lists: dict[str, dict[int, np.ndarray]] = {"popularity": {}, "merge order (no ranker)": {}}
+    lists.update({f"funnel: {name}": {} for name in funnels})
+    for row, user in enumerate(states.columns["user_id"].tolist()):
+        seen = np.asarray(states.columns["seen_item_ids"][row], dtype=np.int64)
+        ranked = catalog.rows(popularity.item_ids[~np.isin(popularity.item_ids, seen)])
+        ranked = ranked[(ranked >= 0) & (catalog.release_s[np.maximum(ranked, 0)] < now_s)]
+        lists["popularity"][user] = catalog.item_ids[ranked[any_funnel.allowed(states, row, ranked)][:k]]
+        merge_order = any_funnel.merge_order(states, row, attributes[row], now_s, k)
+        lists["merge order (no ranker)"][user] = catalog.item_ids[merge_order]
+        for name, funnel in funnels.items():
+            result = funnel.recommend(states, row, attributes[row], now_s, k, StageTimer())
+            lists[f"funnel: {name}"][user] = catalog.item_ids[result.item_rows]
+    return lists
+
+
+def _activity_as_of(store, data: RecData, as_of: pd.Timestamp) -> dict[str, np.ndarray]:
+    """ITEM_ACTIVITY of every item (rows of data.items) at `as_of`, from the offline store."""
+    return item_activity_rows(store, pd.DataFrame({"item_id": data.items["item_id"], "event_timestamp": as_of}))
+
+
+def _ann_metrics(index: ANNIndex, catalog, queries: np.ndarray, k: int = 100) -> dict:
+    """The index's recall@k against exact search on the evaluation users, and single-query latency."""
+    recall = recall_against_exact(index, catalog.vectors, catalog.item_ids, queries, k)
+    latencies = []
+    for query in queries[:500]:
+        started = time.perf_counter()
+        index.search(query[None, :], k)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return {
+        "ann_kind": index.spec.kind,
+        "ann_recall_at_100": recall,
+        "ann_p50_ms": float(np.percentile(latencies, 50)),
+        "ann_p99_ms": float(np.percentile(latencies, 99)),
+        "n_items": len(catalog),
+    }
+
+
+RECALL_COLUMNS = ["source", "recall@100", "recall@500"]
+LIST_COLUMNS = ["list", "precision@10", "map@10", "ndcg@10", "diversity", "coverage"]
+RANKER_COLUMNS = [
+    "model",
+    "validation_ndcg_at_10",
+    "validation_auc_positive",
+    "test_auc_positive",
+    "test_logloss_positive",
+    "fit_seconds",
+]
+
+
+def results_markdown(evaluation: FunnelEvaluation, ranker_rows: list[dict], relevance_note: str) -> str:
+    ann = evaluation.ann
+    return "\n".join(
+        [
+            f"Candidate sources: recall@k against {relevance_note}, {evaluation.n_users} test users",
+            "",
+            markdown_table(evaluation.recall.to_dict("records"), RECALL_COLUMNS),
+            "",
+            f"ANN over {ann['n_items']} items ({ann['ann_kind']}): recall@100 against exact search"
+            f" {ann['ann_recall_at_100']:.3f}, single-query p50 {ann['ann_p50_ms']:.2f} ms,"
+            f" p99 {ann['ann_p99_ms']:.2f} ms",
+            "",
+            f"Final lists (k=10): {relevance_note}",
+            "",
+            markdown_table(evaluation.lists.to_dict("records"), LIST_COLUMNS),
+            "",
+            "Rankers: the champion has the best served-funnel nDCG@10 on the validation days;"
+            " AUC and log loss of P(positive) on the logged events",
+            "",
+            markdown_table(ranker_rows, RANKER_COLUMNS),
+        ]
+    )
+
+
+def _track(system, config, data, periods, tower, tower_info, rankers, ranker_metrics, evaluation, input_sample):
+    """One MLflow run for retrieval, one per ranker, a summary run; both champions registered."""
+    experiment_id = tracking.use_experiment(system)
+    pipeline_run = f"{system}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"
+    tags = {"pipeline_run": pipeline_run}
+    data_params = {
+        "scale": config["scale"],
+        "seed": config["seed"],
+        "n_users": len(data.users),
+        "n_items": len(data.items),
+        "n_events": len(data.events),
+        "ranker_start": str(periods.ranker_start.date()),
+        "validation_start": str(periods.validation_start.date()),
+        "test_start": str(periods.test_start.date()),
+    }
+    recall = evaluation.recall.set_index("source")
+    retrieval_metrics = {
+        f"{source}_recall_at_{k}": float(recall.at[source, f"recall@{k}"])
+        for source in recall.index
+        for k in config["evaluation"]["recall_ks"]
+    }
+    retrieval_metrics.update({k: v for k, v in evaluation.ann.items() if isinstance(v, float)})
+    retrieval_metrics["two_tower_final_loss"] = float(tower.train_loss_[-1])
+    bundle = RetrievalBundle(
+        tower, nonpersonal_sources(data, data.users, periods.end, config["retrieval"]), periods.end, data.schema
+    )
+    retrieval_uri = tracking.log_object_run(
+        "retrieval",
+        {**data_params, **tower_info, **{f"two_tower_{k}": v for k, v in config["retrieval"]["two_tower"].items()}},
+        retrieval_metrics,
+        bundle,
+        {"recall.md": markdown_table(evaluation.recall.to_dict("records"), RECALL_COLUMNS)},
+        tags,
+    )
+    retrieval_version = tracking.promote(system, retrieval_uri, kind="retrieval")
+
+    champion = max(ranker_metrics, key=lambda name: ranker_metrics[name]["validation_ndcg_at_10"])
+    lists = evaluation.lists.set_index("list")
+    ranker_rows, uris = [], {}
+    for name, model in rankers.items():
+        funnel_metrics = {
+            f"funnel_{column.replace('@', '_at_')}": float(lists.at[f"funnel: {name}", column])
+            for column in LIST_COLUMNS[1:]
+        }
+        metrics = {**ranker_metrics[name], **funnel_metrics}
+        params = {**data_params, "model": name, **{k: v for k, v in config["models"][name].items()}}
+        uris[name] = tracking.log_model_run(
+            name, params, metrics, {}, model, input_sample, tags={**tags, "champion": str(name == champion)}
+        )
+        label = f"{name} (champion)" if name == champion else name
+        ranker_rows.append({"model": label, **{c: ranker_metrics[name][c] for c in RANKER_COLUMNS[1:]}})
+    ranker_version = tracking.promote(system, uris[champion])
+
+    note = (
+        f"the oracle's top {config['evaluation']['relevant_per_user']} unseen items per user at the test start"
+        if data.oracle is not None
+        else "each user's positives in the test period"
+    )
+    table = results_markdown(evaluation, ranker_rows, note)
+    (system_dir(system) / "results.md").write_text(table)
+    tracking.log_summary_run(
+        f"{pipeline_run}-summary",
+        {
+            "champion": champion,
+            "champion_version": ranker_version,
+            "retrieval_version": retrieval_version,
+            **data_params,
+        },
+        figures={},
+        texts={"results.md": table},
+        tags=tags,
+    )
+    return {
+        "experiment_id": experiment_id,
+        "champion": champion,
+        "champion_version": ranker_version,
+        "retrieval_version": retrieval_version,
+        "table": table,
+        "evaluation": evaluation,
+        "ranker_metrics": ranker_metrics,
+    }

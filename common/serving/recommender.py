@@ -1,0 +1,161 @@
+"""The served recommendation funnel of a system (video, game):
+
+  user features   Feast online store: profile and activity (history, seen items, last engagement)
+  user embedding  the champion retrieval bundle's user tower
+  -> common.funnel.funnel: candidate sources -> ranking (the champion ranker) -> re-ranking
+
+Item metadata and activity (the latest snapshot) are read from the online store once at load,
+with the item embeddings and the faiss index built from them; a request costs one online read,
+for the user. The serving clock is the end of the logs (the retrieval bundle's `now`): the
+worlds are frozen in time, and the wall clock would make every item years old.
+
+MLSD_CATALOG_SIZE=1000000 grows the catalogue with synthetic items (common.bench.padding), for
+benchmarks at a size the world does not have.
+
+A new user (no profile, no activity in the store) takes the cold-start path: the profile the
+request carries (age, country, favourite genres...) feeds the user tower and the filters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from common.app.paths import system_dir
+from common.app.system import ServiceUnavailable
+from common.bench.padding import pad_catalog, requested_size
+from common.features.activity import ITEM_ACTIVITY
+from common.features.store import feature_repo_dir, open_store
+from common.features.views import feature_refs
+from common.funnel.examples import fill_activity_defaults, fill_activity_defaults_row
+from common.funnel.funnel import Funnel, Recommendation
+from common.funnel.ranking_features import ItemCatalog, UserStates
+from common.retrieval.ann import ANNIndex
+from common.retrieval.tower_training import TwoTowerSource
+from common.serving.timing import StageTimer
+from common.tracking import runs as tracking
+
+ONLINE_CHUNK = 20_000  # entity rows per online read at load
+
+
+@dataclass(frozen=True)
+class Served:
+    known_user: bool
+    recommendation: Recommendation
+    stage_ms: dict[str, float]
+
+
+class RecService:
+    def __init__(
+        self,
+        system: str,
+        config: dict,
+        ranker: tracking.Champion,
+        retrieval: tracking.Champion,
+        store,
+        half_precision: bool = True,
+    ):
+        self.system = system
+        self.ranker = ranker
+        self.retrieval = retrieval
+        self.store = store
+        bundle = retrieval.classifier
+        self.schema = bundle.schema
+        self.now_s = float(bundle.now.timestamp())
+        self.as_of = bundle.now
+        self.tower = bundle.tower
+        self.user_refs = feature_refs(store, ("user_profile", "user_activity"))
+        item_ids = _catalog_ids(store)
+        metadata = _online_frame(store, "item_metadata", item_ids)
+        activity = fill_activity_defaults(_online_frame(store, "item_activity", item_ids))
+        catalog = ItemCatalog.build(metadata, self.schema, self.tower, activity["item_engaged_window"].to_numpy())
+        self.n_real_items = len(catalog)
+        self.catalog, item_activity = pad_catalog(
+            catalog, {c: activity[c].to_numpy() for c in ITEM_ACTIVITY}, requested_size(), config["seed"]
+        )
+        started = time.perf_counter()
+        self.index = ANNIndex.build(self.catalog.item_ids, self.catalog.vectors, seed=config["seed"])
+        self.index_build_s = time.perf_counter() - started
+        # The index keeps its own float32 copy for search; the ranking features (tower score, history
+        # similarity) read these in half precision: half the memory of a 1M catalogue per process,
+        # and ~1e-3 relative error in a feature.
+        if half_precision:
+            self.catalog.vectors = self.catalog.vectors.astype(np.float16)
+        self.funnel = Funnel(
+            self.catalog,
+            [TwoTowerSource(self.index), *bundle.sources],
+            ranker.classifier,
+            item_activity,
+            config["serving"],
+        )
+        self.genres = set(self.catalog.groups)
+
+    def recommend(self, user_id: int, k: int, profile: dict, favourite_genres: list[str]) -> Served:
+        timer = StageTimer()
+        with timer.stage("user_features"):
+            user, known = self.user_columns(user_id, profile)
+        with timer.stage("user_embedding"):
+            # Without history, the genres a new user picked stand in for the history's genres.
+            no_history = len(user["history_item_ids"][0]) == 0
+            override = [list(favourite_genres)] if no_history and favourite_genres else None
+            states = UserStates.build(user, self.tower, self.catalog, history_groups=override)
+        attributes = {s: str(states.columns[s][0]) for s in self.schema.segments}
+        recommendation = self.funnel.recommend(states, 0, attributes, self.now_s, k, timer)
+        return Served(known, recommendation, timer.milliseconds)
+
+    def user_columns(self, user_id: int, profile: dict) -> tuple[dict[str, np.ndarray], bool]:
+        """The user's online features as one-row columns, and whether the store knows the user."""
+        values = self.store.get_online_features(features=self.user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
+        row = {name: column[0] for name, column in values.items()}
+        profile_columns = (*self.schema.user_categorical, *self.schema.user_numeric)
+        known = any(row.get(c) is not None for c in profile_columns) or row.get("user_events_total") is not None
+        for column, value in profile.items():  # the request's profile fills what the store does not know
+            if row.get(column) is None:
+                row[column] = value
+        return {name: _one_row(value) for name, value in fill_activity_defaults_row(row).items()}, known
+
+
+def _one_row(value) -> np.ndarray:
+    """A one-element column; lists and missing values in an object array, as a DataFrame column holds them."""
+    if value is None or isinstance(value, list | tuple | np.ndarray):
+        column = np.empty(1, dtype=object)
+        column[0] = value
+        return column
+    return np.array([value])
+
+
+def _catalog_ids(store: FeatureStore) -> np.ndarray:
+    """The catalogue: the item ids of the metadata source the online store was loaded from."""
+    source = store.get_feature_view("item_metadata").batch_source.path
+    return pd.read_parquet(source, columns=["item_id"])["item_id"].to_numpy(np.int64)
+
+
+def _online_frame(store: FeatureStore, view: str, item_ids: np.ndarray) -> pd.DataFrame:
+    refs = [f"{view}:{f.name}" for f in store.get_feature_view(view).features]
+    chunks = [
+        pd.DataFrame(
+            store.get_online_features(
+                features=refs, entity_rows=[{"item_id": int(i)} for i in item_ids[lo : lo + ONLINE_CHUNK]]
+            ).to_dict()
+        )
+        for lo in range(0, len(item_ids), ONLINE_CHUNK)
+    ]
+    return pd.concat(chunks, ignore_index=True)
+
+
+def load_service(system: str, config: dict, half_precision: bool = True) -> RecService:
+    """The serving bundle; `half_precision=False` keeps the item vectors in float32 (measurements that
+    compare them with the index's own copy)."""
+    repo = feature_repo_dir(system_dir(system))
+    if not (repo / "registry.db").exists():
+        raise ServiceUnavailable(f"no {system} feature store at {repo}")
+    try:
+        ranker = tracking.load_champion(system)
+        retrieval = tracking.load_champion(system, kind="retrieval")
+    except tracking.ChampionMissing as error:
+        raise ServiceUnavailable(str(error)) from error
+    return RecService(system, config, ranker, retrieval, open_store(system, repo), half_precision)

@@ -1,0 +1,172 @@
+"""MLflow: one experiment per system, a run per trained model, the served model chosen by a
+registry alias (`models:/<system>-ranker@champion`), never by "the latest run".
+
+The tracking store defaults to SQLite in the data dir (the file store is deprecated);
+artifacts go next to it, by absolute path, so runs do not depend on the working directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib.metadata import version
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from common.app.paths import data_dir, tracking_uri
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"
+# Inferring requirements imports and inspects the model for seconds; we know what it needs.
+_REQUIREMENTS = ["numpy", "pandas", "scikit-learn", "lightgbm", "torch"]
+
+
+class ChampionMissing(RuntimeError):
+    """No model carries the champion alias yet: nothing to serve."""
+
+
+class ProbabilityModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper of any classifier with predict_proba; serving unwraps it and calls the
+    classifier directly, other consumers get P(positive) from `predict`."""
+
+    def __init__(self, classifier):
+        self.classifier = classifier
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        return self.classifier.predict_proba(model_input)[:, 1]
+
+
+def use_experiment(system: str) -> str:
+    """Point MLflow at the tracking store and the system's experiment; returns its id."""
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment = mlflow.get_experiment_by_name(system)
+    if experiment is not None:
+        experiment_id = experiment.experiment_id
+    else:
+        artifacts = (data_dir() / "mlartifacts" / system).resolve()
+        experiment_id = mlflow.create_experiment(system, artifact_location=artifacts.as_uri())
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def registered_name(system: str, kind: str = "ranker") -> str:
+    """`<system>-ranker` (what the endpoint ranks with) or `<system>-retrieval` (its candidate generation)."""
+    return f"{system}-{kind}"
+
+
+class ObjectModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper of a serving bundle that is not a classifier (e.g. a retrieval bundle with
+    its towers and precomputed candidate lists); `predict` calls the bundle's own `predict`."""
+
+    def __init__(self, bundle):
+        self.bundle = bundle
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        return self.bundle.predict(model_input)
+
+
+def log_object_run(run_name: str, params: dict, metrics: dict, bundle, texts: dict, tags: dict) -> str:
+    """A run holding a non-classifier bundle as a pyfunc; returns the model URI."""
+    with mlflow.start_run(run_name=run_name, tags=tags):
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        for filename, text in texts.items():
+            mlflow.log_text(text, filename)
+        pins = [f"{package}=={version(package)}" for package in _REQUIREMENTS]
+        info = mlflow.pyfunc.log_model(name="model", python_model=ObjectModel(bundle), pip_requirements=pins)
+    return info.model_uri
+
+
+def log_model_run(
+    run_name: str,
+    params: dict,
+    metrics: dict,
+    figures: dict,
+    classifier,
+    input_sample: pd.DataFrame,
+    tags: dict | None = None,
+) -> str:
+    """One run: params, metrics, plots and the model as a pyfunc, with the signature of
+    `input_sample` (the model's input columns). Returns the model URI."""
+    with mlflow.start_run(run_name=run_name, tags=tags or {}):
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        for filename, figure in figures.items():
+            mlflow.log_figure(figure, filename)
+        pins = [f"{package}=={version(package)}" for package in _REQUIREMENTS]
+        signature = infer_signature(input_sample, classifier.predict_proba(input_sample)[:, 1])
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=ProbabilityModel(classifier), pip_requirements=pins, signature=signature
+        )
+    return info.model_uri
+
+
+def promote(system: str, model_uri: str, kind: str = "ranker") -> str:
+    """Register the model and move the champion alias to it; returns the version."""
+    name = registered_name(system, kind)
+    registered = mlflow.register_model(model_uri, name)
+    MlflowClient().set_registered_model_alias(name, CHAMPION, registered.version)
+    log.info("registered %s version %s as @%s", name, registered.version, CHAMPION)
+    return str(registered.version)
+
+
+@dataclass(frozen=True)
+class Champion:
+    classifier: object
+    name: str
+    version: str
+    run_id: str
+
+
+def load_champion(system: str, kind: str = "ranker") -> Champion:
+    """The model behind `<system>-<kind>@champion` (`classifier`: the unwrapped classifier or bundle)."""
+    mlflow.set_tracking_uri(tracking_uri())
+    name = registered_name(system, kind)
+    try:
+        version_info = MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as error:
+        raise ChampionMissing(f"no {name}@{CHAMPION} in {tracking_uri()}") from error
+    wrapper = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
+    inner = wrapper.classifier if isinstance(wrapper, ProbabilityModel) else wrapper.bundle
+    return Champion(inner, name, str(version_info.version), version_info.run_id or "")
+
+
+def champion_exists(system: str) -> bool:
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        MlflowClient().get_model_version_by_alias(registered_name(system), CHAMPION)
+    except MlflowException:
+        return False
+    return True
+
+
+def log_summary_run(run_name: str, params: dict, figures: dict, texts: dict, tags: dict) -> None:
+    """A run that holds what compares the models of one pipeline run (tables, joint plots)."""
+    with mlflow.start_run(run_name=run_name, tags=tags):
+        mlflow.log_params(params)
+        for filename, figure in figures.items():
+            mlflow.log_figure(figure, filename)
+        for filename, text in texts.items():
+            mlflow.log_text(text, filename)
+
+
+def latest_results_table(system: str) -> str:
+    """The results table of the system's most recent training (its summary run)."""
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment = mlflow.get_experiment_by_name(system)
+    if experiment is None:
+        raise ChampionMissing(f"no {system} experiment yet: run make train SYSTEM={system}")
+    runs = MlflowClient().search_runs(
+        [experiment.experiment_id],
+        filter_string="attributes.run_name LIKE '%-summary'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise ChampionMissing(f"no finished {system} training yet: run make train SYSTEM={system}")
+    return mlflow.artifacts.load_text(f"{runs[0].info.artifact_uri}/results.md")

@@ -1,17 +1,22 @@
-"""The shared shape of a recommendation system's data, so one funnel (candidate sources ->
-ranking -> re-ranking), one feature pipeline and one evaluation serve every system.
+"""What every pipeline reads: a system's data as entity tables and time-stamped events with
+named labels, whatever the chapter (ads impressions, video impressions, Steam reviews...).
 
-A system turns its own tables into a RecData (systems/video/recdata.py, systems/game/recdata.py):
-  users   one row per user: user_id and the profile columns its Schema names
-  items   one row per item: item_id and the metadata columns its Schema names
-  events  one row per logged (user, item) event, in time order:
-            user_id, item_id, event_timestamp,
-            engaged   1 if the user engaged (clicked a video; played a game)
-            positive  1 if the chapter's label holds (liked or watched >= half; recommended and played > 2 h)
-            value     how much, given engaged (watch fraction; log1p of hours played)
-          Impression logs (video) hold engaged = 0 rows; engagement-only logs (Steam reviews) do not,
-          and the ranker's negatives are then sampled (common.funnel.examples).
-  oracle  the world's truth when the data is synthetic; None on real data
+A system turns its own tables into a Dataset (systems/<name>/dataset.py or recdata.py):
+  users   one row per user: the user key and profile columns
+  items   one row per item: the item key and metadata (an ad, a video, a game; later a post, a person)
+  events  one row per logged (user, item) event, in time order: both keys, event_timestamp, context
+          columns, and one column per label the system names in `labels` (click, hide, like, dwell...)
+  tables  other entity tables the features join (ads: campaigns, advertisers)
+  oracle  the world's truth when the data is synthetic, None on real data: a relevance Oracle for the
+          recommenders; for event classification a frame keyed by `event_key` with the true
+          probability of each label, in a column named after it
+
+The recommenders read three labels with fixed roles (RECOMMENDER_LABELS):
+  engaged   1 if the user engaged (clicked a video; played a game)
+  positive  1 if the chapter's label holds (liked or watched >= half; recommended and played > 2 h)
+  value     how much, given engaged (watch fraction; log1p of hours played)
+Impression logs (video) hold engaged = 0 rows; engagement-only logs (Steam reviews) do not, and the
+ranker's negatives are then sampled (common.funnel.examples).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-EVENT_COLUMNS = ["user_id", "item_id", "event_timestamp", "engaged", "positive", "value"]
+RECOMMENDER_LABELS = ("engaged", "positive", "value")
 
 
 @dataclass(frozen=True)
@@ -61,32 +66,38 @@ class Oracle(Protocol):
 
 
 @dataclass(frozen=True)
-class RecData:
+class Dataset:
     users: pd.DataFrame
     items: pd.DataFrame
     events: pd.DataFrame
     start: pd.Timestamp  # midnight of the first day of the logs
-    schema: Schema
-    oracle: Oracle | None = None
-    extra: dict = field(default_factory=dict)  # system-specific tables kept for the README / debugging
+    schema: Schema | None = None  # the recommenders' column roles
+    oracle: Oracle | pd.DataFrame | None = None
+    labels: tuple[str, ...] = RECOMMENDER_LABELS
+    user_key: str = "user_id"
+    item_key: str = "item_id"
+    event_key: str | None = None  # a unique id per event, where the oracle is per event
+    tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        missing = [c for c in EVENT_COLUMNS if c not in self.events.columns]
+        keys = [self.user_key, self.item_key, "event_timestamp", *([self.event_key] if self.event_key else [])]
+        missing = [c for c in (*keys, *self.labels) if c not in self.events.columns]
         if missing:
             raise ValueError(f"events lack the columns {missing}")
-        for table, key in ((self.users, "user_id"), (self.items, "item_id")):
+        for table, key in ((self.users, self.user_key), (self.items, self.item_key)):
             if key not in table.columns or not table[key].is_unique:
                 raise ValueError(f"{key} must be a unique column of its table")
-        if (self.events["positive"].astype(bool) & ~self.events["engaged"].astype(bool)).any():
-            raise ValueError("a positive event must be an engaged one")
-        for key, table in (("user_id", self.users), ("item_id", self.items)):
+        for key, table in ((self.user_key, self.users), (self.item_key, self.items)):
             unknown = ~self.events[key].isin(table[key])
             if unknown.any():
                 raise ValueError(f"{int(unknown.sum())} events name a {key} missing from its table")
+        if set(RECOMMENDER_LABELS) <= set(self.labels):
+            if (self.events["positive"].astype(bool) & ~self.events["engaged"].astype(bool)).any():
+                raise ValueError("a positive event must be an engaged one")
 
     @property
     def has_negatives(self) -> bool:
-        """True when the logs hold non-engaged impressions (the ranker then learns from them)."""
+        """True when the logs hold non-engaged impressions (a recommender's ranker then learns from them)."""
         return bool((self.events["engaged"] == 0).any())
 
     @property
@@ -96,3 +107,6 @@ class RecData:
 
     def day_start(self, day: int) -> pd.Timestamp:
         return self.start + pd.Timedelta(days=day)
+
+
+RecData = Dataset

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from common.data.dataset import RecData
-from common.features.windows import daily_counts, day_index, smoothed_rate, trailing_window_sums
+from common.data.dataset import Dataset
+from common.features.windows import Count, Rate, activity_snapshots, day_index
 
 STATIC_OFFSET = pd.Timedelta(days=1)  # static rows are stamped a day before the logs begin
 ITEM_ACTIVITY = [
@@ -45,7 +45,7 @@ def snapshot_days(n_days: int, every: int) -> np.ndarray:
     return np.arange(0, every * math.ceil(n_days / every) + 1, every)
 
 
-def build_feature_tables(data: RecData, config: dict) -> dict[str, pd.DataFrame | pa.Table]:
+def build_feature_tables(data: Dataset, config: dict) -> dict[str, pd.DataFrame | pa.Table]:
     every = config["snapshot_every_days"]
     schema = data.schema
     static_time = data.start - STATIC_OFFSET
@@ -58,52 +58,33 @@ def build_feature_tables(data: RecData, config: dict) -> dict[str, pd.DataFrame 
     }
 
 
-def item_metadata(data: RecData) -> pd.DataFrame:
+def item_metadata(data: Dataset) -> pd.DataFrame:
     """The items table with the release time as whole seconds (`release_s`), a type every store keeps."""
     column = data.schema.release_column
     release_s = (data.items[column] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
     return data.items.drop(columns=[column]).assign(release_s=release_s.astype(np.int64))
 
 
-def item_activity(data: RecData, every: int, window_days: int) -> pd.DataFrame:
-    events, n_items = data.events, len(data.items)
-    item_row = pd.Index(data.items["item_id"]).get_indexer(events["item_id"])
-    day = day_index(events["event_timestamp"], data.start)
+def item_activity(data: Dataset, every: int, window_days: int) -> pd.DataFrame:
+    """Dense snapshots of every item's events, engagements and positives over the trailing window and in
+    all history, with smoothed rates (engagements per event, positives per engagement)."""
+    counts = [
+        Count("item_events_window", window_days),
+        Count("item_engaged_window", window_days, "engaged"),
+        Count("item_positive_window", window_days, "positive"),
+        Count("item_engaged_total", None, "engaged"),
+        Count("item_positive_total", None, "positive"),
+    ]
+    rates = [
+        Rate("item_engage_rate_window", "item_engaged_window", "item_events_window", PRIOR_EVENTS),
+        Rate("item_positive_rate", "item_positive_total", "item_engaged_total", PRIOR_EVENTS),
+    ]
     snapshots = snapshot_days(data.n_days, every)
-    n_days = int(snapshots[-1])  # through the last snapshot: its trailing window may reach past the logs
-
-    def sums(weights, window):
-        per_day = daily_counts(item_row, day, n_items, n_days, weights)
-        before = trailing_window_sums(per_day, window)  # (n_items, n_days + 1): column d covers days < d
-        return before[:, snapshots]  # (n_items, n_snapshots)
-
-    engaged, positive = events["engaged"].to_numpy(float), events["positive"].to_numpy(float)
-    columns = {
-        "item_events_window": sums(None, window_days),
-        "item_engaged_window": sums(engaged, window_days),
-        "item_positive_window": sums(positive, window_days),
-        "item_engaged_total": sums(engaged, None),
-        "item_positive_total": sums(positive, None),
-    }
-    # Priors: the platform's rates before each snapshot (0 before any event).
-    all_events, all_engaged = columns["item_events_window"].sum(0), columns["item_engaged_window"].sum(0)
-    total_engaged, total_positive = columns["item_engaged_total"].sum(0), columns["item_positive_total"].sum(0)
-    engage_prior = np.divide(all_engaged, all_events, out=np.zeros_like(all_events), where=all_events > 0)
-    positive_prior = np.divide(total_positive, total_engaged, out=np.zeros_like(total_engaged), where=total_engaged > 0)
-    columns["item_engage_rate_window"] = smoothed_rate(
-        columns["item_engaged_window"], columns["item_events_window"], engage_prior, PRIOR_EVENTS
-    )
-    columns["item_positive_rate"] = smoothed_rate(
-        columns["item_positive_total"], columns["item_engaged_total"], positive_prior, PRIOR_EVENTS
-    )
-    n_snapshots = len(snapshots)
-    frame = pd.DataFrame({name: values.ravel() for name, values in columns.items()})  # item-major
-    frame.insert(0, "item_id", np.repeat(data.items["item_id"].to_numpy(np.int64), n_snapshots))
-    frame["event_timestamp"] = np.tile(data.start + pd.to_timedelta(snapshots, unit="D"), n_items)
-    return frame
+    items = data.items["item_id"].to_numpy(np.int64)
+    return activity_snapshots(data.events, "item_id", items, data.start, snapshots, counts, rates)
 
 
-def user_activity(data: RecData, every: int, history_length: int, seen_length: int) -> pa.Table:
+def user_activity(data: Dataset, every: int, history_length: int, seen_length: int) -> pa.Table:
     """One row per (user, snapshot after a period in which the user had events)."""
     events = data.events.sort_values(["user_id", "event_timestamp"], kind="stable", ignore_index=True)
     day = day_index(events["event_timestamp"], data.start)

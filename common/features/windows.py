@@ -8,6 +8,8 @@ today's zero, not an older non-zero row.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -56,3 +58,65 @@ def list_column(owner: np.ndarray, values: np.ndarray, n_owners: int, dtype=pa.i
     order = np.argsort(owner, kind="stable")
     offsets = np.searchsorted(owner[order], np.arange(n_owners + 1), side="left").astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[order], type=dtype))
+
+
+@dataclass(frozen=True)
+class Count:
+    """A sum over each key's events in a trailing window before each snapshot."""
+
+    name: str
+    window_days: int | None  # None: all history before the snapshot
+    weight: str | None = None  # the event column summed (a label); None counts the events
+
+
+@dataclass(frozen=True)
+class Rate:
+    """successes / trials of two Counts, shrunk toward the platform's rate before the snapshot (the same
+    two counts summed over every key) with the weight of `prior_trials` pseudo-trials."""
+
+    name: str
+    successes: str
+    trials: str
+    prior_trials: float
+
+
+def activity_snapshots(
+    events: pd.DataFrame,
+    key: str,
+    key_values: np.ndarray,
+    start: pd.Timestamp,
+    snapshot_days: np.ndarray,
+    counts: list[Count],
+    rates: list[Rate] = (),
+) -> pd.DataFrame:
+    """Dense snapshots: one row per (snapshot, key), snapshot-major, with `key`, `event_timestamp` (the
+    snapshot's time) and each count and rate as of it. Counts are whole numbers (int64) unless they sum
+    a fractional column. One implementation for every entity's activity: ads' users, ads, campaigns and
+    advertisers, the recommenders' items."""
+    rows = pd.Index(key_values).get_indexer(events[key])
+    if (rows < 0).any():
+        raise ValueError(f"{int((rows < 0).sum())} events name a {key} missing from its table")
+    day = day_index(events["event_timestamp"], start)
+    snapshot_days = np.asarray(snapshot_days, dtype=np.int64)
+    n_keys, n_days = len(key_values), max(int(snapshot_days[-1]), int(day.max(initial=0)) + 1)
+    columns: dict[str, np.ndarray] = {}
+    for count in counts:
+        weights = None if count.weight is None else events[count.weight].to_numpy(float)
+        per_day = daily_counts(rows, day, n_keys, n_days, weights)
+        values = trailing_window_sums(per_day, count.window_days)[:, snapshot_days]  # (n_keys, n_snapshots)
+        whole = count.weight is None or not pd.api.types.is_float_dtype(events[count.weight])
+        columns[count.name] = values.astype(np.int64) if whole else values
+    for rate in rates:
+        successes, trials = columns[rate.successes], columns[rate.trials]
+        total_successes, total_trials = successes.sum(0).astype(float), trials.sum(0).astype(float)
+        prior = np.divide(total_successes, total_trials, out=np.zeros_like(total_trials), where=total_trials > 0)
+        columns[rate.name] = smoothed_rate(successes, trials, prior[None, :], rate.prior_trials)
+    frame = pd.DataFrame(
+        {
+            key: np.tile(np.asarray(key_values), len(snapshot_days)),
+            "event_timestamp": np.repeat(start + pd.to_timedelta(snapshot_days, unit="D"), n_keys),
+        }
+    )
+    for name, values in columns.items():
+        frame[name] = values.T.ravel()  # snapshot-major
+    return frame

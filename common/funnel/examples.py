@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from common.data.dataset import RecData
+from common.data.dataset import Dataset
 from common.features.activity import ITEM_ACTIVITY, USER_ACTIVITY_SCALARS, item_metadata
 from common.features.views import feature_refs
 from common.funnel.ranking_features import ItemCatalog, UserStates, model_inputs
@@ -28,7 +28,7 @@ _LIST_DEFAULTS = ("history_item_ids", "seen_item_ids")
 _ROW_DEFAULTS = {*_LIST_DEFAULTS, *USER_ACTIVITY_SCALARS}
 
 
-def period_events(data: RecData, start: pd.Timestamp, negatives_per_event: int, seed: int) -> pd.DataFrame:
+def period_events(data: Dataset, start: pd.Timestamp, negatives_per_event: int, seed: int) -> pd.DataFrame:
     """Events from `start` on, with sampled negatives when the logs have none."""
     events = data.events[data.events["event_timestamp"] >= start].reset_index(drop=True)
     if data.has_negatives or negatives_per_event == 0:
@@ -104,7 +104,7 @@ def item_activity_rows(store: FeatureStore, entity_rows: pd.DataFrame) -> dict[s
 
 
 def training_examples(
-    data: RecData,
+    data: Dataset,
     store: FeatureStore,
     events: pd.DataFrame,
     tower: TwoTowerModel,
@@ -136,6 +136,6 @@ def training_examples(
     return X, targets, events["event_timestamp"].to_numpy()
 
 
-def catalog_from_data(data: RecData, tower: TwoTowerModel, activity: dict[str, np.ndarray]) -> ItemCatalog:
+def catalog_from_data(data: Dataset, tower: TwoTowerModel, activity: dict[str, np.ndarray]) -> ItemCatalog:
     """The catalogue as of the time of `activity` (ITEM_ACTIVITY per row of data.items)."""
     return ItemCatalog.build(item_metadata(data), data.schema, tower, activity["item_engaged_window"])

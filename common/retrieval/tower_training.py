@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from common.data.dataset import RecData, Schema
+from common.data.dataset import Dataset, Schema
 from common.features.windows import daily_counts, day_index, trailing_window_sums
 from common.retrieval.ann import ANNIndex
 from common.retrieval.sources import (
@@ -47,7 +47,7 @@ def item_spec(schema: Schema) -> TowerSpec:
     return TowerSpec("item_id", schema.item_categorical, numeric, schema.item_multi_hot)
 
 
-def recent_engagements(data: RecData, as_of: pd.Timestamp, window_days: int) -> np.ndarray:
+def recent_engagements(data: Dataset, as_of: pd.Timestamp, window_days: int) -> np.ndarray:
     """(n_items,) engagements of each item (rows of data.items) in [as_of - window, as_of): the
     item_activity view's item_engaged_window at a snapshot."""
     events = data.events
@@ -83,7 +83,7 @@ def last_positives_before(events: pd.DataFrame, cutoff: pd.Timestamp, n: int) ->
     return before.groupby("user_id")["item_id"].agg(lambda s: s.to_numpy()[-n:].tolist())
 
 
-def engagements_before_day(data: RecData, events: pd.DataFrame, window_days: int) -> np.ndarray:
+def engagements_before_day(data: Dataset, events: pd.DataFrame, window_days: int) -> np.ndarray:
     """(len(events),) engagements of each event's item over the `window_days` days before the event's day."""
     engaged = data.events[data.events["engaged"] == 1]
     n_items, n_days = len(data.items), data.n_days
@@ -96,7 +96,7 @@ def engagements_before_day(data: RecData, events: pd.DataFrame, window_days: int
 
 
 def fit_two_tower(
-    data: RecData, cutoff: pd.Timestamp, config: dict, window_days: int, seed: int
+    data: Dataset, cutoff: pd.Timestamp, config: dict, window_days: int, seed: int
 ) -> tuple[TwoTowerModel, dict]:
     """Train on the positives of [history_end, cutoff). The user tower reads the user's last positives
     before history_end as history; the item tower reads each example's item popularity as of the
@@ -156,7 +156,7 @@ class TwoTowerSource:
 
 
 def nonpersonal_sources(
-    data: RecData, users: pd.DataFrame, now: pd.Timestamp, config: dict
+    data: Dataset, users: pd.DataFrame, now: pd.Timestamp, config: dict
 ) -> list[RankedList | SegmentedRankedList]:
     """Popularity (global and per segment) over the engagements of the last `popularity_days`, and
     trending, as of `now`: only events before it count."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from common.data.dataset import RecData, Schema
+from common.data.dataset import Dataset, Schema
 from systems.game.steam import GameTables, load_steam
 from systems.game.world import GameWorld, positive_label
 
@@ -42,7 +42,7 @@ class GameOracle:
         return self.world.top_relevant(np.asarray(user_ids), k, as_of=as_of, exclude=exclude)
 
 
-def to_recdata(tables: GameTables, oracle: GameOracle | None = None) -> RecData:
+def to_dataset(tables: GameTables, oracle: GameOracle | None = None) -> Dataset:
     reviews = tables.recommendations
     events = pd.DataFrame(
         {
@@ -73,7 +73,7 @@ def to_recdata(tables: GameTables, oracle: GameOracle | None = None) -> RecData:
     users = pd.DataFrame({"user_id": np.union1d(tables.users["user_id"], events["user_id"]).astype(np.int64)})
     events = events[events["item_id"].isin(items["item_id"])].reset_index(drop=True)
     start = events["event_timestamp"].min().normalize()
-    return RecData(users, items, events, start, SCHEMA, oracle=oracle)
+    return Dataset(users, items, events, start, SCHEMA, oracle=oracle)
 
 
 def sample_reviews(tables: GameTables, last_days: int, max_users: int, seed: int) -> GameTables:
@@ -89,12 +89,12 @@ def sample_reviews(tables: GameTables, last_days: int, max_users: int, seed: int
     return GameTables(tables.games, kept_users, reviews.reset_index(drop=True), tables.metadata)
 
 
-def load(config: dict) -> RecData:
+def load(config: dict) -> Dataset:
     """The public files at config["data"] when given (`make train DATA=...`; no oracle there), else the
     synthetic world."""
     data = config.get("data")
     if data is not None:
         real = config["real_data"]
-        return to_recdata(sample_reviews(load_steam(data), real["last_days"], real["max_users"], config["seed"]))
+        return to_dataset(sample_reviews(load_steam(data), real["last_days"], real["max_users"], config["seed"]))
     world = GameWorld(**config["world"])
-    return to_recdata(world.generate(), GameOracle(world))
+    return to_dataset(world.generate(), GameOracle(world))

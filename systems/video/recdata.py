@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from common.data.dataset import RecData, Schema
+from common.data.dataset import Dataset, Schema
 from systems.video.world import AGE_RATINGS, MINIMUM_AGE, START, VideoTables, VideoWorld, positive_label
 
 SCHEMA = Schema(
@@ -45,7 +45,7 @@ class VideoOracle:
         return {user: ids[~np.isin(ids, list(excluded.get(user, ())))][:k] for user, ids in top.items()}
 
 
-def to_recdata(world: VideoWorld, tables: VideoTables) -> RecData:
+def to_dataset(world: VideoWorld, tables: VideoTables) -> Dataset:
     interactions = tables.interactions
     events = pd.DataFrame(
         {
@@ -64,9 +64,9 @@ def to_recdata(world: VideoWorld, tables: VideoTables) -> RecData:
     videos["minimum_age"] = MINIMUM_AGE[pd.Categorical(videos["age_rating"], AGE_RATINGS).codes]
     videos["log_duration"] = np.log(videos["duration_s"].astype(float))
     users = tables.users.drop(columns=["signup_timestamp"])
-    return RecData(users, videos, events, START, SCHEMA, oracle=VideoOracle(world))
+    return Dataset(users, videos, events, START, SCHEMA, oracle=VideoOracle(world))
 
 
-def load(config: dict) -> RecData:
+def load(config: dict) -> Dataset:
     world = VideoWorld(**config["world"])
-    return to_recdata(world, world.generate())
+    return to_dataset(world, world.generate())

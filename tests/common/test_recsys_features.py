@@ -1,4 +1,4 @@
-"""Known-answer tests of common.features.activity (and RecData's checks) on hand-built logs.
+"""Known-answer tests of common.features.activity (and Dataset's checks) on hand-built logs.
 
 Daily logs (every=1), three items, three users (user 3 never acts), a 2-day item window:
 
@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from common.data.dataset import RecData, Schema
+from common.data.dataset import Dataset, Schema
 from common.features.activity import (
     ITEM_ACTIVITY,
     PRIOR_EVENTS,
@@ -108,8 +108,8 @@ DAILY_EVENTS = [
 
 
 @pytest.fixture(scope="module")
-def daily() -> RecData:
-    return RecData(make_users(), make_items(), make_events(DAILY_EVENTS), START, SCHEMA)
+def daily() -> Dataset:
+    return Dataset(make_users(), make_items(), make_events(DAILY_EVENTS), START, SCHEMA)
 
 
 # ---- snapshots --------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def test_recdata_properties(daily):
     assert daily.day_start(2) == at(2)
     assert daily.has_negatives  # events 2 and 5 are impressions without engagement
     engaged_only = make_events([row for row in DAILY_EVENTS if row[3] == 1])
-    assert not RecData(make_users(), make_items(), engaged_only, START, SCHEMA).has_negatives
+    assert not Dataset(make_users(), make_items(), engaged_only, START, SCHEMA).has_negatives
 
 
 # ---- item activity ------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ COUNT_COLUMNS = [
 
 def test_item_activity_is_dense_with_the_snapshot_stamps(daily):
     frame = item_activity(daily, every=1, window_days=WINDOW)
-    assert list(frame.columns) == ["item_id", *ITEM_ACTIVITY, "event_timestamp"]
+    assert list(frame.columns) == ["item_id", "event_timestamp", *ITEM_ACTIVITY]
     assert len(frame) == 3 * 5  # every item at every snapshot, zeros included
     assert set(zip(frame["item_id"], frame["event_timestamp"], strict=True)) == {
         (item, at(day)) for item in (10, 20, 30) for day in range(5)
@@ -210,7 +210,7 @@ def test_item_activity_never_sees_events_of_its_own_day(daily):
     after the snapshot at d); moving one to the next midnight changes only later snapshots."""
     base = item_activity(daily, every=1, window_days=WINDOW)
     later = daily.events.assign(event_timestamp=daily.events["event_timestamp"].dt.floor("D") + pd.Timedelta(hours=23))
-    moved = item_activity(RecData(daily.users, daily.items, later, START, SCHEMA), 1, WINDOW)
+    moved = item_activity(Dataset(daily.users, daily.items, later, START, SCHEMA), 1, WINDOW)
     pd.testing.assert_frame_equal(base, moved)
 
 
@@ -278,7 +278,7 @@ def test_user_activity_row_at_midnight_does_not_see_that_days_events(daily):
 
 def test_user_activity_does_not_depend_on_the_input_order(daily):
     shuffled = daily.events.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    data = RecData(daily.users, daily.items, shuffled, START, SCHEMA)
+    data = Dataset(daily.users, daily.items, shuffled, START, SCHEMA)
     assert user_rows(user_activity(data, 1, 2, 2)) == user_rows(user_activity(daily, 1, 2, 2))
 
 
@@ -295,8 +295,8 @@ WEEKLY_EVENTS = [
 
 
 @pytest.fixture(scope="module")
-def weekly() -> RecData:
-    return RecData(make_users(), make_items(), make_events(WEEKLY_EVENTS), START, SCHEMA)
+def weekly() -> Dataset:
+    return Dataset(make_users(), make_items(), make_events(WEEKLY_EVENTS), START, SCHEMA)
 
 
 def test_weekly_user_activity_is_stamped_at_the_next_weekly_snapshot(weekly):
@@ -356,18 +356,18 @@ def test_item_metadata_keeps_the_other_columns(daily):
     assert metadata["title"].tolist() == ["title 10", "title 20", "title 30"]
 
 
-# ---- RecData checks -----------------------------------------------------------------------------
+# ---- Dataset checks -----------------------------------------------------------------------------
 def test_recdata_rejects_a_positive_that_was_not_engaged():
     events = make_events([(1, 10, at(0), 1, 1), (2, 20, at(1), 0, 1)])
     with pytest.raises(ValueError, match="positive event must be an engaged one"):
-        RecData(make_users(), make_items(), events, START, SCHEMA)
+        Dataset(make_users(), make_items(), events, START, SCHEMA)
 
 
 @pytest.mark.parametrize("missing", ["user_id", "item_id", "event_timestamp", "engaged", "positive", "value"])
 def test_recdata_rejects_events_without_a_column(missing):
     events = make_events(DAILY_EVENTS).drop(columns=[missing])
     with pytest.raises(ValueError, match=f"events lack the columns \\['{missing}'\\]"):
-        RecData(make_users(), make_items(), events, START, SCHEMA)
+        Dataset(make_users(), make_items(), events, START, SCHEMA)
 
 
 @pytest.mark.parametrize(
@@ -381,13 +381,13 @@ def test_recdata_rejects_events_without_a_column(missing):
 )
 def test_recdata_rejects_missing_or_repeated_ids(users, items, key):
     with pytest.raises(ValueError, match=f"{key} must be a unique column"):
-        RecData(users, items, make_events(DAILY_EVENTS), START, SCHEMA)
+        Dataset(users, items, make_events(DAILY_EVENTS), START, SCHEMA)
 
 
 def test_events_of_unknown_items_are_rejected_or_ignored():
     events = make_events([(1, 10, at(0, 1), 1, 0), (1, 99, at(0, 2), 1, 0)])  # 99 is not in the catalogue
     try:
-        data = RecData(make_users(), make_items(), events, START, SCHEMA)
+        data = Dataset(make_users(), make_items(), events, START, SCHEMA)
     except ValueError:
         return  # rejecting the logs is a fix too
     frame = item_activity(data, every=1, window_days=WINDOW).set_index(["item_id", "event_timestamp"])

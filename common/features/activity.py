@@ -16,14 +16,18 @@ at its own timestamp never sees its label.
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from common.data.dataset import Dataset
+from common.features.views import View
 from common.features.windows import Count, Rate, activity_snapshots, day_index
 
+USER_VIEWS = ("user_profile", "user_activity")
+ITEM_VIEWS = ("item_metadata", "item_activity")
 STATIC_OFFSET = pd.Timedelta(days=1)  # static rows are stamped a day before the logs begin
 ITEM_ACTIVITY = [
     "item_events_window",
@@ -37,6 +41,24 @@ ITEM_ACTIVITY = [
 USER_ACTIVITY_SCALARS = ["user_events_total", "user_engaged_total", "user_positive_total", "last_engaged_s"]
 USER_ACTIVITY_LISTS = ["history_item_ids", "seen_item_ids"]
 PRIOR_EVENTS = 20.0  # pseudo-events behind every smoothed rate
+
+
+def feature_views(every: int) -> list[View]:
+    """The four views; item_activity is dense, so a snapshot is valid until the next one (plus a day for
+    a late batch); the others hold static or cumulative rows, valid until replaced."""
+    return [
+        View("user_profile", "user_id"),
+        View("user_activity", "user_id"),
+        View("item_metadata", "item_id"),
+        View("item_activity", "item_id", ttl=timedelta(days=every + 1)),
+    ]
+
+
+def ranker_service(system: str) -> dict[str, dict[str, None]]:
+    """One FeatureService, `<system>_ranker`, with every feature of the four views."""
+    return {
+        f"{system}_ranker": {view: None for view in ("user_profile", "user_activity", "item_metadata", "item_activity")}
+    }
 
 
 def snapshot_days(n_days: int, every: int) -> np.ndarray:

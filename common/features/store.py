@@ -1,21 +1,32 @@
 """Feast, embedded: a DuckDB offline store over parquet files, a SQLite online store and a file
-registry, one repo per system under data/<system>/feature_repo. Paths are absolute,
-resolved from the repo's data dir, so the store opens the same from any working directory.
-The scale path (Redis online store, SQL registry) changes only this config.
+registry, one repo per system under data/<system>/feature_repo. Paths are absolute, resolved from
+the repo's data dir, so the store opens the same from any working directory. The scale path
+(Redis online store, SQL registry) changes only `open_store`.
+
+    repo = FeatureRepo("ads")
+    repo.publish(tables, views, services, start, end)     # write sources, apply, materialize
+    repo.historical("ads_ranker", entity_rows)            # training: point-in-time joins
+    repo.online(["user_activity:user_clicks_7d"], [{"user_id": 3}])   # serving
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from feast import FeatureStore, RepoConfig
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 
+from common.app.paths import system_dir
+from common.features.views import View, definitions, write_sources
+
 log = logging.getLogger(__name__)
+ONLINE_CHUNK = 20_000  # entity rows per online read when loading a whole catalogue
 
 
 def feature_repo_dir(system_data_dir: Path) -> Path:
@@ -37,19 +48,69 @@ def open_store(project: str, repo_dir: Path) -> FeatureStore:
     return FeatureStore(config=config)
 
 
-def apply_and_materialize(store: FeatureStore, objects: list, start: datetime, end: datetime) -> None:
-    """Register the definitions and load the online store with the latest value per key.
-    The range spans the world's whole time axis: materializing "the last day" of old
-    synthetic timestamps would load nothing."""
-    store.apply(objects)
-    log.info("materializing %s .. %s into the online store", start, end)
-    store.materialize(start_date=start, end_date=end)
+def feature_refs(store: FeatureStore, views: tuple[str, ...]) -> list[str]:
+    """ "view:feature" of every feature of the named views that the store has."""
+    registered = {view.name: view for view in store.list_feature_views()}
+    return [f"{view}:{f.name}" for view in views if view in registered for f in registered[view].features]
 
 
-def historical_features(store: FeatureStore, service_name: str, entity_rows: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time join of the service's features onto `entity_rows` (keys + event_timestamp),
-    returned in the order of `entity_rows`."""
-    rows = entity_rows.reset_index(drop=True).assign(_row=lambda f: range(len(f)))
-    service = store.get_feature_service(service_name)
-    joined = store.get_historical_features(entity_df=rows, features=service).to_df()
-    return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+class FeatureRepo:
+    """One system's feature repo: its sources, definitions, offline and online reads."""
+
+    def __init__(self, system: str):
+        self.system = system
+        self.dir = feature_repo_dir(system_dir(system))
+        self.sources_dir = self.dir / "sources"
+
+    def exists(self) -> bool:
+        """Whether training has applied definitions here (serving needs them)."""
+        return (self.dir / "registry.db").exists()
+
+    @cached_property
+    def store(self) -> FeatureStore:
+        return open_store(self.system, self.dir)
+
+    def publish(
+        self,
+        tables: dict,
+        views: list[View],
+        services: dict[str, dict[str, list[str] | None]],
+        start: datetime,
+        end: datetime,
+    ) -> None:
+        """Write the tables as sources, register their views and services, and load the online store
+        with the latest value per key. The range spans the world's whole time axis: materializing
+        "the last day" of old synthetic timestamps would load nothing."""
+        write_sources(tables, self.sources_dir)
+        self.store.apply(definitions(self.system, self.sources_dir, views, services))
+        log.info("materializing %s .. %s into the online store", start, end)
+        self.store.materialize(start_date=start, end_date=end)
+
+    def historical(self, service_name: str, entity_rows: pd.DataFrame) -> pd.DataFrame:
+        """Point-in-time join of the service's features onto `entity_rows` (keys + event_timestamp),
+        returned in the order of `entity_rows`."""
+        rows = entity_rows.reset_index(drop=True).assign(_row=lambda f: range(len(f)))
+        service = self.store.get_feature_service(service_name)
+        joined = self.store.get_historical_features(entity_df=rows, features=service).to_df()
+        return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
+    def refs(self, views: tuple[str, ...]) -> list[str]:
+        return feature_refs(self.store, views)
+
+    def online(self, refs: list[str], entity_rows: list[dict]) -> dict[str, list]:
+        """The online store's latest values: feature name (and keys) -> one value per entity row."""
+        return self.store.get_online_features(features=refs, entity_rows=entity_rows).to_dict()
+
+    def online_frame(self, view: str, key: str, ids) -> pd.DataFrame:
+        """Every feature of `view` for `ids`, read in chunks (a whole catalogue at serving start)."""
+        refs = self.refs((view,))
+        ids = np.asarray(ids, dtype=np.int64)
+        chunks = [
+            pd.DataFrame(self.online(refs, [{key: int(i)} for i in ids[lo : lo + ONLINE_CHUNK]]))
+            for lo in range(0, len(ids), ONLINE_CHUNK)
+        ]
+        return pd.concat(chunks, ignore_index=True)
+
+    def source_keys(self, view: str, key: str) -> np.ndarray:
+        """The keys of a view's batch source: the catalogue the online store was loaded from."""
+        return pd.read_parquet(self.sources_dir / f"{view}.parquet", columns=[key])[key].to_numpy(np.int64)

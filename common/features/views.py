@@ -1,11 +1,15 @@
-"""Feast definitions of a recommendation system, generated from its feature tables: entities
-user and item, the four views of common.features.activity, and a FeatureService `<system>_ranker`
-listing them. Training reads the views point in time (get_historical_features: the user side once
-per (user, snapshot), item activity per event) and serving reads the same views online
-(get_online_features), by feature references built from the registered views (`feature_refs`)."""
+"""Feast definitions generated from a system's feature tables: one entity per join key, one view
+per table with its types read off the parquet source (feature names are declared once, by the
+tables themselves), and one FeatureService per model so training (get_historical_features) and
+serving (get_online_features) name the same feature set.
+
+    views = [View("user_activity", "user_id", ttl=timedelta(days=2)), View("ad_metadata", "ad_id")]
+    definitions("ads", sources_dir, views, {"ads_ranker": {"user_activity": None, "ad_metadata": ["bid"]}})
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,9 +20,7 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource
 from feast.types import Array, Bool, Float64, Int64, String
 from feast.value_type import ValueType
 
-NO_TTL = timedelta(0)
-VIEWS = ("user_profile", "user_activity", "item_metadata", "item_activity")
-_KEYS = {"user_profile": "user_id", "user_activity": "user_id", "item_metadata": "item_id", "item_activity": "item_id"}
+NO_TTL = timedelta(0)  # static rows and cumulative snapshots: valid until replaced
 _ARROW_TO_FEAST = {
     pa.int8(): Int64,
     pa.int16(): Int64,
@@ -32,55 +34,64 @@ _ARROW_TO_FEAST = {
 }
 
 
-def service_name(system: str) -> str:
-    return f"{system}_ranker"
+@dataclass(frozen=True)
+class View:
+    name: str  # also the name of its source table, sources/<name>.parquet
+    key: str  # the join key: user_id, item_id, ad_id...
+    ttl: timedelta = NO_TTL  # dense daily snapshots: a row is valid for a day, plus slack for a late batch
 
 
 def feast_type(arrow_type: pa.DataType):
-    if pa.types.is_list(arrow_type):
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
         return Array(_ARROW_TO_FEAST[arrow_type.value_type])
     return _ARROW_TO_FEAST[arrow_type]
 
 
-def view_fields(sources_dir: Path) -> dict[str, dict[str, object]]:
-    """Feature name -> Feast type per view, read off the parquet sources' schemas."""
-    fields = {}
-    for view in VIEWS:
-        schema = pq.read_schema(sources_dir / f"{view}.parquet")
-        fields[view] = {f.name: feast_type(f.type) for f in schema if f.name not in (_KEYS[view], "event_timestamp")}
-    return fields
+def view_fields(sources_dir: Path, view: View) -> dict[str, object]:
+    """Feature name -> Feast type, read off the parquet source's schema."""
+    schema = pq.read_schema(sources_dir / f"{view.name}.parquet")
+    return {f.name: feast_type(f.type) for f in schema if f.name not in (view.key, "event_timestamp")}
 
 
-def definitions(system: str, sources_dir: Path, snapshot_every_days: int) -> list:
-    user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64)
-    item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.INT64)
-    entities = {"user_id": user, "item_id": item}
-    # item_activity is dense: a snapshot is valid until the next one (plus a day for a late batch).
-    ttls = {"item_activity": timedelta(days=snapshot_every_days + 1)}
-    views = []
-    for view, fields in view_fields(sources_dir).items():
-        if not fields:  # e.g. Steam users have no profile: no view
+def definitions(
+    project: str, sources_dir: Path, views: list[View], services: dict[str, dict[str, list[str] | None]]
+) -> list:
+    """Everything `store.apply` registers. `services`: service name -> {view: its features, None for all};
+    a view whose table has no feature columns (Steam users have no profile) is left out."""
+    entities = {
+        key: Entity(name=key.removesuffix("_id"), join_keys=[key], value_type=ValueType.INT64)
+        for key in dict.fromkeys(view.key for view in views)
+    }
+    feature_views = {}
+    for view in views:
+        fields = view_fields(sources_dir, view)
+        if not fields:
             continue
         source = FileSource(
-            name=f"{system}_{view}_source", path=str(sources_dir / f"{view}.parquet"), timestamp_field="event_timestamp"
+            name=f"{project}_{view.name}_source",
+            path=str(sources_dir / f"{view.name}.parquet"),
+            timestamp_field="event_timestamp",
         )
-        views.append(
-            FeatureView(
-                name=view,
-                entities=[entities[_KEYS[view]]],
-                ttl=ttls.get(view, NO_TTL),
-                source=source,
-                online=True,
-                schema=[Field(name=name, dtype=dtype) for name, dtype in fields.items()],
-            )
+        feature_views[view.name] = FeatureView(
+            name=view.name,
+            entities=[entities[view.key]],
+            ttl=view.ttl,
+            source=source,
+            online=True,
+            schema=[Field(name=name, dtype=dtype) for name, dtype in fields.items()],
         )
-    return [user, item, *views, FeatureService(name=service_name(system), features=views)]
-
-
-def feature_refs(store, views: tuple[str, ...]) -> list[str]:
-    """ "view:feature" of every feature of the named views that the store has."""
-    registered = {view.name: view for view in store.list_feature_views()}
-    return [f"{view}:{f.name}" for view in views if view in registered for f in registered[view].features]
+    feature_services = [
+        FeatureService(
+            name=name,
+            features=[
+                feature_views[view] if columns is None else feature_views[view][columns]
+                for view, columns in members.items()
+                if view in feature_views
+            ],
+        )
+        for name, members in services.items()
+    ]
+    return [*entities.values(), *feature_views.values(), *feature_services]
 
 
 def write_sources(tables: dict[str, pd.DataFrame | pa.Table], sources_dir: Path) -> None:

@@ -17,13 +17,12 @@ import pandas as pd
 from feast import FeatureStore
 
 from common.data.dataset import Dataset
-from common.features.activity import ITEM_ACTIVITY, USER_ACTIVITY_SCALARS, item_metadata
-from common.features.views import feature_refs
+from common.features.activity import ITEM_ACTIVITY, USER_ACTIVITY_SCALARS, USER_VIEWS, item_metadata
+from common.features.store import feature_refs
 from common.funnel.ranking_features import ItemCatalog, UserStates, model_inputs
 from common.retrieval.two_tower import TwoTowerModel
 
 TARGETS = ["engaged", "positive", "value"]
-USER_VIEWS = ("user_profile", "user_activity")
 _LIST_DEFAULTS = ("history_item_ids", "seen_item_ids")
 _ROW_DEFAULTS = {*_LIST_DEFAULTS, *USER_ACTIVITY_SCALARS}
 

@@ -27,9 +27,8 @@ from common.data.dataset import RecData
 from common.evaluation.classification import markdown_table
 from common.evaluation.metrics import auc, log_loss
 from common.evaluation.ranking import candidate_recall, list_metrics, oracle_gains, relevant_items
-from common.features import views as feast_views
-from common.features.activity import build_feature_tables
-from common.features.store import apply_and_materialize, feature_repo_dir, open_store
+from common.features.activity import build_feature_tables, feature_views, ranker_service
+from common.features.store import FeatureRepo
 from common.funnel.examples import (
     catalog_from_data,
     item_activity_rows,
@@ -115,14 +114,12 @@ def train(system: str, config: dict, data: RecData) -> dict:
 
 
 def _features_into_feast(system: str, data: RecData, features_config: dict, periods: Periods):
-    repo = feature_repo_dir(system_dir(system))
-    feast_views.write_sources(build_feature_tables(data, features_config), repo / "sources")
-    store = open_store(system, repo)
-    definitions = feast_views.definitions(system, repo / "sources", features_config["snapshot_every_days"])
-    apply_and_materialize(
-        store, definitions, (data.start - pd.Timedelta(days=2)).to_pydatetime(), periods.end.to_pydatetime()
-    )
-    return store
+    repo = FeatureRepo(system)
+    start = (data.start - pd.Timedelta(days=2)).to_pydatetime()
+    tables = build_feature_tables(data, features_config)
+    views = feature_views(features_config["snapshot_every_days"])
+    repo.publish(tables, views, ranker_service(system), start, periods.end.to_pydatetime())
+    return repo.store
 
 
 def _split_examples(X: pd.DataFrame, targets: pd.DataFrame, timestamps: np.ndarray, periods: Periods) -> dict:

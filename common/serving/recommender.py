@@ -22,24 +22,18 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from feast import FeatureStore
 
-from common.app.paths import system_dir
-from common.app.system import ServiceUnavailable
 from common.bench.padding import pad_catalog, requested_size
-from common.features.activity import ITEM_ACTIVITY
-from common.features.store import feature_repo_dir, open_store
-from common.features.views import feature_refs
+from common.features.activity import ITEM_ACTIVITY, USER_VIEWS
+from common.features.store import FeatureRepo
 from common.funnel.examples import fill_activity_defaults, fill_activity_defaults_row
 from common.funnel.funnel import Funnel, Recommendation
 from common.funnel.ranking_features import ItemCatalog, UserStates
 from common.retrieval.ann import ANNIndex
 from common.retrieval.tower_training import TwoTowerSource
+from common.serving.service import open_serving
 from common.serving.timing import StageTimer
 from common.tracking import runs as tracking
-
-ONLINE_CHUNK = 20_000  # entity rows per online read at load
 
 
 @dataclass(frozen=True)
@@ -56,22 +50,22 @@ class RecService:
         config: dict,
         ranker: tracking.Champion,
         retrieval: tracking.Champion,
-        store,
+        repo: FeatureRepo,
         half_precision: bool = True,
     ):
         self.system = system
         self.ranker = ranker
         self.retrieval = retrieval
-        self.store = store
+        self.repo = repo
         bundle = retrieval.classifier
         self.schema = bundle.schema
         self.now_s = float(bundle.now.timestamp())
         self.as_of = bundle.now
         self.tower = bundle.tower
-        self.user_refs = feature_refs(store, ("user_profile", "user_activity"))
-        item_ids = _catalog_ids(store)
-        metadata = _online_frame(store, "item_metadata", item_ids)
-        activity = fill_activity_defaults(_online_frame(store, "item_activity", item_ids))
+        self.user_refs = repo.refs(USER_VIEWS)
+        item_ids = repo.source_keys("item_metadata", "item_id")
+        metadata = repo.online_frame("item_metadata", "item_id", item_ids)
+        activity = fill_activity_defaults(repo.online_frame("item_activity", "item_id", item_ids))
         catalog = ItemCatalog.build(metadata, self.schema, self.tower, activity["item_engaged_window"].to_numpy())
         self.n_real_items = len(catalog)
         self.catalog, item_activity = pad_catalog(
@@ -109,7 +103,7 @@ class RecService:
 
     def user_columns(self, user_id: int, profile: dict) -> tuple[dict[str, np.ndarray], bool]:
         """The user's online features as one-row columns, and whether the store knows the user."""
-        values = self.store.get_online_features(features=self.user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
+        values = self.repo.online(self.user_refs, [{"user_id": user_id}])
         row = {name: column[0] for name, column in values.items()}
         profile_columns = (*self.schema.user_categorical, *self.schema.user_numeric)
         known = any(row.get(c) is not None for c in profile_columns) or row.get("user_events_total") is not None
@@ -128,34 +122,8 @@ def _one_row(value) -> np.ndarray:
     return np.array([value])
 
 
-def _catalog_ids(store: FeatureStore) -> np.ndarray:
-    """The catalogue: the item ids of the metadata source the online store was loaded from."""
-    source = store.get_feature_view("item_metadata").batch_source.path
-    return pd.read_parquet(source, columns=["item_id"])["item_id"].to_numpy(np.int64)
-
-
-def _online_frame(store: FeatureStore, view: str, item_ids: np.ndarray) -> pd.DataFrame:
-    refs = [f"{view}:{f.name}" for f in store.get_feature_view(view).features]
-    chunks = [
-        pd.DataFrame(
-            store.get_online_features(
-                features=refs, entity_rows=[{"item_id": int(i)} for i in item_ids[lo : lo + ONLINE_CHUNK]]
-            ).to_dict()
-        )
-        for lo in range(0, len(item_ids), ONLINE_CHUNK)
-    ]
-    return pd.concat(chunks, ignore_index=True)
-
-
 def load_service(system: str, config: dict, half_precision: bool = True) -> RecService:
     """The serving bundle; `half_precision=False` keeps the item vectors in float32 (measurements that
     compare them with the index's own copy)."""
-    repo = feature_repo_dir(system_dir(system))
-    if not (repo / "registry.db").exists():
-        raise ServiceUnavailable(f"no {system} feature store at {repo}")
-    try:
-        ranker = tracking.load_champion(system)
-        retrieval = tracking.load_champion(system, kind="retrieval")
-    except tracking.ChampionMissing as error:
-        raise ServiceUnavailable(str(error)) from error
-    return RecService(system, config, ranker, retrieval, open_store(system, repo), half_precision)
+    repo, champions = open_serving(system, ("ranker", "retrieval"))
+    return RecService(system, config, champions["ranker"], champions["retrieval"], repo, half_precision)

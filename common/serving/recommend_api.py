@@ -1,27 +1,35 @@
-"""HTTP interface of a recommendation funnel: POST /<system>/recommend."""
+"""HTTP interface of a recommendation funnel: POST /<system>/recommend.
 
-from __future__ import annotations
+The request body is built per system from its data schema (common.data.dataset.Schema): the profile
+a new user may send has exactly the system's profile columns, so the OpenAPI schema states them with
+their types and bounds, and the router exists before any model is loaded."""
 
-from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, Field
+# No `from __future__ import annotations`: the route's body annotation is the model built in router(),
+# a local name FastAPI could not resolve from a string.
 
-from common.serving.app import service_dependency
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field, create_model
+
+from common.data.dataset import Schema
+from common.serving.app import get_service
 from common.serving.recommender import RecService
-from common.serving.schemas import ModelOut, StageOut, stages_out
+from common.serving.schemas import (
+    ERROR_RESPONSES,
+    MAX_TEXT,
+    ModelOut,
+    RequestModel,
+    StageOut,
+    UserId,
+    k_field,
+    profile_description,
+    profile_model,
+    stages_out,
+)
 
 MAX_K = 100  # the largest list a request may ask for
-
-
-class RecommendRequest(BaseModel):
-    user_id: int = Field(..., ge=0, description="User id; an id the store does not know takes the cold-start path")
-    k: int = Field(10, ge=1, le=MAX_K, description="How many items to return")
-    profile: dict[str, str | int | float] = Field(
-        default_factory=dict,
-        description="A new user's profile (e.g. age, gender, country, language); ignored where the store knows it",
-    )
-    favourite_genres: list[str] = Field(
-        default_factory=list, description="Genres a new user picked at sign-up; personalises a list without history"
-    )
+MAX_GENRES = 50  # the most genres a new user may pick
 
 
 class ItemOut(BaseModel):
@@ -44,24 +52,43 @@ class RecommendResponse(BaseModel):
     stages: dict[str, StageOut]
 
 
-def router(system: str) -> APIRouter:
+def request_model(system: str, schema: Schema) -> type[RequestModel]:
+    """The body of POST /<system>/recommend, named after the system (one OpenAPI component each)."""
+    profile = profile_model(system, schema)
+    return create_model(
+        f"{system.capitalize()}RecommendRequest",
+        __base__=RequestModel,
+        __doc__=f"A {schema.item_name} recommendation request",
+        user_id=(UserId, ...),
+        k=(int, k_field(MAX_K, f"{schema.item_name}s")),
+        profile=(profile, Field(default_factory=dict, description=profile_description(schema))),
+        favourite_genres=(
+            list[Annotated[str, Field(max_length=MAX_TEXT)]],
+            Field(
+                default_factory=list,
+                max_length=MAX_GENRES,
+                description="Genres a new user picked at sign-up; personalises a list without history. Genres"
+                " of the served catalogue only: an unknown genre is a 422 listing the known ones",
+            ),
+        ),
+    )
+
+
+def router(system: str, schema: Schema) -> APIRouter:
     routes = APIRouter()
+    body_model = request_model(system, schema)
 
     @routes.post(
         "/recommend",
         response_model=RecommendResponse,
-        summary=f"Recommend {system} items to a user",
-        responses={
-            422: {"description": "Invalid request: the detail says which field and why"},
-            503: {"description": "No trained model yet; the detail names the command to run"},
-        },
+        summary=f"Recommend {schema.item_name}s to a user",
+        responses=ERROR_RESPONSES,
     )
-    async def recommend(
-        request: RecommendRequest, service: RecService = Depends(service_dependency(system))
-    ) -> RecommendResponse:
+    async def recommend(body: body_model, request: Request) -> RecommendResponse:  # type: ignore[valid-type]
         """Candidate sources (two-tower ANN, popularity, trending) -> ranking -> re-ranking."""
-        _check_profile(request, service)
-        served = service.recommend(request.user_id, request.k, request.profile, request.favourite_genres)
+        service: RecService = get_service(request, system)
+        _check_genres(body.favourite_genres, service)
+        served = service.recommend(body.user_id, body.k, dict(body.profile), body.favourite_genres)
         rec, catalog = served.recommendation, service.catalog
         titles = catalog.columns[service.schema.title_column]
         items = [
@@ -75,7 +102,7 @@ def router(system: str) -> APIRouter:
             for row, score, sources in zip(rec.item_rows, rec.scores, rec.sources, strict=True)
         ]
         return RecommendResponse(
-            user_id=request.user_id,
+            user_id=body.user_id,
             known_user=served.known_user,
             as_of=service.as_of.isoformat(),
             items=items,
@@ -89,17 +116,8 @@ def router(system: str) -> APIRouter:
     return routes
 
 
-def _check_profile(request: RecommendRequest, service: RecService) -> None:
-    schema = service.schema
-    allowed = {*schema.user_categorical, *schema.user_numeric}
-    unknown = sorted(set(request.profile) - allowed)
-    if unknown:
-        raise HTTPException(422, f"unknown profile fields {unknown}; this system's profile has {sorted(allowed)}")
-    for column in schema.user_numeric:
-        value = request.profile.get(column)
-        # bool is an int to Python; JSON true is not an age.
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
-            raise HTTPException(422, f"profile field {column!r} must be a non-negative number, got {value!r}")
-    bad_genres = sorted(set(request.favourite_genres) - service.genres)
+def _check_genres(favourite_genres: list[str], service: RecService) -> None:
+    """The genres are the served catalogue's, known once the bundle is loaded: checked per request."""
+    bad_genres = sorted(set(favourite_genres) - service.genres)
     if bad_genres:
         raise HTTPException(422, f"unknown genres {bad_genres}; choose from {sorted(service.genres)}")

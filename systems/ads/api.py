@@ -5,25 +5,33 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from common.serving.app import service_dependency
-from common.serving.schemas import ModelOut, StageOut, stages_out
+from common.serving.app import get_service
+from common.serving.schemas import ERROR_RESPONSES, ModelOut, RequestModel, StageOut, UserId, k_field, stages_out
 from systems.ads.serving import AdsService
 
 MAX_K = 50  # the largest k a request may ask for
 
 
-class AdContext(BaseModel):
+class AdContext(RequestModel):
     device: Literal["mobile", "desktop", "tablet"] = Field("mobile", description="Device of the request")
-    hour: int | None = Field(None, ge=0, le=23, description="Hour of day (UTC); the current hour when omitted")
+    hour: int | None = Field(
+        None, ge=0, le=23, strict=True, description="Hour of day (UTC), 0 to 23; the current hour when omitted or null"
+    )
 
 
-class RankRequest(BaseModel):
-    user_id: int = Field(..., ge=0, description="User id; an unknown id takes the cold-start path")
-    context: AdContext = Field(default_factory=AdContext)
-    k: int = Field(10, ge=1, le=MAX_K, description="How many ads to return")
+class RankRequest(RequestModel):
+    """An ad ranking request."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"user_id": 42, "context": {"device": "mobile", "hour": 20}, "k": 5}]}
+    )
+
+    user_id: UserId
+    context: AdContext = Field(default_factory=AdContext, description="Where and when the ads are shown")
+    k: int = k_field(MAX_K, "ads")
 
 
 class AdOut(BaseModel):
@@ -51,18 +59,19 @@ def router() -> APIRouter:
         "/rank",
         response_model=RankResponse,
         summary="Rank ads for a user",
-        responses={503: {"description": "No trained model yet; the detail names the command to run"}},
+        responses=ERROR_RESPONSES,
     )
-    async def rank(request: RankRequest, service: AdsService = Depends(service_dependency("ads"))) -> RankResponse:
+    async def rank(body: RankRequest, request: Request) -> RankResponse:
         """Candidate generation (targeting, fatigue) -> ranking (calibrated pCTR) ->
         re-ranking (bid x pCTR, advertiser diversity)."""
+        service: AdsService = get_service(request, "ads")
         # On the event loop on purpose: a request is ~3 ms of CPU-bound work that threads
         # could not run in parallel anyway (the GIL); the thread-pool hop cost more than it
         # gave. Parallelism comes from worker processes (`make serve` runs one per core).
-        hour = request.context.hour if request.context.hour is not None else datetime.now(UTC).hour
-        result = service.rank(request.user_id, request.context.device, hour, request.k)
+        hour = body.context.hour if body.context.hour is not None else datetime.now(UTC).hour
+        result = service.rank(body.user_id, body.context.device, hour, body.k)
         return RankResponse(
-            user_id=request.user_id,
+            user_id=body.user_id,
             known_user=result.known_user,
             ads=[AdOut(**vars(ad)) for ad in result.ads],
             model=ModelOut(name=service.champion.name, version=service.champion.version),

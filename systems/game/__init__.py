@@ -9,6 +9,12 @@ def _load_dataset(config: dict):
     return load(config)
 
 
+def _schema():
+    from systems.game.recdata import SCHEMA
+
+    return SCHEMA
+
+
 def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     """A known user most of the time; one request in twenty from a new player who picked genres."""
     n_users = config["world"]["n_users"]
@@ -18,4 +24,4 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/game/recommend", {"user_id": n_users + int(rng.integers(0, 10**6)), "k": k, "favourite_genres": genres}
 
 
-SYSTEM = recommender_system("game", _load_dataset, _sample_request, accepts_data=True)
+SYSTEM = recommender_system("game", _load_dataset, _sample_request, accepts_data=True, schema=_schema)

@@ -9,6 +9,12 @@ def _load_dataset(config: dict):
     return load(config)
 
 
+def _schema():
+    from systems.video.recdata import SCHEMA
+
+    return SCHEMA
+
+
 def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     """A known user most of the time; one request in twenty from a new user with only a profile."""
     n_users = config["world"]["n_users"]
@@ -18,4 +24,4 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/video/recommend", {"user_id": n_users + int(rng.integers(0, 10**6)), "k": k, "profile": profile}
 
 
-SYSTEM = recommender_system("video", _load_dataset, _sample_request, bench_catalog_sizes=(1_000_000,))
+SYSTEM = recommender_system("video", _load_dataset, _sample_request, bench_catalog_sizes=(1_000_000,), schema=_schema)

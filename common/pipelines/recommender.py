@@ -97,17 +97,13 @@ def train(system: str, config: dict, data: RecData) -> dict:
         rankers, ranker_metrics = _fit_rankers(data, config, splits, seed)
         stages.update()
         stages.set_postfix_str("evaluate, MLflow")
-        # The champion is the ranker whose served funnel has the best nDCG@10 on the validation days.
-        validation = _evaluate_funnel(data, config, store, tower, rankers, periods.validation_start, periods.test_start)
-        evaluation = _evaluate_funnel(data, config, store, tower, rankers, periods.test_start, periods.end)
-        for name in rankers:
-            ranker_metrics[name]["validation_ndcg_at_10"] = float(
-                validation.lists.set_index("list").at[f"funnel: {name}", "ndcg@10"]
-            )
+        fitted = FittedFunnel(data, periods, store, tower, rankers, ranker_metrics)
+        evaluation, ranker_metrics = evaluate(config, fitted)
         summary = _track(
             system, config, data, periods, tower, tower_info, rankers, ranker_metrics, evaluation, input_sample
         )
         stages.update()
+    summary["fitted"] = fitted
     summary["pipeline_seconds"] = time.perf_counter() - started
     log.info("%s pipeline done in %.0fs", system, summary["pipeline_seconds"])
     return summary
@@ -152,12 +148,49 @@ def _fit_rankers(data: RecData, config: dict, splits: dict, seed: int) -> tuple[
     return rankers, metrics
 
 
+@dataclass(frozen=True)
+class FittedFunnel:
+    """What training produced and the evaluation reads; `train` returns it as summary["fitted"], so the
+    funnel can be evaluated again (another k, other users) without training again."""
+
+    data: RecData
+    periods: Periods
+    store: object  # the system's Feast FeatureStore
+    tower: object  # the fitted TwoTowerModel
+    rankers: dict
+    fit_metrics: dict[str, dict]  # per ranker: fit time, AUC and log loss on the logged events
+
+
 @dataclass
 class FunnelEvaluation:
+    """Every stage of the funnel as of `as_of`, final lists cut at `k`."""
+
     recall: pd.DataFrame
-    lists: pd.DataFrame
+    lists: pd.DataFrame  # one row per list: list_columns(k), "users"
     ann: dict
     n_users: int
+    k: int
+    as_of: pd.Timestamp
+    ranked: dict[str, dict[int, np.ndarray]]  # list name -> user id -> the list's top k item ids
+    item_ids: np.ndarray  # the catalogue as of `as_of`: what the ANN index holds
+    item_vectors: np.ndarray  # (n_items, d) item-tower embeddings
+    user_vectors: np.ndarray  # (n_users, d) user-tower embeddings of the evaluated users: the ANN's queries
+
+
+def evaluate(config: dict, fitted: FittedFunnel) -> tuple[FunnelEvaluation, dict[str, dict]]:
+    """The served funnel with each ranker, at k = config["evaluation"]["k"], on the validation days,
+    whose nDCG@k picks the champion, and on the test days, where every reported number comes from.
+    Returns the test evaluation and each ranker's metrics with `validation_ndcg_at_<k>` added."""
+    data, periods, k = fitted.data, fitted.periods, config["evaluation"]["k"]
+    inputs = (data, config, fitted.store, fitted.tower, fitted.rankers)
+    validation = _evaluate_funnel(*inputs, periods.validation_start, periods.test_start)
+    evaluation = _evaluate_funnel(*inputs, periods.test_start, periods.end)
+    lists = validation.lists.set_index("list")
+    metrics = {
+        name: {**fitted.fit_metrics[name], validation_ndcg(k): float(lists.at[f"funnel: {name}", f"ndcg@{k}"])}
+        for name in fitted.rankers
+    }
+    return evaluation, metrics
 
 
 def _evaluate_funnel(
@@ -196,7 +229,9 @@ def _evaluate_funnel(
         zip(catalog.item_ids.tolist(), np.asarray(catalog.groups)[catalog.group_codes].tolist(), strict=True)
     )
     rows = [list_metrics(name, lst, relevant, gains, group_of, len(catalog), k) for name, lst in lists.items()]
-    return FunnelEvaluation(recall, pd.DataFrame(rows), ann, len(user_ids))
+    return FunnelEvaluation(
+        recall, pd.DataFrame(rows), ann, len(user_ids), k, now, lists, catalog.item_ids, catalog.vectors, states.vectors
+    )
 
 
 def _final_lists(
@@ -243,38 +278,88 @@ def _ann_metrics(index: ANNIndex, catalog, queries: np.ndarray, k: int = 100) ->
     }
 
 
-RECALL_COLUMNS = ["source", "recall@100", "recall@500"]
-LIST_COLUMNS = ["list", "precision@10", "map@10", "ndcg@10", "diversity", "coverage"]
-RANKER_COLUMNS = [
-    "model",
-    "validation_ndcg_at_10",
-    "validation_auc_positive",
-    "test_auc_positive",
-    "test_logloss_positive",
-    "fit_seconds",
-]
+def recall_columns(recall: pd.DataFrame) -> list[str]:
+    """The candidate table's columns: the source and its recall at each of config["evaluation"]["recall_ks"]."""
+    return ["source", *(column for column in recall.columns if column.startswith("recall@"))]
+
+
+def list_columns(k: int) -> list[str]:
+    """The final-list table's columns at list length k (what `list_metrics` names)."""
+    return ["list", f"precision@{k}", f"map@{k}", f"ndcg@{k}", "diversity", "coverage"]
+
+
+def validation_ndcg(k: int) -> str:
+    """The ranker metric that picks the champion: its served funnel's nDCG@k on the validation days."""
+    return f"validation_ndcg_at_{k}"
+
+
+def ranker_columns(k: int) -> list[str]:
+    return [
+        "model",
+        validation_ndcg(k),
+        "validation_auc_positive",
+        "test_auc_positive",
+        "test_logloss_positive",
+        "fit_seconds",
+    ]
+
+
+@dataclass
+class Report:
+    champion: str  # the ranker with the best validation nDCG@k
+    ranker_rows: list[dict]  # the rankers' table, champion marked
+    funnel_metrics: dict[str, dict[str, float]]  # per ranker: its served funnel's list metrics, MLflow names
+    table: str  # results.md
+
+
+def report(evaluation: FunnelEvaluation, ranker_metrics: dict[str, dict], relevance_note: str) -> Report:
+    """The champion and the results tables, every list metric named by the evaluation's k."""
+    k = evaluation.k
+    champion = max(ranker_metrics, key=lambda name: ranker_metrics[name][validation_ndcg(k)])
+    lists = evaluation.lists.set_index("list")
+    funnel_metrics = {
+        name: {
+            f"funnel_{column.replace('@', '_at_')}": float(lists.at[f"funnel: {name}", column])
+            for column in list_columns(k)[1:]
+        }
+        for name in ranker_metrics
+    }
+    ranker_rows = [
+        {
+            "model": f"{name} (champion)" if name == champion else name,
+            **{c: metrics[c] for c in ranker_columns(k)[1:]},
+        }
+        for name, metrics in ranker_metrics.items()
+    ]
+    return Report(champion, ranker_rows, funnel_metrics, results_markdown(evaluation, ranker_rows, relevance_note))
+
+
+def relevance_note(config: dict, data: RecData) -> str:
+    if data.oracle is not None:
+        return f"the oracle's top {config['evaluation']['relevant_per_user']} unseen items per user at the test start"
+    return "each user's positives in the test period"
 
 
 def results_markdown(evaluation: FunnelEvaluation, ranker_rows: list[dict], relevance_note: str) -> str:
-    ann = evaluation.ann
+    ann, k = evaluation.ann, evaluation.k
     return "\n".join(
         [
             f"Candidate sources: recall@k against {relevance_note}, {evaluation.n_users} test users",
             "",
-            markdown_table(evaluation.recall.to_dict("records"), RECALL_COLUMNS),
+            markdown_table(evaluation.recall.to_dict("records"), recall_columns(evaluation.recall)),
             "",
             f"ANN over {ann['n_items']} items ({ann['ann_kind']}): recall@100 against exact search"
             f" {ann['ann_recall_at_100']:.3f}, single-query p50 {ann['ann_p50_ms']:.2f} ms,"
             f" p99 {ann['ann_p99_ms']:.2f} ms",
             "",
-            f"Final lists (k=10): {relevance_note}",
+            f"Final lists (k={k}): {relevance_note}",
             "",
-            markdown_table(evaluation.lists.to_dict("records"), LIST_COLUMNS),
+            markdown_table(evaluation.lists.to_dict("records"), list_columns(k)),
             "",
-            "Rankers: the champion has the best served-funnel nDCG@10 on the validation days;"
+            f"Rankers: the champion has the best served-funnel nDCG@{k} on the validation days;"
             " AUC and log loss of P(positive) on the logged events",
             "",
-            markdown_table(ranker_rows, RANKER_COLUMNS),
+            markdown_table(ranker_rows, ranker_columns(k)),
         ]
     )
 
@@ -310,34 +395,21 @@ def _track(system, config, data, periods, tower, tower_info, rankers, ranker_met
         {**data_params, **tower_info, **{f"two_tower_{k}": v for k, v in config["retrieval"]["two_tower"].items()}},
         retrieval_metrics,
         bundle,
-        {"recall.md": markdown_table(evaluation.recall.to_dict("records"), RECALL_COLUMNS)},
+        {"recall.md": markdown_table(evaluation.recall.to_dict("records"), recall_columns(evaluation.recall))},
         tags,
     )
     retrieval_version = tracking.promote(system, retrieval_uri, kind="retrieval")
 
-    champion = max(ranker_metrics, key=lambda name: ranker_metrics[name]["validation_ndcg_at_10"])
-    lists = evaluation.lists.set_index("list")
-    ranker_rows, uris = [], {}
+    results = report(evaluation, ranker_metrics, relevance_note(config, data))
+    champion, table = results.champion, results.table
+    uris = {}
     for name, model in rankers.items():
-        funnel_metrics = {
-            f"funnel_{column.replace('@', '_at_')}": float(lists.at[f"funnel: {name}", column])
-            for column in LIST_COLUMNS[1:]
-        }
-        metrics = {**ranker_metrics[name], **funnel_metrics}
+        metrics = {**ranker_metrics[name], **results.funnel_metrics[name]}
         params = {**data_params, "model": name, **{k: v for k, v in config["models"][name].items()}}
         uris[name] = tracking.log_model_run(
             name, params, metrics, {}, model, input_sample, tags={**tags, "champion": str(name == champion)}
         )
-        label = f"{name} (champion)" if name == champion else name
-        ranker_rows.append({"model": label, **{c: ranker_metrics[name][c] for c in RANKER_COLUMNS[1:]}})
     ranker_version = tracking.promote(system, uris[champion])
-
-    note = (
-        f"the oracle's top {config['evaluation']['relevant_per_user']} unseen items per user at the test start"
-        if data.oracle is not None
-        else "each user's positives in the test period"
-    )
-    table = results_markdown(evaluation, ranker_rows, note)
     (system_dir(system) / "results.md").write_text(table)
     tracking.log_summary_run(
         f"{pipeline_run}-summary",

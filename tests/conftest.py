@@ -26,6 +26,6 @@ def tiny_ads_config():
 @pytest.fixture(scope="session")
 def trained_ads(isolated_data_dir, tiny_ads_config):
     """The whole ads pipeline at tiny scale, once per session."""
-    from systems.ads.pipeline import train
+    from common.app.registry import get_system
 
-    return train(tiny_ads_config)
+    return get_system("ads").train(tiny_ads_config)

@@ -4,15 +4,17 @@ from common.app.system import System
 
 
 def _train(config: dict) -> dict:
-    from systems.ads.pipeline import train
+    from common.pipelines.classifier import train
+    from systems.ads.dataset import load
+    from systems.ads.ranker import TASK
 
-    return train(config)
+    return train("ads", config, load(config), TASK)
 
 
 def _load_service(config: dict):
-    from systems.ads.serving import load_service
+    from systems.ads.serving import AdsService
 
-    return load_service(config)
+    return AdsService.load(config)
 
 
 def _router():

@@ -1,7 +1,7 @@
 """The ads batch feature pipeline (chapter section 5) and the request-time derivations that
 training and serving share.
 
-    tables = AdsWorld(...).generate(); build_feature_tables(tables, config) -> {view name: DataFrame}
+    build_feature_tables(dataset, config) -> {view name: table}   (systems.ads.dataset.load(config))
 
 Snapshots (one row per key per day, stamped at 00:00 and covering events before it):
   user_activity        impressions / clicks over 1 and 7 days, hides over 7 days, smoothed CTR,
@@ -17,124 +17,100 @@ creative score, targeting criteria).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from common.data.dataset import Dataset
+from common.features.views import View
 from common.features.windows import (
+    Count,
+    Rate,
+    activity_snapshots,
     daily_counts,
     day_index,
     list_column,
     smoothed_rate,
-    snapshot_times,
     trailing_window_sums,
 )
-from systems.ads.world import CATEGORIES, START, AdsTables
+from systems.ads.world import CATEGORIES
 
-STATIC_TIMESTAMP = START - pd.Timedelta(days=1)  # static rows are valid from before the first event
-# Windows are part of the feature names the Feast schema declares (user_clicks_7d...), so
-# they are constants here rather than config knobs.
+# Windows are part of the feature names (user_clicks_7d...), so they are constants, not config knobs.
 WINDOWS_DAYS = (1, 7)
 CATEGORY_WINDOW_DAYS = 14
+DAILY_TTL = timedelta(days=2)  # a daily snapshot is valid for a day; two tolerate a late batch run
+VIEWS = [
+    View("user_profile", "user_id"),
+    View("user_activity", "user_id", DAILY_TTL),
+    View("ad_metadata", "ad_id"),
+    View("ad_activity", "ad_id", DAILY_TTL),
+    View("campaign_activity", "campaign_id", DAILY_TTL),
+    View("advertiser_activity", "advertiser_id", DAILY_TTL),
+]
+RANKER_SERVICE = "ads_ranker"
+# What the ranker reads per impression (None: every feature of the view); the targeting lists stay
+# out (candidate generation reads them), the ids come as join keys.
+RANKER_FEATURES = {view.name: None for view in VIEWS} | {"ad_metadata": ["category", "format", "bid", "creative_score"]}
 
 
-def build_feature_tables(tables: AdsTables, feature_config: dict) -> dict[str, pd.DataFrame | pa.Table]:
-    imp = tables.impressions.merge(tables.ads[["ad_id", "campaign_id", "advertiser_id", "category"]], on="ad_id")
-    n_days = int(day_index(imp["event_timestamp"], START).max()) + 1
-    n_snapshots = n_days + 1  # the last snapshot (after the last day) is what serving reads
-    imp = imp.assign(day=day_index(imp["event_timestamp"], START))
-    global_ctr = _global_ctr_before(imp, n_days)
+def _counts(prefix: str, windows: tuple[int, ...], prior_impressions: float) -> tuple[list[Count], list[Rate]]:
+    counts = [Count(f"{prefix}_{kind}_{w}d", w, label) for w in windows for kind, label in CLICK_COUNTS]
+    longest = max(windows)
+    rate = Rate(
+        f"{prefix}_ctr_{longest}d", f"{prefix}_clicks_{longest}d", f"{prefix}_impressions_{longest}d", prior_impressions
+    )
+    return counts, [rate]
+
+
+CLICK_COUNTS = (("impressions", None), ("clicks", "clicked"))
+
+
+def build_feature_tables(dataset: Dataset, config: dict) -> dict[str, pd.DataFrame | pa.Table]:
+    """Static rows (profiles, ad metadata) valid from before the first event; daily snapshots of
+    counts and smoothed CTRs per user, ad, campaign and advertiser; the user's list features."""
+    prior = config["features"]["ctr_prior_impressions"]
+    ads = dataset.items
+    imp = dataset.events.merge(ads[["ad_id", "campaign_id", "advertiser_id", "category"]], on="ad_id")
+    imp = imp.assign(day=day_index(imp["event_timestamp"], dataset.start))
+    snapshots = np.arange(dataset.n_days + 1)  # the last one (after the last day) is what serving reads
+    static_time = dataset.start - pd.Timedelta(days=1)
+
+    def activity(key: str, ids, prefix: str, windows: tuple[int, ...], extra: tuple[Count, ...] = ()):
+        counts, rates = _counts(prefix, windows, prior)
+        return activity_snapshots(imp, key, ids, dataset.start, snapshots, [*counts, *extra], rates)
+
+    users = activity("user_id", dataset.users["user_id"], "user", WINDOWS_DAYS, (Count("user_hides_7d", 7, "hidden"),))
     return {
-        "user_profile": tables.users.assign(event_timestamp=STATIC_TIMESTAMP),
-        "ad_metadata": tables.ads.assign(event_timestamp=STATIC_TIMESTAMP),
-        "user_activity": _user_activity(imp, len(tables.users), n_days, n_snapshots, feature_config, global_ctr),
-        "ad_activity": _entity_activity(
-            imp,
-            "ad_id",
-            "ad",
-            len(tables.ads),
-            n_days,
-            feature_config,
-            global_ctr,
-            windows=WINDOWS_DAYS,
-        ),
-        "campaign_activity": _entity_activity(
-            imp, "campaign_id", "campaign", len(tables.campaigns), n_days, feature_config, global_ctr, windows=[7]
-        ),
-        "advertiser_activity": _entity_activity(
-            imp, "advertiser_id", "advertiser", len(tables.advertisers), n_days, feature_config, global_ctr, windows=[7]
+        "user_profile": dataset.users.assign(event_timestamp=static_time),
+        "ad_metadata": ads.assign(event_timestamp=static_time),
+        "user_activity": _with_user_lists(users, imp, len(dataset.users), len(snapshots)),
+        "ad_activity": activity("ad_id", ads["ad_id"], "ad", WINDOWS_DAYS),
+        "campaign_activity": activity("campaign_id", dataset.tables["campaigns"]["campaign_id"], "campaign", (7,)),
+        "advertiser_activity": activity(
+            "advertiser_id", dataset.tables["advertisers"]["advertiser_id"], "advertiser", (7,)
         ),
     }
 
 
-def _global_ctr_before(imp: pd.DataFrame, n_days: int) -> np.ndarray:
-    """(n_snapshots,) CTR of all events before each snapshot: the prior of the smoothed CTRs.
-    Before any event it is 0 (nothing is known yet)."""
-    per_day = imp.groupby("day")["clicked"].agg(["sum", "size"]).reindex(range(n_days), fill_value=0)
-    clicks = np.concatenate([[0.0], per_day["sum"].cumsum().to_numpy(float)])
-    shows = np.concatenate([[0.0], per_day["size"].cumsum().to_numpy(float)])
-    return np.divide(clicks, shows, out=np.zeros_like(clicks), where=shows > 0)
-
-
-def _window_counts(
-    imp: pd.DataFrame, key: str, n_keys: int, n_days: int, window: int | None, column: str | None = None
-):
-    """(n_keys, n_snapshots) events (or the sum of `column`) per key over the trailing window."""
-    weights = None if column is None else imp[column].to_numpy(float)
-    per_day = daily_counts(imp[key].to_numpy(), imp["day"].to_numpy(), n_keys, n_days, weights)
-    return trailing_window_sums(per_day, window)
-
-
-def _entity_activity(imp, key, prefix, n_keys, n_days, feature_config, global_ctr, windows) -> pd.DataFrame:
-    columns = {}
-    for w in windows:
-        columns[f"{prefix}_impressions_{w}d"] = _window_counts(imp, key, n_keys, n_days, w)
-        columns[f"{prefix}_clicks_{w}d"] = _window_counts(imp, key, n_keys, n_days, w, "clicked")
-    longest = max(windows)
-    columns[f"{prefix}_ctr_{longest}d"] = smoothed_rate(
-        columns[f"{prefix}_clicks_{longest}d"],
-        columns[f"{prefix}_impressions_{longest}d"],
-        global_ctr[None, :],
-        feature_config["ctr_prior_impressions"],
-    )
-    return _dense_frame(key, n_keys, columns)
-
-
-def _dense_frame(key: str, n_keys: int, columns: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Flatten (n_keys, n_snapshots) arrays into one row per key and snapshot, snapshot-major."""
-    n_snapshots = next(iter(columns.values())).shape[1]
-    frame = pd.DataFrame(
-        {
-            key: np.tile(np.arange(n_keys), n_snapshots),
-            "event_timestamp": np.repeat(snapshot_times(START, n_snapshots), n_keys),
-        }
-    )
-    for name, values in columns.items():
-        flat = values.T.ravel()
-        frame[name] = flat if "_ctr_" in name else flat.astype(np.int64)  # rates stay floats, counts are whole
-    return frame
-
-
-def _user_activity(imp, n_users, n_days, n_snapshots, feature_config, global_ctr) -> pa.Table:
-    frame = _entity_activity(imp, "user_id", "user", n_users, n_days, feature_config, global_ctr, windows=WINDOWS_DAYS)
-    frame["user_hides_7d"] = _window_counts(imp, "user_id", n_users, n_days, 7, "hidden").T.ravel().astype(np.int64)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-
-    # Per-category history: key = user * n_categories + category, reshaped to one list per row.
+def _with_user_lists(users: pd.DataFrame, imp: pd.DataFrame, n_users: int, n_snapshots: int) -> pa.Table:
+    """The user's per-category impressions and clicks over 14 days (lists indexed by CATEGORIES), the ads
+    shown in the last 7 days (one entry per showing: fatigue) and the ads ever hidden, snapshot-major
+    like `users` (user ids are 0..n_users-1)."""
+    table = pa.Table.from_pandas(users, preserve_index=False)
     n_cat = len(CATEGORIES)
     cat_key = imp["user_id"].to_numpy() * n_cat + pd.Categorical(imp["category"], CATEGORIES).codes
-    window = CATEGORY_WINDOW_DAYS
-    for name, column in (("category_impressions", None), ("category_clicks", "clicked")):
-        counts = _window_counts(imp.assign(cat_key=cat_key), "cat_key", n_users * n_cat, n_days, window, column)
+    for name, label in (("category_impressions", None), ("category_clicks", "clicked")):
+        weights = None if label is None else imp[label].to_numpy(float)
+        per_day = daily_counts(cat_key, imp["day"].to_numpy(), n_users * n_cat, n_snapshots - 1, weights)
+        counts = trailing_window_sums(per_day, CATEGORY_WINDOW_DAYS)  # (user x category, snapshot)
         per_row = counts.reshape(n_users, n_cat, n_snapshots).transpose(2, 0, 1).reshape(-1, n_cat)  # snapshot-major
         offsets = pa.array(np.arange(0, per_row.size + 1, n_cat, dtype=np.int32))
-        table = table.append_column(
-            f"{name}_{window}d", pa.ListArray.from_arrays(offsets, pa.array(per_row.ravel().astype(np.int64)))
-        )
-
+        values = pa.array(per_row.ravel().astype(np.int64))
+        table = table.append_column(f"{name}_{CATEGORY_WINDOW_DAYS}d", pa.ListArray.from_arrays(offsets, values))
     table = table.append_column("recent_ad_ids_7d", _ads_per_snapshot(imp, n_users, n_snapshots, window_days=7))
-    table = table.append_column("hidden_ad_ids", _ads_per_snapshot(imp[imp["hidden"] == 1], n_users, n_snapshots, None))
-    return table
+    return table.append_column("hidden_ad_ids", _ads_per_snapshot(imp[imp["hidden"] == 1], n_users, n_snapshots, None))
 
 
 def _ads_per_snapshot(events: pd.DataFrame, n_users: int, n_snapshots: int, window_days: int | None) -> pa.ListArray:

@@ -16,30 +16,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from feast import FeatureStore
 
-from common.app.paths import system_dir
-from common.app.system import ServiceUnavailable
-from common.features.store import feature_repo_dir, open_store
+from common.features.store import FeatureRepo
 from common.funnel.reranking import top_k_with_group_cap
+from common.serving.service import open_serving
 from common.serving.timing import StageTimer
-from common.tracking import runs as tracking
-from systems.ads.feature_repo import RANKER_FEATURES, VIEW_SCHEMAS
+from common.tracking.runs import Champion
 from systems.ads.features import LIST_FEATURES, derive_for_one_user, exposures_per_ad
 from systems.ads.world import AGE_BUCKETS, CATEGORIES, GENDERS, LOCATIONS
 
-SYSTEM = "ads"
 UNKNOWN = "unknown"  # a cold-start user's demographics: unseen by every model's encoder
-_USER_VIEWS = ("user_profile", "user_activity")
-_AD_MODEL_COLUMNS = [
-    "ad_id",
-    "campaign_id",
-    "advertiser_id",
-    *RANKER_FEATURES["ad_metadata"],
-    *RANKER_FEATURES["ad_activity"],
-    *RANKER_FEATURES["campaign_activity"],
-    *RANKER_FEATURES["advertiser_activity"],
-]
+USER_VIEWS = ("user_profile", "user_activity")
 _TARGETING = {
     "age_bucket": ("target_age_buckets", AGE_BUCKETS),
     "gender": ("target_genders", GENDERS),
@@ -67,17 +54,16 @@ class RankResult:
 
 
 class AdsService:
-    def __init__(self, config: dict, champion: tracking.Champion, store: FeatureStore):
+    def __init__(self, config: dict, champion: Champion, repo: FeatureRepo):
         self.serving = config["serving"]
         self.champion = champion
-        self.store = store
-        self.user_feature_refs = [f"{view}:{name}" for view in _USER_VIEWS for name in VIEW_SCHEMAS[view][2]]
-        self.user_scalar_columns = [
-            name for view in _USER_VIEWS for name in RANKER_FEATURES[view] if name not in LIST_FEATURES
-        ]
-        self.ads = _load_ads(store)
+        self.repo = repo
+        self.user_refs = repo.refs(USER_VIEWS)
+        self.ads = _load_ads(repo)
         # Columns as arrays: a request picks its candidates' rows by index, no pandas lookups.
-        self.ad_arrays = {name: self.ads[name].to_numpy() for name in _AD_MODEL_COLUMNS}
+        self.ad_arrays = {
+            name: self.ads[name].to_numpy() for name in self.ads.columns if not name.startswith("target_")
+        }
         self.ad_category_codes = pd.Categorical(self.ads["category"], CATEGORIES).codes.astype(np.int64)
         self.targeting = {
             attribute: (_targeting_matrix(self.ads[column], values), values)
@@ -85,6 +71,11 @@ class AdsService:
         }
         # A cold-start user's CTR prior: the platform's recent CTR, as the smoothed features use.
         self.global_ctr = float(self.ads["ad_clicks_7d"].sum() / max(self.ads["ad_impressions_7d"].sum(), 1))
+
+    @classmethod
+    def load(cls, config: dict) -> AdsService:
+        repo, champions = open_serving("ads")
+        return cls(config, champions["ranker"], repo)
 
     def rank(self, user_id: int, device: str, hour: int, k: int) -> RankResult:
         timer = StageTimer()
@@ -121,10 +112,7 @@ class AdsService:
         )
 
     def _user_features(self, user_id: int) -> tuple[dict, bool]:
-        values = self.store.get_online_features(
-            features=self.user_feature_refs, entity_rows=[{"user_id": user_id}]
-        ).to_dict()
-        user = {name: column[0] for name, column in values.items()}
+        user = {name: column[0] for name, column in self.repo.online(self.user_refs, [{"user_id": user_id}]).items()}
         if user["age_bucket"] is not None:
             return user, True
         # Cold start: unknown demographics, no history, the platform's CTR as prior.
@@ -137,10 +125,7 @@ class AdsService:
                 "user_ctr_7d": self.global_ctr,
             }
         )
-        for name, dtype in VIEW_SCHEMAS["user_activity"][2].items():
-            if user[name] is None:
-                user[name] = [] if str(dtype).startswith("Array") else 0
-        return user, False
+        return {name: ([] if name in LIST_FEATURES else 0) if v is None else v for name, v in user.items()}, False
 
     def _candidates(self, user: dict) -> tuple[np.ndarray, np.ndarray, dict]:
         """Row indices of the ads that pass targeting and fatigue, and how often each was
@@ -170,45 +155,24 @@ class AdsService:
             hour=np.full(n, hour),
             position=np.full(n, self.serving["position"]),
         )
-        for name in self.user_scalar_columns:
-            columns[name] = np.full(n, user[name], dtype=object if isinstance(user[name], str) else None)
+        for name, value in user.items():
+            if name not in LIST_FEATURES:
+                columns[name] = np.full(n, value, dtype=object if isinstance(value, str) else None)
         # One DataFrame constructor: column-by-column assignment cost milliseconds per request.
         return self.champion.classifier.predict_proba(pd.DataFrame(columns))[:, 1]
 
 
-def _load_ads(store: FeatureStore) -> pd.DataFrame:
+def _load_ads(repo: FeatureRepo) -> pd.DataFrame:
     """Every ad's metadata and counts, with its campaign's and advertiser's, from the online store."""
-    ad_refs = [f"{view}:{name}" for view in ("ad_metadata", "ad_activity") for name in VIEW_SCHEMAS[view][2]]
-    ads = _online_frame(store, ad_refs, "ad_id", _ad_ids(store))
+    ad_ids = repo.source_keys("ad_metadata", "ad_id")
+    ads = repo.online_frame("ad_metadata", "ad_id", ad_ids).merge(repo.online_frame("ad_activity", "ad_id", ad_ids))
     ads = ads.dropna(subset=["advertiser_id"]).astype({"advertiser_id": np.int64, "campaign_id": np.int64})
-    for view, key in (("campaign_activity", "campaign_id"), ("advertiser_activity", "advertiser_id")):
-        refs = [f"{view}:{name}" for name in VIEW_SCHEMAS[view][2]]
-        ads = ads.merge(_online_frame(store, refs, key, ads[key].unique()), on=key, how="left")
+    for entity in ("campaign", "advertiser"):
+        key = f"{entity}_id"
+        ads = ads.merge(repo.online_frame(f"{entity}_activity", key, ads[key].unique()), on=key, how="left")
     return ads.fillna(0).reset_index(drop=True)
-
-
-def _online_frame(store: FeatureStore, refs: list[str], key: str, ids) -> pd.DataFrame:
-    rows = [{key: int(i)} for i in ids]
-    return pd.DataFrame(store.get_online_features(features=refs, entity_rows=rows).to_dict())
-
-
-def _ad_ids(store: FeatureStore) -> list[int]:
-    """The catalog: the ad ids of the metadata source the online store was loaded from."""
-    source = store.get_feature_view("ad_metadata").batch_source.path
-    return pd.read_parquet(source, columns=["ad_id"])["ad_id"].astype(int).tolist()
 
 
 def _targeting_matrix(targets: pd.Series, values: list[str]) -> np.ndarray:
     """(n_ads, n_values) booleans: which values each ad's criterion admits."""
     return np.array([[value in set(allowed) for value in values] for allowed in targets], dtype=bool)
-
-
-def load_service(config: dict) -> AdsService:
-    repo = feature_repo_dir(system_dir(SYSTEM))
-    if not (repo / "registry.db").exists():
-        raise ServiceUnavailable(f"no ads feature store at {repo}")
-    try:
-        champion = tracking.load_champion(SYSTEM)
-    except tracking.ChampionMissing as error:
-        raise ServiceUnavailable(str(error)) from error
-    return AdsService(config, champion, open_store(SYSTEM, repo))

@@ -7,6 +7,8 @@ from fastapi.testclient import TestClient
 from common.app.paths import system_dir
 from common.features.store import feature_repo_dir, open_store
 from common.serving.app import create_app
+from common.serving.schemas import MAX_ID
+from tests.common.openapi_walk import assert_refused, check_every_endpoint
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +19,7 @@ def client(trained_ads):
 
 @pytest.fixture(scope="module")
 def ads_table(trained_ads):
-    return pd.read_parquet(system_dir("ads") / "raw" / "ads.parquet").set_index("ad_id")
+    return pd.read_parquet(system_dir("ads") / "raw" / "items.parquet").set_index("ad_id")
 
 
 def _user_online(user_id: int) -> dict:
@@ -99,12 +101,33 @@ def test_k_larger_than_the_pool_returns_what_there_is(client):
         ({"k": 3}, "user_id"),
         ({"user_id": 1, "context": {"device": "toaster"}}, "device"),
         ({"user_id": 1, "context": {"hour": 24}}, "hour"),
+        ({"user_id": 1, "context": {"hour": False}}, "hour"),  # a boolean is not an integer
+        ({"user_id": True}, "user_id"),
+        ({"user_id": 1, "k": 5.0}, "k"),  # nor is a float, even an integral one
+        ({"user_id": 1, "context": {"hour": 20.5}}, "hour"),
+        ({"user_id": MAX_ID + 1}, "user_id"),
+        ({"user_id": 1, "K": 5}, "K"),  # an unknown field, not silently the default k
+        ({"user_id": 1, "context": {"device": "mobile", "timezone": "CET"}}, "timezone"),
     ],
 )
 def test_bad_input_is_422_with_the_reason(client, payload, field):
-    response = client.post("/ads/rank", json=payload)
-    assert response.status_code == 422
-    assert any(field in map(str, error["loc"]) for error in response.json()["detail"])
+    assert_refused(client.post("/ads/rank", json=payload), field, str(payload))
+
+
+@pytest.mark.parametrize(
+    "body, content_type",
+    [(b"{user_id: 1", "application/json"), (b"\xff\xfe\x80", "application/json"), (b'{"user_id": 1}', "text/plain")],
+)
+def test_a_body_that_is_not_json_is_422(client, body, content_type):
+    response = client.post("/ads/rank", content=body, headers={"content-type": content_type})
+    assert_refused(response, None, repr(body))
+    assert "JSON" in response.json()["detail"][0]["msg"]
+
+
+def test_every_body_the_schema_accepts_is_served_and_every_other_refused(client):
+    """The OpenAPI walk (tests/common/openapi_walk.py) on the trained system: bounds included (the
+    largest user id, k = 50, hour 23)."""
+    assert check_every_endpoint(client, accepted_status=200) > 50
 
 
 def test_no_trained_model_is_503_naming_the_command(tmp_path, monkeypatch):
@@ -113,5 +136,7 @@ def test_no_trained_model_is_503_naming_the_command(tmp_path, monkeypatch):
     with TestClient(create_app(["ads"], "tiny")) as empty:
         assert empty.get("/healthz").json()["systems"]["ads"].startswith("unavailable")
         response = empty.post("/ads/rank", json={"user_id": 1, "k": 3})
+        refused = empty.post("/ads/rank", json={"user_id": 1, "k": 0})
     assert response.status_code == 503
     assert "make train SYSTEM=ads" in response.json()["detail"]
+    assert_refused(refused, "k", "k = 0 with no model: the 422 comes first")

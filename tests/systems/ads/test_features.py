@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from systems.ads.dataset import to_dataset
 from systems.ads.features import build_feature_tables, derive_request_features
 from systems.ads.world import CATEGORIES, START, AdsTables, AdsWorld
 
@@ -23,8 +24,8 @@ def test_changing_events_after_t_leaves_features_as_of_t_unchanged(tiny_ads_conf
         tables.users, tables.advertisers, tables.campaigns, tables.ads, imp.drop(imp.index[after][::3]), tables.oracle
     )
 
-    config = tiny_ads_config["features"]
-    original, rewritten = build_feature_tables(tables, config), build_feature_tables(changed, config)
+    original = build_feature_tables(to_dataset(tables), tiny_ads_config)
+    rewritten = build_feature_tables(to_dataset(changed), tiny_ads_config)
     for view in ("user_activity", "ad_activity", "campaign_activity", "advertiser_activity"):
         a, b = _as_frame(original[view]), _as_frame(rewritten[view])
         past = a["event_timestamp"] <= cutoff
@@ -34,7 +35,7 @@ def test_changing_events_after_t_leaves_features_as_of_t_unchanged(tiny_ads_conf
 
 def test_snapshots_are_dense(tiny_ads_config):
     tables = AdsWorld(**tiny_ads_config["world"]).generate()
-    features = build_feature_tables(tables, tiny_ads_config["features"])
+    features = build_feature_tables(to_dataset(tables), tiny_ads_config)
     n_snapshots = tiny_ads_config["world"]["n_days"] + 1
     assert len(features["user_activity"]) == len(tables.users) * n_snapshots
     assert len(features["ad_activity"]) == len(tables.ads) * n_snapshots

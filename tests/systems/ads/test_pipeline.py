@@ -6,10 +6,10 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from common.app.paths import system_dir, tracking_uri
-from common.features.store import feature_repo_dir, historical_features, open_store
+from common.features.store import FeatureRepo
 from common.tracking.runs import load_champion, registered_name
-from systems.ads import feature_repo
-from systems.ads.pipeline import build_models
+from systems.ads.features import RANKER_SERVICE
+from systems.ads.ranker import BASELINE, build_models
 
 METRICS = [
     "test_auc",
@@ -42,16 +42,29 @@ def test_champion_is_the_best_validation_model_and_loads_by_alias(trained_ads):
     assert champion.name == registered_name("ads") and champion.version == trained_ads["champion_version"]
     run = MlflowClient().get_run(champion.run_id)
     assert run.info.run_name == trained_ads["champion"]
+    # The registered model has the lowest validation NCE of all the models trained.
+    validation_nce = {name: result["validation"]["validation_nce"] for name, result in trained_ads["results"].items()}
+    assert len(validation_nce) == 5 and len(set(validation_nce.values())) == 5
+    assert trained_ads["champion"] == min(validation_nce, key=validation_nce.get)
+    assert run.data.metrics["validation_nce"] == min(validation_nce.values())
     # Calibrated: mean pCTR on the test days is close to the observed CTR.
     test_metrics = trained_ads["results"][trained_ads["champion"]]["metrics"]
     assert test_metrics["test_ece"] < 0.02
 
 
+def test_champion_beats_the_logistic_regression_baseline_on_the_test_days(trained_ads):
+    results = trained_ads["results"]
+    champion, baseline = results[trained_ads["champion"]]["metrics"], results[BASELINE]["metrics"]
+    assert trained_ads["champion"] != BASELINE
+    assert champion["test_auc"] > baseline["test_auc"] and champion["test_nce"] < baseline["test_nce"]
+    assert f"{BASELINE} (baseline)" in trained_ads["table"]
+
+
 def test_feast_online_equals_offline_at_the_same_time(trained_ads, tiny_ads_config):
     """Parity (guards training/serving skew): for sampled keys, the online store holds what
     a point-in-time join returns just after the last snapshot."""
-    store = open_store("ads", feature_repo_dir(system_dir("ads")))
-    ads = pd.read_parquet(system_dir("ads") / "raw" / "ads.parquet")
+    repo = FeatureRepo("ads")
+    ads = pd.read_parquet(system_dir("ads") / "raw" / "items.parquet")
     rng = np.random.default_rng(0)
     keys = pd.DataFrame(
         {
@@ -61,19 +74,15 @@ def test_feast_online_equals_offline_at_the_same_time(trained_ads, tiny_ads_conf
     )
     for key in ("campaign_id", "advertiser_id"):
         keys[key] = ads.set_index("ad_id").loc[keys["ad_id"], key].to_numpy()
-    last_snapshot = pd.read_parquet(feature_repo_dir(system_dir("ads")) / "sources" / "ad_activity.parquet")[
-        "event_timestamp"
-    ].max()
-    offline = historical_features(
-        store, feature_repo.RANKER_SERVICE, keys.assign(event_timestamp=last_snapshot + pd.Timedelta(hours=1))
-    )
-    online = store.get_online_features(
-        features=store.get_feature_service(feature_repo.RANKER_SERVICE), entity_rows=keys.to_dict("records")
-    ).to_df()
-    for columns in feature_repo.RANKER_FEATURES.values():
-        for column in columns:
-            for a, b in zip(offline[column], online[column], strict=True):
-                if isinstance(a, (list, np.ndarray)):
-                    assert list(a) == list(b), column
-                else:
-                    assert a == b or np.isclose(a, b), column
+    last_snapshot = pd.read_parquet(repo.sources_dir / "ad_activity.parquet")["event_timestamp"].max()
+    offline = repo.historical(RANKER_SERVICE, keys.assign(event_timestamp=last_snapshot + pd.Timedelta(hours=1)))
+    service = repo.store.get_feature_service(RANKER_SERVICE)
+    online = repo.store.get_online_features(features=service, entity_rows=keys.to_dict("records")).to_df()
+    columns = [feature.name for projection in service.feature_view_projections for feature in projection.features]
+    assert len(columns) == 29  # profile 4, user activity 10, ad metadata 4, ad 5, campaign 3, advertiser 3
+    for column in columns:
+        for a, b in zip(offline[column], online[column], strict=True):
+            if isinstance(a, (list, np.ndarray)):
+                assert list(a) == list(b), column
+            else:
+                assert a == b or np.isclose(a, b), column

@@ -27,20 +27,25 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+# JSON Schema counts 3.0 as an integer; these fields do not (strict): the descriptions say so.
+STRICT_INTEGER = 'a JSON integer: 3, not 3.0, "3" or true'
+
 UserId = Annotated[
     int,
     Field(
         ge=0,
         le=MAX_ID,
         strict=True,
-        description="User id; an id the feature store does not know takes the cold-start path",
+        description=f"User id, {STRICT_INTEGER}; an id the feature store does not know takes the cold-start path",
     ),
 ]
 
 
 def k_field(max_k: int, items: str, default: int = 10) -> Any:
     """The `k` of a request: how many items to return, 1..max_k."""
-    return Field(default, ge=1, le=max_k, strict=True, description=f"How many {items} to return (1 to {max_k})")
+    return Field(
+        default, ge=1, le=max_k, strict=True, description=f"How many {items} to return, 1 to {max_k} ({STRICT_INTEGER})"
+    )
 
 
 def profile_model(system: str, schema: Schema) -> type:

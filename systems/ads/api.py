@@ -9,7 +9,16 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.serving.app import get_service
-from common.serving.schemas import ERROR_RESPONSES, ModelOut, RequestModel, StageOut, UserId, k_field, stages_out
+from common.serving.schemas import (
+    ERROR_RESPONSES,
+    STRICT_INTEGER,
+    ModelOut,
+    RequestModel,
+    StageOut,
+    UserId,
+    k_field,
+    stages_out,
+)
 from systems.ads.serving import AdsService
 
 MAX_K = 50  # the largest k a request may ask for
@@ -18,7 +27,11 @@ MAX_K = 50  # the largest k a request may ask for
 class AdContext(RequestModel):
     device: Literal["mobile", "desktop", "tablet"] = Field("mobile", description="Device of the request")
     hour: int | None = Field(
-        None, ge=0, le=23, strict=True, description="Hour of day (UTC), 0 to 23; the current hour when omitted or null"
+        None,
+        ge=0,
+        le=23,
+        strict=True,
+        description=f"Hour of day (UTC), 0 to 23 ({STRICT_INTEGER}); the current hour when omitted or null",
     )
 
 

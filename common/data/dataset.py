@@ -45,10 +45,7 @@ class Schema:
     segments: tuple[str, ...] = ()  # user attributes with their own popularity list: country, language
     language: tuple[str, str] | None = None  # (user column, item column) compared for "language match"
     release_column: str = "release_timestamp"  # when the item entered the catalogue
-    min_age_column: str | None = None  # item's minimum viewer age (re-ranking: age restriction)
-    regions_column: str | None = None  # item's list of regions, [] = everywhere (re-ranking: region)
-    user_age_column: str | None = None
-    user_region_column: str | None = None
+    user_age_column: str | None = None  # the profile's age (the API bounds it)
     title_column: str = "title"
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from common.data.dataset import RecData
+from common.data.dataset import Dataset
 from common.evaluation.metrics import (
     average_precision,
     catalog_coverage,
@@ -28,12 +28,11 @@ from common.evaluation.metrics import (
 )
 from common.evaluation.retrieval import recall_by_source
 from common.funnel.funnel import Funnel
-from common.funnel.ranking_features import UserStates
 from common.retrieval.sources import RetrievalRequest, merge_candidates
 
 
 def relevant_items(
-    data: RecData, user_ids: np.ndarray, as_of: pd.Timestamp, until: pd.Timestamp, n: int
+    data: Dataset, user_ids: np.ndarray, as_of: pd.Timestamp, until: pd.Timestamp, n: int
 ) -> tuple[dict[int, np.ndarray], dict[int, dict[int, float]]]:
     """(relevant item ids per user, nDCG gains per user) at `as_of`; on real data, the positives of
     [as_of, until) (never later ones: the validation evaluation must not see the test days)."""
@@ -50,7 +49,7 @@ def relevant_items(
     return relevant, {}
 
 
-def oracle_gains(data: RecData, lists: Mapping[int, np.ndarray], as_of: pd.Timestamp) -> dict[int, dict[int, float]]:
+def oracle_gains(data: Dataset, lists: Mapping[int, np.ndarray], as_of: pd.Timestamp) -> dict[int, dict[int, float]]:
     """True relevance of every listed item, per user (the oracle's list included, so the ideal DCG is known)."""
     users = np.concatenate([np.full(len(ids), u) for u, ids in lists.items()]).astype(np.int64)
     items = np.concatenate(list(lists.values())).astype(np.int64)
@@ -62,20 +61,14 @@ def oracle_gains(data: RecData, lists: Mapping[int, np.ndarray], as_of: pd.Times
 
 
 def candidate_recall(
-    funnel: Funnel,
-    states: UserStates,
-    attributes: list[dict],
-    relevant: Mapping[int, np.ndarray],
-    ks: tuple[int, ...],
+    funnel: Funnel, requests: list[RetrievalRequest], relevant: Mapping[int, np.ndarray], ks: tuple[int, ...]
 ) -> pd.DataFrame:
-    """Recall@k of each source and of the merge (the merge's first k), seen items excluded."""
-    merged = {}
-    for row in range(len(states)):
-        user = states.row(row)
-        request = RetrievalRequest(int(user["user_id"]), states.vectors[row], attributes[row])
-        merged[int(user["user_id"])] = merge_candidates(
-            request, funnel.sources, max(ks), exclude=np.asarray(user["seen_item_ids"])
-        )
+    """Recall@k of each source and of the merge (the merge's first k), the request's excluded items
+    (seen) left out."""
+    merged = {
+        request.user_id: merge_candidates(request, funnel.sources, max(ks), exclude=request.exclude)
+        for request in requests
+    }
     return recall_by_source(merged, relevant, ks)
 
 

@@ -135,6 +135,8 @@ def training_examples(
     return X, targets, events["event_timestamp"].to_numpy()
 
 
-def catalog_from_data(data: Dataset, tower: TwoTowerModel, activity: dict[str, np.ndarray]) -> ItemCatalog:
+def catalog_from_data(
+    data: Dataset, tower: TwoTowerModel, activity: dict[str, np.ndarray], step_columns: tuple[str, ...] = ()
+) -> ItemCatalog:
     """The catalogue as of the time of `activity` (ITEM_ACTIVITY per row of data.items)."""
-    return ItemCatalog.build(item_metadata(data), data.schema, tower, activity["item_engaged_window"])
+    return ItemCatalog.build(item_metadata(data), data.schema, tower, activity["item_engaged_window"], step_columns)

@@ -21,7 +21,9 @@ from common.data.dataset import Schema
 from common.features.activity import ITEM_ACTIVITY, USER_ACTIVITY_SCALARS
 from common.models.deep import Columns, n_rows
 from common.models.multitask import MultiTaskRanker
+from common.models.scorer import score
 from common.models.tabular import LightGBMCTR
+from common.retrieval.sources import RetrievalRequest
 from common.retrieval.tower_training import HISTORY_GROUPS, RECENT_ENGAGEMENTS
 from common.retrieval.two_tower import TwoTowerModel
 
@@ -57,11 +59,17 @@ def build_rankers(schema: Schema, config: dict, seed: int) -> dict[str, object]:
     }
 
 
-def served_columns(schema: Schema) -> list[str]:
-    """The item metadata a request reads: ranker inputs, the response's title and genre, the filters'."""
+def served_columns(schema: Schema, step_columns: tuple[str, ...] = ()) -> list[str]:
+    """The item metadata a request reads: ranker inputs, the response's title and genre, and what the
+    funnel's candidate filters and re-ranking steps read (`step_columns`)."""
     columns = ["item_id", schema.title_column, schema.group_column, *schema.item_categorical, *schema.item_numeric]
-    columns += [c for c in (schema.min_age_column, schema.regions_column) if c is not None]
-    return list(dict.fromkeys(columns))
+    return list(dict.fromkeys([*columns, *step_columns]))
+
+
+def step_columns(serving_config: dict) -> tuple[str, ...]:
+    """The item columns the funnel's steps read (their `item` option), besides release_s."""
+    steps = [*serving_config.get("candidate_filters", []), *serving_config.get("re_ranking", [])]
+    return tuple(dict.fromkeys(s["item"] for s in steps if "item" in s and s["item"] != "release_s"))
 
 
 @dataclass
@@ -79,7 +87,12 @@ class ItemCatalog:
 
     @classmethod
     def build(
-        cls, metadata: pd.DataFrame, schema: Schema, tower: TwoTowerModel, recent_engagements: np.ndarray
+        cls,
+        metadata: pd.DataFrame,
+        schema: Schema,
+        tower: TwoTowerModel,
+        recent_engagements: np.ndarray,
+        step_columns: tuple[str, ...] = (),
     ) -> ItemCatalog:
         """metadata: the item_metadata view's rows (release as `release_s`); recent_engagements: each
         item's engagements over the trailing activity window as of the catalogue's time, which the
@@ -90,7 +103,7 @@ class ItemCatalog:
         return cls(
             schema,
             metadata["item_id"].to_numpy(np.int64),
-            {c: metadata[c].to_numpy() for c in served_columns(schema)},
+            {c: metadata[c].to_numpy() for c in served_columns(schema, step_columns)},
             tower.item_embeddings(metadata),
             groups,
             codes,
@@ -98,6 +111,7 @@ class ItemCatalog:
         )
 
     def __post_init__(self) -> None:
+        self.columns["release_s"] = self.release_s  # what the released filter and freshness read
         # Sorted ids (the usual case) are looked up by binary search: no hash table of the whole
         # catalogue in every server process.
         self._sorted = bool(np.all(self.item_ids[1:] > self.item_ids[:-1]))
@@ -229,3 +243,32 @@ def model_inputs(
     columns["days_since_engaged"] = np.where(last >= 0, (now_s - last) / DAY_S, np.nan)
     columns["item_age_days"] = (now_s - catalog.release_s[item_rows]) / DAY_S
     return pd.DataFrame(columns) if as_frame else columns
+
+
+@dataclass
+class RecommenderScorer:
+    """The recommenders' scorer: the ranking features of a request's user state and its candidates, then
+    the ranker's score combined as the config says (common.models.scorer). The request's context is
+    (UserStates, row)."""
+
+    ranker: object
+    catalog: ItemCatalog
+    activity: dict[str, np.ndarray]  # ITEM_ACTIVITY per catalogue row, as of the serving time
+    combination: dict
+
+    def __call__(self, request: RetrievalRequest, item_rows: np.ndarray) -> np.ndarray:
+        states, row = request.context
+        activity = {c: values[item_rows] for c, values in self.activity.items()}
+        rows = np.full(len(item_rows), row)
+        X = model_inputs(states, rows, self.catalog, item_rows, request.now_s, activity, as_frame=False)
+        return score(self.ranker, X, self.combination)
+
+
+def recommender_request(states: UserStates, row: int, schema: Schema, now_s: float) -> RetrievalRequest:
+    """The funnel's request for one user state: its tower vector, its profile as attributes (segments as
+    the strings popularity is keyed by), its engaged items excluded."""
+    user = states.row(row)
+    attributes = {c: user.get(c) for c in (*schema.user_categorical, *schema.user_numeric)}
+    attributes.update({s: str(user[s]) for s in schema.segments})
+    seen = np.asarray(user["seen_item_ids"], dtype=np.int64)
+    return RetrievalRequest(int(user["user_id"]), states.vectors[row], attributes, seen, now_s, (states, row))

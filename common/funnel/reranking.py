@@ -1,8 +1,31 @@
-"""Re-ranking rules shared by the systems' funnels."""
+"""Re-ranking: an ordered list of steps a system's config names, applied to the scored candidates.
+
+    steps = build_steps(config["serving"]["re_ranking"], catalog)
+    re_ranking:                                   # video
+      - {step: min_age, user: age, item: minimum_age}
+      - {step: regions, user: country, item: available_regions}
+      - {step: freshness, weight: 0.1, half_life_days: 3}
+      - {step: dedupe, item: title}
+      - {step: group_cap, item: genre, max_per_group: 3}
+    re_ranking:                                   # ads
+      - {step: expected_value, item: bid}
+      - {step: group_cap, item: advertiser_id, max_per_group: 1}
+
+A step sees a Slate (catalogue rows, the scorer's scores, the ordering keys) and returns a new one.
+Three kinds: a filter drops candidates (age, region, exposure cap), a score step moves the keys
+(freshness, bid x pCTR; skipped when the funnel has no scorer), a select step picks in key order
+(de-duplication, group caps). The functions below them are the rules themselves.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
 import numpy as np
+import pandas as pd
+
+DAY_S = 86_400.0
 
 
 def top_k_with_group_cap(scores: np.ndarray, groups: np.ndarray, k: int, max_per_group: int) -> np.ndarray:
@@ -30,11 +53,6 @@ def age_allowed(user_age: int | None, minimum_ages: np.ndarray) -> np.ndarray:
 def region_allowed(region: str | None, available_regions: list) -> np.ndarray:
     """Items available in the user's region; an empty availability list means everywhere."""
     return np.array([not regions or region in regions for regions in available_regions], dtype=bool)
-
-
-def not_seen(item_ids: np.ndarray, seen_ids) -> np.ndarray:
-    """Drop what the user already watched / owns."""
-    return ~np.isin(np.asarray(item_ids), np.asarray(list(seen_ids), dtype=np.asarray(item_ids).dtype))
 
 
 def first_occurrence(keys: np.ndarray) -> np.ndarray:
@@ -69,3 +87,164 @@ def maximal_marginal_relevance(scores: np.ndarray, vectors: np.ndarray, k: int, 
         available[best] = False
         closest = np.maximum(closest, vectors @ vectors[best])
     return np.asarray(chosen, dtype=np.int64)
+
+
+# ---- steps built from config ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Slate:
+    rows: np.ndarray  # (n,) catalogue rows
+    scores: np.ndarray  # (n,) the scorer's score of each (what the response reports)
+    keys: np.ndarray  # (n,) the ordering key, moved by score steps
+
+    def take(self, positions: np.ndarray) -> Slate:
+        return Slate(self.rows[positions], self.scores[positions], self.keys[positions])
+
+    def by_key(self) -> Slate:
+        return self.take(np.argsort(-self.keys, kind="stable"))
+
+
+@dataclass
+class MinimumAge:
+    """Items whose minimum age the user meets; a user of unknown age sees unrestricted items only."""
+
+    user: str
+    item: str
+    kind: ClassVar[str] = "filter"
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        age = request.attributes.get(self.user)
+        age = None if age is None or age != age else int(age)  # NaN: unknown
+        return slate.take(np.flatnonzero(age_allowed(age, catalog.columns[self.item][slate.rows])))
+
+
+@dataclass
+class Regions:
+    """Items available in the user's region (an empty list: everywhere)."""
+
+    user: str
+    item: str
+    kind: ClassVar[str] = "filter"
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        available = list(catalog.columns[self.item][slate.rows])
+        return slate.take(np.flatnonzero(region_allowed(request.attributes.get(self.user), available)))
+
+
+@dataclass
+class ExposureCap:
+    """Fatigue: drop items shown to the user `max_exposures` times or more recently (the request
+    attribute `user` lists one id per showing)."""
+
+    user: str
+    max_exposures: int
+    kind: ClassVar[str] = "filter"
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        shown = count_occurrences(request.attributes.get(self.user), catalog.item_ids[slate.rows])
+        return slate.take(np.flatnonzero(shown < self.max_exposures))
+
+
+@dataclass
+class Released:
+    """Items already in the catalogue at the request's time."""
+
+    item: str = "release_s"
+    kind: ClassVar[str] = "filter"
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        return slate.take(np.flatnonzero(catalog.columns[self.item][slate.rows] < request.now_s))
+
+
+@dataclass
+class Freshness:
+    """A lift for new items, added to log(score): multiplicative, the same for a niche item as for a hit,
+    halving every half-life."""
+
+    weight: float
+    half_life_days: float
+    item: str = "release_s"
+    kind: ClassVar[str] = "score"
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        age_days = (request.now_s - catalog.columns[self.item][slate.rows]) / DAY_S
+        log_keys = np.log(np.maximum(slate.keys, 1e-12))
+        return replace(slate, keys=freshness_boost(log_keys, age_days, self.weight, self.half_life_days))
+
+
+@dataclass
+class ExpectedValue:
+    """keys x an item column: bid x pCTR, the expected revenue of showing the ad."""
+
+    item: str
+    kind: ClassVar[str] = "score"
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        return replace(slate, keys=slate.keys * catalog.columns[self.item][slate.rows].astype(float))
+
+
+@dataclass
+class Dedupe:
+    """Near-duplicates share a lower-cased value of `item` (re-uploads, mirrors): the best-keyed copy stays."""
+
+    item: str
+    codes: np.ndarray = field(default=None, repr=False)
+    kind: ClassVar[str] = "select"
+
+    def prepare(self, catalog) -> None:
+        self.codes = pd.factorize(pd.Series(catalog.columns[self.item]).astype(str).str.lower())[0]
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        ranked = slate.by_key()
+        return ranked.take(np.flatnonzero(first_occurrence(self.codes[ranked.rows])))
+
+
+@dataclass
+class GroupCap:
+    """At most `max_per_group` items of one value of `item` (genre, advertiser), best keys first."""
+
+    item: str
+    max_per_group: int
+    codes: np.ndarray = field(default=None, repr=False)
+    kind: ClassVar[str] = "select"
+
+    def prepare(self, catalog) -> None:
+        self.codes = pd.factorize(pd.Series(catalog.columns[self.item]))[0]
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        chosen = top_k_with_group_cap(slate.keys, self.codes[slate.rows], len(slate.rows), self.max_per_group)
+        return slate.take(chosen)
+
+
+STEPS: dict[str, Any] = {
+    "min_age": MinimumAge,
+    "regions": Regions,
+    "exposure_cap": ExposureCap,
+    "released": Released,
+    "freshness": Freshness,
+    "expected_value": ExpectedValue,
+    "dedupe": Dedupe,
+    "group_cap": GroupCap,
+}
+
+
+def build_steps(config: list[dict], catalog) -> list[tuple[str, Any]]:
+    """(name, step) in config order, each prepared on the catalogue it will see."""
+    steps = []
+    for entry in config:
+        options = dict(entry)
+        name = options.pop("step")
+        if name not in STEPS:
+            raise ValueError(f"unknown re-ranking step {name!r}; choose one of {sorted(STEPS)}")
+        step = STEPS[name](**options)
+        if hasattr(step, "prepare"):
+            step.prepare(catalog)
+        steps.append((name, step))
+    return steps
+
+
+def count_occurrences(listed, item_ids: np.ndarray) -> np.ndarray:
+    """How often each of `item_ids` occurs in `listed` (e.g. a user's recent exposures, one per showing)."""
+    listed = np.asarray(listed if listed is not None else [], dtype=np.int64)
+    if len(listed) == 0:
+        return np.zeros(len(item_ids), dtype=np.int64)
+    return (listed[None, :] == np.asarray(item_ids)[:, None]).sum(axis=1)

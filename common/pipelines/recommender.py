@@ -7,9 +7,9 @@
      against popularity and the oracle) -> MLflow runs -> `<system>-retrieval@champion` and
      `<system>-ranker@champion`
 
-Periods, in order: [start, ranker start) trains the two-tower; the ranker trains on
-[ranker start, validation start), picks its epoch / trees and the champion on the validation
-days, and every reported number comes from the test days.
+Periods (config `periods`, common.data.periods), in order: two_tower trains the two-tower; the ranker
+trains on train, picks its epoch / trees and the champion on validation, and every reported number
+comes from test.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from common.app.paths import system_dir
-from common.data.dataset import RecData
+from common.data.dataset import Dataset
+from common.data.periods import Periods
 from common.evaluation.classification import markdown_table
 from common.evaluation.metrics import auc, log_loss
 from common.evaluation.ranking import candidate_recall, list_metrics, oracle_gains, relevant_items
@@ -37,58 +38,38 @@ from common.funnel.examples import (
     user_rows,
 )
 from common.funnel.funnel import Funnel
-from common.funnel.ranking_features import UserStates, build_rankers
+from common.funnel.ranking_features import (
+    RecommenderScorer,
+    UserStates,
+    build_rankers,
+    recommender_request,
+    step_columns,
+)
 from common.retrieval.ann import ANNIndex, recall_against_exact
 from common.retrieval.bundle import RetrievalBundle
-from common.retrieval.sources import RankedList
 from common.retrieval.tower_training import TwoTowerSource, fit_two_tower, nonpersonal_sources
-from common.serving.timing import StageTimer
 from common.tracking import runs as tracking
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Periods:
-    ranker_start: pd.Timestamp
-    validation_start: pd.Timestamp
-    test_start: pd.Timestamp
-    end: pd.Timestamp  # the first snapshot after the last event: the serving clock
-
-    @classmethod
-    def of(cls, data: RecData, split: dict, every: int) -> Periods:
-        """Boundaries fall on snapshot days, so the features read at a boundary cover every event before it."""
-        n_days = data.n_days
-
-        def on_snapshot(day: int) -> int:
-            return every * (day // every)
-
-        test = on_snapshot(n_days - split["test_days"])
-        validation = on_snapshot(test - split["validation_days"])
-        ranker = on_snapshot(validation - split["ranker_days"])
-        if ranker <= 1:
-            raise ValueError(f"{n_days} days of logs are too few for the split {split}")
-        end_day = every * int(np.ceil(n_days / every))
-        return cls(*(data.day_start(d) for d in (ranker, validation, test, end_day)))
-
-
-def train(system: str, config: dict, data: RecData) -> dict:
+def train(system: str, config: dict, data: Dataset) -> dict:
     started = time.perf_counter()
     seed, features_config = config["seed"], config["features"]
     every = features_config["snapshot_every_days"]
-    periods = Periods.of(data, config["split"], every)
+    periods = Periods.from_config(data.start, data.n_days, config["periods"], every)
     with tqdm(total=5, desc=f"{system} pipeline", unit="stage") as stages:
         stages.set_postfix_str("features, Feast")
         store = _features_into_feast(system, data, features_config, periods)
         stages.update()
         stages.set_postfix_str("two-tower")
         tower, tower_info = fit_two_tower(
-            data, periods.ranker_start, config["retrieval"], features_config["activity_window_days"], seed
+            data, periods.start("train"), config["retrieval"], features_config["activity_window_days"], seed
         )
-        catalog = catalog_from_data(data, tower, _activity_as_of(store, data, periods.ranker_start))
+        catalog = catalog_from_data(data, tower, _activity_as_of(store, data, periods.start("train")))
         stages.update()
         stages.set_postfix_str("ranker examples")
-        events = period_events(data, periods.ranker_start, config["ranking"]["negatives_per_event"], seed)
+        events = period_events(data, periods.start("train"), config["ranking"]["negatives_per_event"], seed)
         X, targets, timestamps = training_examples(data, store, events, tower, catalog, every)
         splits = _split_examples(X, targets, timestamps, periods)
         input_sample = X.head(100)
@@ -109,7 +90,7 @@ def train(system: str, config: dict, data: RecData) -> dict:
     return summary
 
 
-def _features_into_feast(system: str, data: RecData, features_config: dict, periods: Periods):
+def _features_into_feast(system: str, data: Dataset, features_config: dict, periods: Periods):
     repo = FeatureRepo(system)
     start = (data.start - pd.Timedelta(days=2)).to_pydatetime()
     tables = build_feature_tables(data, features_config)
@@ -119,16 +100,12 @@ def _features_into_feast(system: str, data: RecData, features_config: dict, peri
 
 
 def _split_examples(X: pd.DataFrame, targets: pd.DataFrame, timestamps: np.ndarray, periods: Periods) -> dict:
-    ts = pd.DatetimeIndex(timestamps)
-    masks = {
-        "train": ts < periods.validation_start,
-        "validation": (ts >= periods.validation_start) & (ts < periods.test_start),
-        "test": ts >= periods.test_start,
-    }
+    """The ranker's examples (all from the train period on) by period."""
+    masks = {name: periods.mask(name, timestamps) for name in ("train", "validation", "test")}
     return {name: (X[m].reset_index(drop=True), targets[m].reset_index(drop=True)) for name, m in masks.items()}
 
 
-def _fit_rankers(data: RecData, config: dict, splits: dict, seed: int) -> tuple[dict, dict]:
+def _fit_rankers(data: Dataset, config: dict, splits: dict, seed: int) -> tuple[dict, dict]:
     (X_train, y_train), (X_val, y_val), (X_test, y_test) = splits["train"], splits["validation"], splits["test"]
     rankers, metrics = {}, {}
     for name, model in build_rankers(data.schema, config, seed).items():
@@ -153,7 +130,7 @@ class FittedFunnel:
     """What training produced and the evaluation reads; `train` returns it as summary["fitted"], so the
     funnel can be evaluated again (another k, other users) without training again."""
 
-    data: RecData
+    data: Dataset
     periods: Periods
     store: object  # the system's Feast FeatureStore
     tower: object  # the fitted TwoTowerModel
@@ -183,8 +160,8 @@ def evaluate(config: dict, fitted: FittedFunnel) -> tuple[FunnelEvaluation, dict
     Returns the test evaluation and each ranker's metrics with `validation_ndcg_at_<k>` added."""
     data, periods, k = fitted.data, fitted.periods, config["evaluation"]["k"]
     inputs = (data, config, fitted.store, fitted.tower, fitted.rankers)
-    validation = _evaluate_funnel(*inputs, periods.validation_start, periods.test_start)
-    evaluation = _evaluate_funnel(*inputs, periods.test_start, periods.end)
+    validation = _evaluate_funnel(*inputs, periods.start("validation"), periods.start("test"))
+    evaluation = _evaluate_funnel(*inputs, periods.start("test"), periods.end)
     lists = validation.lists.set_index("list")
     metrics = {
         name: {**fitted.fit_metrics[name], validation_ndcg(k): float(lists.at[f"funnel: {name}", f"ndcg@{k}"])}
@@ -194,13 +171,12 @@ def evaluate(config: dict, fitted: FittedFunnel) -> tuple[FunnelEvaluation, dict
 
 
 def _evaluate_funnel(
-    data: RecData, config: dict, store, tower, rankers: dict, now: pd.Timestamp, until: pd.Timestamp
+    data: Dataset, config: dict, store, tower, rankers: dict, now: pd.Timestamp, until: pd.Timestamp
 ) -> FunnelEvaluation:
     """Every stage as of `now`, for a seeded sample of the users active in [now, until)."""
     activity = _activity_as_of(store, data, now)
-    catalog = catalog_from_data(data, tower, activity)
+    catalog = catalog_from_data(data, tower, activity, step_columns(config["serving"]))
     e, schema = config["evaluation"], data.schema
-    now_s = float(now.timestamp())
     period = data.events[(data.events["event_timestamp"] >= now) & (data.events["event_timestamp"] < until)]
     rng = np.random.default_rng(config["seed"])
     active = np.unique(period["user_id"].to_numpy())
@@ -208,20 +184,32 @@ def _evaluate_funnel(
     states = UserStates.build(
         user_rows(store, pd.DataFrame({"user_id": user_ids, "event_timestamp": now})), tower, catalog
     )
-    attributes = [{s: str(states.columns[s][i]) for s in schema.segments} for i in range(len(user_ids))]
+    now_s = float(now.timestamp())
+    requests = [recommender_request(states, row, schema, now_s) for row in range(len(user_ids))]
 
     index = ANNIndex.build(catalog.item_ids, catalog.vectors, queries=states.vectors, seed=config["seed"])
     ann = _ann_metrics(index, catalog, states.vectors)
     sources = nonpersonal_sources(data, data.users, now, config["retrieval"])
-    funnels = {
-        name: Funnel(catalog, [TwoTowerSource(index), *sources], ranker, activity, config["serving"])
-        for name, ranker in rankers.items()
-    }
+    serving, combination = config["serving"], config["serving"]["score"]
+    funnel = Funnel(catalog, [TwoTowerSource(index), *sources], None, serving)
     relevant, gains = relevant_items(data, user_ids, now, until, e["relevant_per_user"])
-    recall = candidate_recall(next(iter(funnels.values())), states, attributes, relevant, tuple(e["recall_ks"]))
+    recall = candidate_recall(funnel, requests, relevant, tuple(e["recall_ks"]))
+    # The lists compared: popularity alone (under the funnel's filters), the funnel without a ranker (the
+    # merge order), and the served funnel with each ranker.
+    funnels = {
+        "popularity": funnel.variant(sources=sources[:1], kinds=("filter",), k_per_source=len(sources[0].item_ids)),
+        "merge order (no ranker)": funnel,
+        **{
+            f"funnel: {name}": funnel.variant(scorer=RecommenderScorer(ranker, catalog, activity, combination))
+            for name, ranker in rankers.items()
+        },
+    }
 
     k = e["k"]
-    lists = _final_lists(funnels, sources[0], states, attributes, now_s, k)
+    lists = {
+        name: {request.user_id: catalog.item_ids[variant.recommend(request, k).rows] for request in requests}
+        for name, variant in funnels.items()
+    }
     if data.oracle is not None:
         lists["oracle"] = {u: ids[:k] for u, ids in relevant.items()}
         gains = oracle_gains(data, {u: np.concatenate([lst[u] for lst in lists.values()]) for u in relevant}, now)
@@ -234,29 +222,7 @@ def _evaluate_funnel(
     )
 
 
-def _final_lists(
-    funnels: dict[str, Funnel], popularity: RankedList, states: UserStates, attributes: list[dict], now_s: float, k: int
-) -> dict[str, dict[int, np.ndarray]]:
-    """Each user's top k (item ids): popularity alone and the merge order without a ranker (both under
-    the funnel's filters), and the served funnel with each ranker."""
-    any_funnel = next(iter(funnels.values()))
-    catalog = any_funnel.catalog
-    lists: dict[str, dict[int, np.ndarray]] = {"popularity": {}, "merge order (no ranker)": {}}
-    lists.update({f"funnel: {name}": {} for name in funnels})
-    for row, user in enumerate(states.columns["user_id"].tolist()):
-        seen = np.asarray(states.columns["seen_item_ids"][row], dtype=np.int64)
-        ranked = catalog.rows(popularity.item_ids[~np.isin(popularity.item_ids, seen)])
-        ranked = ranked[(ranked >= 0) & (catalog.release_s[np.maximum(ranked, 0)] < now_s)]
-        lists["popularity"][user] = catalog.item_ids[ranked[any_funnel.allowed(states, row, ranked)][:k]]
-        merge_order = any_funnel.merge_order(states, row, attributes[row], now_s, k)
-        lists["merge order (no ranker)"][user] = catalog.item_ids[merge_order]
-        for name, funnel in funnels.items():
-            result = funnel.recommend(states, row, attributes[row], now_s, k, StageTimer())
-            lists[f"funnel: {name}"][user] = catalog.item_ids[result.item_rows]
-    return lists
-
-
-def _activity_as_of(store, data: RecData, as_of: pd.Timestamp) -> dict[str, np.ndarray]:
+def _activity_as_of(store, data: Dataset, as_of: pd.Timestamp) -> dict[str, np.ndarray]:
     """ITEM_ACTIVITY of every item (rows of data.items) at `as_of`, from the offline store."""
     return item_activity_rows(store, pd.DataFrame({"item_id": data.items["item_id"], "event_timestamp": as_of}))
 
@@ -334,7 +300,7 @@ def report(evaluation: FunnelEvaluation, ranker_metrics: dict[str, dict], releva
     return Report(champion, ranker_rows, funnel_metrics, results_markdown(evaluation, ranker_rows, relevance_note))
 
 
-def relevance_note(config: dict, data: RecData) -> str:
+def relevance_note(config: dict, data: Dataset) -> str:
     if data.oracle is not None:
         return f"the oracle's top {config['evaluation']['relevant_per_user']} unseen items per user at the test start"
     return "each user's positives in the test period"
@@ -375,9 +341,7 @@ def _track(system, config, data, periods, tower, tower_info, rankers, ranker_met
         "n_users": len(data.users),
         "n_items": len(data.items),
         "n_events": len(data.events),
-        "ranker_start": str(periods.ranker_start.date()),
-        "validation_start": str(periods.validation_start.date()),
-        "test_start": str(periods.test_start.date()),
+        **periods.describe(),
     }
     recall = evaluation.recall.set_index("source")
     retrieval_metrics = {

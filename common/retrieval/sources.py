@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,9 +20,16 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class RetrievalRequest:
+    """Who asks, with what the sources and the re-ranking steps read."""
+
     user_id: int
     user_vector: np.ndarray | None = None  # (d,) from the user tower; None when there is no model
-    attributes: Mapping[str, str] = field(default_factory=dict)  # e.g. {"country": "de", "language": "de"}
+    # The user's attributes: segments ({"country": "de"}), targeting ({"gender": "female"}), filters (age),
+    # recent exposures (fatigue).
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    exclude: np.ndarray | None = None  # ids never to return: already seen / owned / hidden
+    now_s: float = 0.0  # the request's time, seconds since the epoch
+    context: Any = None  # what the system's scorer reads beyond these (the user's feature state)
 
 
 class CandidateSource(Protocol):
@@ -115,20 +121,12 @@ class MergedCandidates:
     item_ids: np.ndarray  # (n,) distinct ids, in merge order
     per_source: dict[str, np.ndarray]  # each source's own list, for recall attribution
 
-    def found_by(self, source: str) -> np.ndarray:
-        return self.per_source[source]
-
     def sources_of(self, item_ids: np.ndarray) -> list[tuple[str, ...]]:
         """Per id: every source that returned it, in source order. Asked only for the few ids a
         request returns: for every candidate it would cost more than the merge itself."""
         found = [np.isin(item_ids, ids) for ids in self.per_source.values()]
         names = list(self.per_source)
         return [tuple(name for name, hit in zip(names, hits, strict=True) if hit) for hits in zip(*found, strict=True)]
-
-    @cached_property
-    def sources(self) -> list[tuple[str, ...]]:
-        """Per merged id: every source that returned it."""
-        return self.sources_of(self.item_ids)
 
 
 def merge_candidates(

@@ -99,7 +99,7 @@ def router(system: str, schema: Schema) -> APIRouter:
                 score=float(score),
                 sources=list(sources),
             )
-            for row, score, sources in zip(rec.item_rows, rec.scores, rec.sources, strict=True)
+            for row, score, sources in zip(rec.rows, rec.scores, rec.sources, strict=True)
         ]
         return RecommendResponse(
             user_id=body.user_id,

@@ -27,8 +27,14 @@ from common.bench.padding import pad_catalog, requested_size
 from common.features.activity import ITEM_ACTIVITY, USER_VIEWS
 from common.features.store import FeatureRepo
 from common.funnel.examples import fill_activity_defaults, fill_activity_defaults_row
-from common.funnel.funnel import Funnel, Recommendation
-from common.funnel.ranking_features import ItemCatalog, UserStates
+from common.funnel.funnel import Funnel, Ranked
+from common.funnel.ranking_features import (
+    ItemCatalog,
+    RecommenderScorer,
+    UserStates,
+    recommender_request,
+    step_columns,
+)
 from common.retrieval.ann import ANNIndex
 from common.retrieval.tower_training import TwoTowerSource
 from common.serving.service import open_serving
@@ -39,7 +45,7 @@ from common.tracking import runs as tracking
 @dataclass(frozen=True)
 class Served:
     known_user: bool
-    recommendation: Recommendation
+    recommendation: Ranked
     stage_ms: dict[str, float]
 
 
@@ -66,7 +72,13 @@ class RecService:
         item_ids = repo.source_keys("item_metadata", "item_id")
         metadata = repo.online_frame("item_metadata", "item_id", item_ids)
         activity = fill_activity_defaults(repo.online_frame("item_activity", "item_id", item_ids))
-        catalog = ItemCatalog.build(metadata, self.schema, self.tower, activity["item_engaged_window"].to_numpy())
+        catalog = ItemCatalog.build(
+            metadata,
+            self.schema,
+            self.tower,
+            activity["item_engaged_window"].to_numpy(),
+            step_columns(config["serving"]),
+        )
         self.n_real_items = len(catalog)
         self.catalog, item_activity = pad_catalog(
             catalog, {c: activity[c].to_numpy() for c in ITEM_ACTIVITY}, requested_size(), config["seed"]
@@ -79,13 +91,9 @@ class RecService:
         # and ~1e-3 relative error in a feature.
         if half_precision:
             self.catalog.vectors = self.catalog.vectors.astype(np.float16)
-        self.funnel = Funnel(
-            self.catalog,
-            [TwoTowerSource(self.index), *bundle.sources],
-            ranker.classifier,
-            item_activity,
-            config["serving"],
-        )
+        serving = config["serving"]
+        scorer = RecommenderScorer(ranker.classifier, self.catalog, item_activity, serving["score"])
+        self.funnel = Funnel(self.catalog, [TwoTowerSource(self.index), *bundle.sources], scorer, serving)
         self.genres = set(self.catalog.groups)
 
     def recommend(self, user_id: int, k: int, profile: dict, favourite_genres: list[str]) -> Served:
@@ -97,9 +105,8 @@ class RecService:
             no_history = len(user["history_item_ids"][0]) == 0
             override = [list(favourite_genres)] if no_history and favourite_genres else None
             states = UserStates.build(user, self.tower, self.catalog, history_groups=override)
-        attributes = {s: str(states.columns[s][0]) for s in self.schema.segments}
-        recommendation = self.funnel.recommend(states, 0, attributes, self.now_s, k, timer)
-        return Served(known, recommendation, timer.milliseconds)
+        request = recommender_request(states, 0, self.schema, self.now_s)
+        return Served(known, self.funnel.recommend(request, k, timer), timer.milliseconds)
 
     def user_columns(self, user_id: int, profile: dict) -> tuple[dict[str, np.ndarray], bool]:
         """The user's online features as one-row columns, and whether the store knows the user."""

@@ -21,10 +21,7 @@ SCHEMA = Schema(
     segments=("country", "language"),
     language=("language", "video_language"),
     release_column="release_timestamp",
-    min_age_column="minimum_age",
-    regions_column="available_regions",
     user_age_column="age",
-    user_region_column="country",
 )
 
 

@@ -25,16 +25,18 @@ from common.funnel.ranking_features import (
     DERIVED,
     USER_TOTALS,
     ItemCatalog,
+    RecommenderScorer,
     UserStates,
     model_columns,
     model_inputs,
+    recommender_request,
     served_columns,
+    step_columns,
 )
 from common.retrieval.ann import ANNIndex
-from common.retrieval.sources import RankedList, RetrievalRequest, SegmentedRankedList
+from common.retrieval.sources import RankedList, SegmentedRankedList
 from common.retrieval.tower_training import HISTORY_GROUPS, RECENT_ENGAGEMENTS, TwoTowerSource, item_spec, user_spec
 from common.retrieval.two_tower import TwoTowerModel
-from common.serving.timing import StageTimer
 
 NOW = pd.Timestamp("2024-06-01", tz="UTC")
 NOW_S = float(NOW.timestamp())
@@ -50,12 +52,26 @@ SCHEMA = Schema(
     item_numeric=("log_price",),
     segments=("country",),
     language=("language", "item_language"),
-    min_age_column="minimum_age",
-    regions_column="regions",
     user_age_column="age",
-    user_region_column="country",
 )
-CONFIG = {"k_per_source": 100, "max_per_group": 100, "freshness_weight": 0.0, "freshness_half_life_days": 3}
+
+
+def funnel_config(max_per_group: int = 100) -> dict:
+    return {
+        "k_per_source": 100,
+        "score": {"combine": "probability"},
+        "candidate_filters": [{"step": "released"}],
+        "re_ranking": [
+            {"step": "min_age", "user": "age", "item": "minimum_age"},
+            {"step": "regions", "user": "country", "item": "regions"},
+            {"step": "freshness", "weight": 0.0, "half_life_days": 3},
+            {"step": "dedupe", "item": "title"},
+            {"step": "group_cap", "item": "genre", "max_per_group": max_per_group},
+        ],
+    }
+
+
+CONFIG = funnel_config()
 ADULT_DE = {"user_id": 1, "country": "de", "language": "de", "age": 30}
 
 
@@ -123,7 +139,7 @@ def tower() -> TwoTowerModel:
 
 @pytest.fixture(scope="module")
 def catalog(tower) -> ItemCatalog:
-    return ItemCatalog.build(make_metadata(), SCHEMA, tower, recent_engagements())
+    return ItemCatalog.build(make_metadata(), SCHEMA, tower, recent_engagements(), step_columns(CONFIG))
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +152,10 @@ def sources(catalog) -> list:
     ]
 
 
-def make_funnel(catalog, sources, engaged_total=None, **config) -> Funnel:
-    return Funnel(catalog, sources, EngagementRanker(), activity(engaged_total), {**CONFIG, **config})
+def make_funnel(catalog, sources, engaged_total=None, max_per_group: int = 100) -> Funnel:
+    config = funnel_config(max_per_group)
+    scorer = RecommenderScorer(EngagementRanker(), catalog, activity(engaged_total), config["score"])
+    return Funnel(catalog, sources, scorer, config)
 
 
 @pytest.fixture(scope="module")
@@ -164,14 +182,16 @@ def states_of(tower, catalog, *rows: dict, history_groups=None) -> UserStates:
     return UserStates.build(pd.DataFrame(list(rows)), tower, catalog, history_groups=history_groups)
 
 
+def request_of(tower, catalog, now_s=NOW_S, **user):
+    return recommender_request(states_of(tower, catalog, user_row(**user)), 0, SCHEMA, now_s)
+
+
 def recommend(funnel, tower, catalog, k=10, now_s=NOW_S, **user):
-    states = states_of(tower, catalog, user_row(**user))
-    attributes = {"country": str(states.columns["country"][0])}
-    return funnel.recommend(states, 0, attributes, now_s, k, StageTimer())
+    return funnel.recommend(request_of(tower, catalog, now_s, **user), k)
 
 
 def ids_of(catalog, recommendation) -> list[int]:
-    return catalog.item_ids[recommendation.item_rows].tolist()
+    return catalog.item_ids[recommendation.rows].tolist()
 
 
 # ---- the whole funnel on known answers ----------------------------------------------------------
@@ -188,8 +208,8 @@ def test_seen_items_are_never_returned(funnel, tower, catalog):
     result = recommend(funnel, tower, catalog, k=10, seen=seen, **ADULT_DE)
     assert not set(ids_of(catalog, result)) & set(seen)
     ids = ids_of(catalog, result)
-    # 109 and 110 share a title: whichever the merge met first stays.
-    assert ids[:3] == [103, 104, 106] and ids[3] in (109, 110) and ids[4:] == [111, 112, 113, 114, 115, 116]
+    # 109 and 110 share a title: the better-scored copy (109) stays, whichever the merge met first.
+    assert ids[:3] == [103, 104, 106] and ids[3] == 109 and ids[4:] == [111, 112, 113, 114, 115, 116]
     everything = recommend(funnel, tower, catalog, k=100, seen=seen, **ADULT_DE)
     assert not set(ids_of(catalog, everything)) & set(seen)
     counts = everything.counts["candidate_generation"]
@@ -232,13 +252,13 @@ def test_at_most_max_per_group_items_of_a_genre(catalog, sources, tower):
     uncapped = make_funnel(catalog, sources, engaged)
     top = recommend(uncapped, tower, catalog, k=6, **ADULT_DE)
     assert ids_of(catalog, top)[:3] == [100, 103, 106]
-    assert [catalog.groups[g] for g in catalog.group_codes[top.item_rows]] == ["a"] * 6
+    assert [catalog.groups[g] for g in catalog.group_codes[top.rows]] == ["a"] * 6
     capped = make_funnel(catalog, sources, engaged, max_per_group=2)
     result = recommend(capped, tower, catalog, k=6, **ADULT_DE)
     assert ids_of(catalog, result) == [100, 103, 101, 102, 104, 105]
     everything = recommend(capped, tower, catalog, k=100, **ADULT_DE)
-    genres = catalog.group_codes[everything.item_rows]
-    assert len(everything.item_rows) == 2 * len(GENRES)  # the cap runs the pool dry before k
+    genres = catalog.group_codes[everything.rows]
+    assert len(everything.rows) == 2 * len(GENRES)  # the cap runs the pool dry before k
     assert np.bincount(genres).tolist() == [2, 2, 2]
 
 
@@ -256,7 +276,7 @@ def test_k_larger_than_the_pool(funnel, tower, catalog):
     # 30 items - 2 seen - 2 unreleased - 1 near-duplicate.
     assert len(ids) == len(set(ids)) == 25
     counts = result.counts
-    assert counts["re_ranking"] == {"in": 26, "allowed": 26, "distinct": 25, "out": 25}
+    assert counts["re_ranking"] == {"in": 26, "min_age": 26, "regions": 26, "dedupe": 25, "group_cap": 25, "out": 25}
     assert counts["ranking"] == {"in": 26, "out": 26} and counts["candidate_generation"]["out"] == 26
     assert list(result.scores) == sorted(result.scores, reverse=True)  # no freshness boost: by score
     assert len(result.sources) == len(ids)
@@ -264,10 +284,8 @@ def test_k_larger_than_the_pool(funnel, tower, catalog):
 
 def test_every_result_names_exactly_the_sources_that_returned_it(funnel, tower, catalog, sources):
     seen = [100, 120]
-    states = states_of(tower, catalog, user_row(seen=seen, **ADULT_DE))
-    attributes = {"country": "de"}
-    result = funnel.recommend(states, 0, attributes, NOW_S, 100, StageTimer())
-    request = RetrievalRequest(1, states.vectors[0], attributes)
+    request = request_of(tower, catalog, seen=seen, **ADULT_DE)
+    result = funnel.recommend(request, 100)
     lists = {s.name: set(s.retrieve(request, CONFIG["k_per_source"]).tolist()) - set(seen) for s in sources}
     assert lists["popularity_country"] == {105, 106}
     order = [s.name for s in sources]
@@ -282,9 +300,11 @@ def test_every_result_names_exactly_the_sources_that_returned_it(funnel, tower, 
 
 
 def test_merge_order_baseline_obeys_the_same_filters(funnel, tower, catalog):
-    states = states_of(tower, catalog, user_row(seen=[100], user_id=2, country="us", language="en", age=15))
-    rows = funnel.merge_order(states, 0, {"country": "us"}, NOW_S, 100)
+    request = request_of(tower, catalog, seen=[100], user_id=2, country="us", language="en", age=15)
+    result = funnel.variant(scorer=None).recommend(request, 100)
+    rows = result.rows
     ids = set(catalog.item_ids[rows].tolist())
+    assert not result.scores.any() and list(result.keys) == sorted(result.keys, reverse=True)  # merge order
     assert not ids & {100, 103, 104, 105, 106, 107, 108}
     assert len({109, 110} & ids) == 1 and len(ids) == len(rows) == 30 - 8
 
@@ -356,7 +376,9 @@ def test_catalog_rows_and_groups(catalog):
     assert catalog.vectors.shape == (len(IDS), 8)
     np.testing.assert_allclose(np.linalg.norm(catalog.vectors, axis=1), 1.0, rtol=1e-5)
     assert catalog.release_s[7] == NOW_S
-    assert set(catalog.columns) == set(served_columns(SCHEMA)) and RECENT_ENGAGEMENTS not in catalog.columns
+    expected = {*served_columns(SCHEMA, step_columns(CONFIG)), "release_s"}
+    assert set(catalog.columns) == expected and {"minimum_age", "regions"} <= expected
+    assert RECENT_ENGAGEMENTS not in catalog.columns
 
 
 def test_catalog_embeddings_read_recent_engagements(tower, catalog):

@@ -5,7 +5,6 @@ from common.funnel.reranking import (
     first_occurrence,
     freshness_boost,
     maximal_marginal_relevance,
-    not_seen,
     region_allowed,
     top_k_with_group_cap,
 )
@@ -22,8 +21,6 @@ def test_filters():
     assert age_allowed(15, np.array([0, 13, 18])).tolist() == [True, True, False]
     assert age_allowed(None, np.array([0, 13])).tolist() == [True, False]
     assert region_allowed("de", [["de", "fr"], [], ["us"]]).tolist() == [True, True, False]
-    assert not_seen(np.array([1, 2, 3]), {2}).tolist() == [True, False, True]
-    assert not_seen(np.array([1, 2]), set()).tolist() == [True, True]
     assert first_occurrence(np.array([5, 7, 5, 9, 7])).tolist() == [True, True, False, True, False]
 
 

@@ -45,10 +45,10 @@ def test_merge_deduplicates_interleaves_and_attributes_sources():
     b = RankedList("b", np.array([11, 20, 10, 21]))
     merged = merge_candidates(RetrievalRequest(0), [a, b], k_per_source=4, exclude=np.array([12]))
     assert merged.item_ids.tolist() == [10, 11, 20, 21]
-    assert merged.sources == [("a", "b"), ("a", "b"), ("b",), ("b",)]
-    assert merged.found_by("a").tolist() == [10, 11]
+    assert merged.sources_of(merged.item_ids) == [("a", "b"), ("a", "b"), ("b",), ("b",)]
+    assert merged.per_source["a"].tolist() == [10, 11]
 
 
 def test_merge_of_empty_sources_is_empty():
     merged = merge_candidates(RetrievalRequest(0), [RankedList("a", np.array([], dtype=np.int64))], k_per_source=5)
-    assert len(merged.item_ids) == 0 and merged.sources == []
+    assert len(merged.item_ids) == 0 and merged.sources_of(merged.item_ids) == []

@@ -65,3 +65,8 @@ def heavy_users(latest_activity, bundle, config) -> list[int]:
     popular = set(bundle.sources[0].item_ids[: config["serving"]["k_per_source"]].tolist())
     overlap = latest_activity["seen_item_ids"].map(lambda seen: len(popular & set(seen.tolist())))
     return overlap.sort_values(ascending=False, kind="stable").index[:3].tolist()
+
+
+def step_option(config: dict, step: str, option: str):
+    """An option of one of the config's re-ranking steps (e.g. group_cap's max_per_group)."""
+    return next(s[option] for s in config["serving"]["re_ranking"] if s["step"] == step)

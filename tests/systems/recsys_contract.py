@@ -141,11 +141,15 @@ def test_response_names_the_registered_versions_and_stage_counts(client, trained
     per_source = {name: generation[name] for name in spec.SOURCES}
     assert all(0 < n <= config["serving"]["k_per_source"] for n in per_source.values())
     assert max(per_source.values()) <= generation["merged"] <= sum(per_source.values())
-    assert 0 < generation["out"] <= generation["merged"]
+    assert 0 < generation["out"] == generation["released"] <= generation["merged"]
     assert stages["ranking"]["counts"] == {"in": generation["out"], "out": generation["out"]}
+    # Every filter and select step of the config counts what it kept, in config order, each no more
+    # than the step before it; score steps (freshness) keep every candidate and are not counted.
     re_ranking = stages["re_ranking"]["counts"]
-    assert re_ranking["in"] == generation["out"] and re_ranking["allowed"] <= re_ranking["in"]
-    assert re_ranking["distinct"] <= re_ranking["allowed"]
+    counted = [s["step"] for s in config["serving"]["re_ranking"] if s["step"] != "freshness"]
+    assert list(re_ranking) == ["in", *counted, "out"]
+    kept = list(re_ranking.values())
+    assert re_ranking["in"] == generation["out"] and kept[:-1] == sorted(kept[:-1], reverse=True)
     assert re_ranking["out"] == len(body["items"]) == 10
 
 

@@ -13,7 +13,7 @@ from common.features.store import feature_repo_dir, open_store
 from common.retrieval.sources import RetrievalRequest
 from common.serving.app import create_app
 from common.tracking.runs import load_champion
-from tests.systems.conftest import sources_table
+from tests.systems.conftest import sources_table, step_option
 from tests.systems.recsys_contract import (  # noqa: F401 (pytest collects the imported tests here)
     spec,
     test_ann_recall_against_exact_search,
@@ -101,7 +101,7 @@ def test_known_player_gets_k_unowned_released_games(
         assert body["as_of"] == bundle.now.isoformat()
         listed = items.loc[ids]
         assert (listed["release_s"] < bundle.now.timestamp()).all()
-        assert listed["genre"].value_counts().max() <= config["serving"]["max_per_group"]
+        assert listed["genre"].value_counts().max() <= step_option(config, "group_cap", "max_per_group")
         assert [item["genre"] for item in body["items"]] == listed["genre"].tolist()
         assert [item["title"] for item in body["items"]] == listed["title"].tolist()
         request = RetrievalRequest(user_id, None, {})

@@ -12,6 +12,7 @@ from common.app.paths import system_dir
 from common.features.store import feature_repo_dir, open_store
 from common.pipelines.recommender import evaluate, report
 from common.retrieval.sources import RetrievalRequest
+from tests.systems.conftest import step_option
 from tests.systems.recsys_contract import (  # noqa: F401 (pytest collects the imported tests here)
     spec,
     test_ann_recall_against_exact_search,
@@ -133,7 +134,7 @@ def test_known_user_gets_k_unseen_allowed_items(client, trained, items, latest_a
         assert (listed["release_s"] < bundle.now.timestamp()).all()
         assert (listed["minimum_age"] <= user["age"]).all()
         assert all(len(regions) == 0 or user["country"] in regions for regions in listed["available_regions"])
-        assert listed["genre"].value_counts().max() <= config["serving"]["max_per_group"]
+        assert listed["genre"].value_counts().max() <= step_option(config, "group_cap", "max_per_group")
         assert [item["genre"] for item in body["items"]] == listed["genre"].tolist()
         assert [item["title"] for item in body["items"]] == listed["title"].tolist()
         # Every non-personalised source that names an item returned it, and every one that returned it is named.
@@ -182,7 +183,7 @@ def test_k_larger_than_the_capped_pool(client, items, heavy_users, config):
     ids = [item["item_id"] for item in body["items"]]
     n_genres = items["genre"].nunique()
     assert len(ids) == len(set(ids)) == body["stages"]["re_ranking"]["counts"]["out"]
-    assert 10 < len(ids) <= min(100, config["serving"]["max_per_group"] * n_genres)
+    assert 10 < len(ids) <= min(100, step_option(config, "group_cap", "max_per_group") * n_genres)
 
 
 @pytest.mark.parametrize(

@@ -50,12 +50,12 @@ def pad_catalog(
     columns = {name: np.concatenate([values, values[source]]) for name, values in catalog.columns.items()}
     columns["item_id"] = np.concatenate([catalog.item_ids, new_ids])
     padded = ItemCatalog(
-        catalog.schema,
-        columns["item_id"],
-        columns,
-        np.concatenate([catalog.vectors, vectors]),
-        catalog.groups,
-        np.concatenate([catalog.group_codes, catalog.group_codes[source]]),
-        np.concatenate([catalog.release_s, catalog.release_s[source]]),
+        item_ids=columns["item_id"],
+        columns=columns,
+        schema=catalog.schema,
+        vectors=np.concatenate([catalog.vectors, vectors]),
+        groups=catalog.groups,
+        group_codes=np.concatenate([catalog.group_codes, catalog.group_codes[source]]),
+        release_s=columns["release_s"],
     )
     return padded, {name: np.concatenate([values, values[source]]) for name, values in activity.items()}

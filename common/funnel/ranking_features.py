@@ -19,6 +19,7 @@ import pandas as pd
 
 from common.data.dataset import Schema
 from common.features.activity import ITEM_ACTIVITY, USER_ACTIVITY_SCALARS
+from common.funnel.catalog import ItemTable
 from common.models.deep import Columns, n_rows
 from common.models.multitask import MultiTaskRanker
 from common.models.scorer import score
@@ -73,13 +74,10 @@ def step_columns(serving_config: dict) -> tuple[str, ...]:
 
 
 @dataclass
-class ItemCatalog:
-    """Every item's metadata as arrays (a request gathers its candidates' rows by index), its tower
-    embedding and its genre code."""
+class ItemCatalog(ItemTable):
+    """A recommender's items: their metadata by row (ItemTable), tower embeddings and genre codes."""
 
     schema: Schema
-    item_ids: np.ndarray  # (n,) int64
-    columns: dict[str, np.ndarray]  # metadata column -> (n,) values
     vectors: np.ndarray  # (n, d) float32 item-tower embeddings
     groups: list[str]  # genre vocabulary
     group_codes: np.ndarray  # (n,) index into groups
@@ -101,33 +99,18 @@ class ItemCatalog:
         groups = sorted(metadata[schema.group_column].astype(str).unique())
         codes = pd.Categorical(metadata[schema.group_column].astype(str), groups).codes.astype(np.int64)
         return cls(
-            schema,
-            metadata["item_id"].to_numpy(np.int64),
-            {c: metadata[c].to_numpy() for c in served_columns(schema, step_columns)},
-            tower.item_embeddings(metadata),
-            groups,
-            codes,
-            metadata["release_s"].to_numpy(np.int64),
+            item_ids=metadata["item_id"].to_numpy(np.int64),
+            columns={c: metadata[c].to_numpy() for c in served_columns(schema, step_columns)},
+            schema=schema,
+            vectors=tower.item_embeddings(metadata),
+            groups=groups,
+            group_codes=codes,
+            release_s=metadata["release_s"].to_numpy(np.int64),
         )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.columns["release_s"] = self.release_s  # what the released filter and freshness read
-        # Sorted ids (the usual case) are looked up by binary search: no hash table of the whole
-        # catalogue in every server process.
-        self._sorted = bool(np.all(self.item_ids[1:] > self.item_ids[:-1]))
-        self._index = None if self._sorted else pd.Index(self.item_ids)
-
-    def __len__(self) -> int:
-        return len(self.item_ids)
-
-    def rows(self, item_ids: np.ndarray) -> np.ndarray:
-        """(n,) row of each id; -1 for ids not in the catalogue."""
-        item_ids = np.asarray(item_ids, dtype=np.int64)
-        if self._index is not None:
-            return self._index.get_indexer(item_ids)
-        rows = np.minimum(np.searchsorted(self.item_ids, item_ids), max(len(self.item_ids) - 1, 0))
-        found = len(self.item_ids) > 0 and self.item_ids[rows] == item_ids
-        return np.where(found, rows, -1)
 
 
 @dataclass

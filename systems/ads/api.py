@@ -86,7 +86,7 @@ def router() -> APIRouter:
         return RankResponse(
             user_id=body.user_id,
             known_user=result.known_user,
-            ads=[AdOut(**vars(ad)) for ad in result.ads],
+            ads=[AdOut(**ad) for ad in result.ads],
             model=ModelOut(name=service.champion.name, version=service.champion.version),
             stages=stages_out(result.stage_ms, result.stage_counts),
         )

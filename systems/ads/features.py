@@ -35,6 +35,7 @@ from common.features.windows import (
     smoothed_rate,
     trailing_window_sums,
 )
+from common.funnel.reranking import count_occurrences
 from systems.ads.world import CATEGORIES
 
 # Windows are part of the feature names (user_clicks_7d...), so they are constants, not config knobs.
@@ -156,19 +157,11 @@ def derive_for_one_user(user: dict, ad_ids: np.ndarray, category_codes: np.ndarr
     impressions = _as_category_counts(user["category_impressions_14d"])[category_codes]
     clicks = _as_category_counts(user["category_clicks_14d"])[category_codes]
     return {
-        "user_ad_impressions_7d": exposures_per_ad(user["recent_ad_ids_7d"], ad_ids),
+        "user_ad_impressions_7d": count_occurrences(user["recent_ad_ids_7d"], ad_ids),
         "user_category_impressions_14d": impressions,
         "user_category_clicks_14d": clicks,
         "user_category_ctr_14d": smoothed_rate(clicks, impressions, user["user_ctr_7d"], CATEGORY_CTR_PRIOR),
     }
-
-
-def exposures_per_ad(recent_ad_ids, ad_ids: np.ndarray) -> np.ndarray:
-    """How often each of `ad_ids` occurs in the user's recent exposures (fatigue)."""
-    recent = np.asarray(recent_ad_ids if recent_ad_ids is not None else [], dtype=np.int64)
-    if len(recent) == 0:
-        return np.zeros(len(ad_ids), dtype=np.int64)
-    return (recent[None, :] == np.asarray(ad_ids)[:, None]).sum(axis=1)
 
 
 def _as_category_counts(values) -> np.ndarray:

@@ -1,13 +1,13 @@
-"""The ads serving funnel (chapter section 7):
+"""The ads serving funnel (chapter section 7), on the shared funnel (common.funnel.funnel):
 
   user features (Feast online store)
-  -> candidate generation: the advertisers' targeting criteria (age, gender, location) and
-     fatigue (never an ad the user hid, nor one shown too often in the last 7 days)
+  -> candidate generation: the advertisers' targeting criteria (age, gender, location), never an
+     ad the user hid, and fatigue (configs/ads.yaml: an exposure cap over the last 7 days)
   -> ranking: the champion's calibrated pCTR, for the top slot
   -> re-ranking: expected value (bid x pCTR), at most N ads per advertiser in the top k
 
-Ad features (metadata and daily counts, a few hundred rows) are read from Feast once at
-load and kept in memory; a request costs one online read, for the user.
+Ad features (metadata and daily counts, a few hundred rows) are read from Feast once at load and
+kept in memory; a request costs one online read, for the user.
 """
 
 from __future__ import annotations
@@ -18,16 +18,21 @@ import numpy as np
 import pandas as pd
 
 from common.features.store import FeatureRepo
-from common.funnel.reranking import top_k_with_group_cap
+from common.funnel.catalog import ItemTable
+from common.funnel.funnel import Funnel
+from common.funnel.reranking import count_occurrences
+from common.models.scorer import score
+from common.retrieval.rules import TargetingSource
+from common.retrieval.sources import RetrievalRequest
 from common.serving.service import open_serving
 from common.serving.timing import StageTimer
 from common.tracking.runs import Champion
-from systems.ads.features import LIST_FEATURES, derive_for_one_user, exposures_per_ad
+from systems.ads.features import LIST_FEATURES, derive_for_one_user
 from systems.ads.world import AGE_BUCKETS, CATEGORIES, GENDERS, LOCATIONS
 
 UNKNOWN = "unknown"  # a cold-start user's demographics: unseen by every model's encoder
 USER_VIEWS = ("user_profile", "user_activity")
-_TARGETING = {
+TARGETING = {  # user attribute -> (the ad's list of admitted values, every value)
     "age_bucket": ("target_age_buckets", AGE_BUCKETS),
     "gender": ("target_genders", GENDERS),
     "location": ("target_locations", LOCATIONS),
@@ -35,20 +40,9 @@ _TARGETING = {
 
 
 @dataclass(frozen=True)
-class RankedAd:
-    ad_id: int
-    advertiser_id: int
-    category: str
-    bid: float
-    pctr: float
-    expected_value: float
-    why: list[str]
-
-
-@dataclass(frozen=True)
 class RankResult:
     known_user: bool
-    ads: list[RankedAd]
+    ads: list[dict]  # ad_id, advertiser_id, category, bid, pctr, expected_value, why
     stage_counts: dict[str, dict[str, int]]
     stage_ms: dict[str, float]
 
@@ -59,18 +53,15 @@ class AdsService:
         self.champion = champion
         self.repo = repo
         self.user_refs = repo.refs(USER_VIEWS)
-        self.ads = _load_ads(repo)
-        # Columns as arrays: a request picks its candidates' rows by index, no pandas lookups.
-        self.ad_arrays = {
-            name: self.ads[name].to_numpy() for name in self.ads.columns if not name.startswith("target_")
-        }
-        self.ad_category_codes = pd.Categorical(self.ads["category"], CATEGORIES).codes.astype(np.int64)
-        self.targeting = {
-            attribute: (_targeting_matrix(self.ads[column], values), values)
-            for attribute, (column, values) in _TARGETING.items()
-        }
+        ads = _load_ads(repo)
+        targeting = {attribute: (values, ads[column]) for attribute, (column, values) in TARGETING.items()}
+        self.catalog = ItemTable.from_frame(ads.drop(columns=[c for c, _ in TARGETING.values()]), "ad_id")
+        self.category_codes = pd.Categorical(ads["category"], CATEGORIES).codes.astype(np.int64)
+        source = TargetingSource.build(self.catalog.item_ids, targeting)
+        self.funnel = Funnel(self.catalog, [source], self._pctr, self.serving)
+        self.fatigue = next(s for s in self.serving["candidate_filters"] if s["step"] == "exposure_cap")
         # A cold-start user's CTR prior: the platform's recent CTR, as the smoothed features use.
-        self.global_ctr = float(self.ads["ad_clicks_7d"].sum() / max(self.ads["ad_impressions_7d"].sum(), 1))
+        self.global_ctr = float(ads["ad_clicks_7d"].sum() / max(ads["ad_impressions_7d"].sum(), 1))
 
     @classmethod
     def load(cls, config: dict) -> AdsService:
@@ -81,35 +72,28 @@ class AdsService:
         timer = StageTimer()
         with timer.stage("user_features"):
             user, known = self._user_features(user_id)
-        with timer.stage("candidate_generation"):
-            candidates, shown, counts = self._candidates(user)
-        with timer.stage("ranking"):
-            pctr = self._score(user, candidates, device, hour)
-        with timer.stage("re_ranking"):
-            bid = self.ad_arrays["bid"][candidates]
-            advertiser = self.ad_arrays["advertiser_id"][candidates]
-            expected_value = bid * pctr
-            top = top_k_with_group_cap(expected_value, advertiser, k, self.serving["max_ads_per_advertiser"])
-            ads = [self._ranked_ad(user, candidates[i], shown[i], pctr[i], expected_value[i]) for i in top]
-        counts["ranking"] = {"in": len(candidates), "out": len(candidates)}
-        counts["re_ranking"] = {"in": len(candidates), "out": len(ads)}
-        return RankResult(known, ads, counts, timer.milliseconds)
+        hidden = np.asarray(user["hidden_ad_ids"], dtype=np.int64)
+        request = RetrievalRequest(user_id, attributes=user, exclude=hidden, context=(device, hour))
+        ranked = self.funnel.recommend(request, k, timer)
+        ads = [self._ad(user, *ranked_ad) for ranked_ad in zip(ranked.rows, ranked.scores, ranked.keys, strict=True)]
+        return RankResult(known, ads, ranked.counts, timer.milliseconds)
 
-    def _ranked_ad(self, user: dict, row: int, shown: int, pctr: float, expected_value: float) -> RankedAd:
+    def _ad(self, user: dict, row: int, pctr: float, expected_value: float) -> dict:
+        c, limit = self.catalog.columns, self.fatigue["max_exposures"]
+        shown = int(count_occurrences(user[self.fatigue["user"]], c["ad_id"][row : row + 1])[0])
         why = [
-            "targeting: " + ", ".join(f"{attribute} {user[attribute]}" for attribute in _TARGETING),
-            f"fatigue: shown {shown}x in 7 days (limit {self.serving['max_recent_exposures']}), not hidden",
+            "targeting: " + ", ".join(f"{attribute} {user[attribute]}" for attribute in TARGETING),
+            f"fatigue: shown {shown}x in 7 days (limit {limit}), not hidden",
         ]
-        a = self.ad_arrays
-        return RankedAd(
-            int(a["ad_id"][row]),
-            int(a["advertiser_id"][row]),
-            str(a["category"][row]),
-            float(a["bid"][row]),
-            float(pctr),
-            float(expected_value),
-            why,
-        )
+        return {
+            "ad_id": int(c["ad_id"][row]),
+            "advertiser_id": int(c["advertiser_id"][row]),
+            "category": str(c["category"][row]),
+            "bid": float(c["bid"][row]),
+            "pctr": float(pctr),
+            "expected_value": float(expected_value),
+            "why": why,
+        }
 
     def _user_features(self, user_id: int) -> tuple[dict, bool]:
         user = {name: column[0] for name, column in self.repo.online(self.user_refs, [{"user_id": user_id}]).items()}
@@ -127,39 +111,19 @@ class AdsService:
         )
         return {name: ([] if name in LIST_FEATURES else 0) if v is None else v for name, v in user.items()}, False
 
-    def _candidates(self, user: dict) -> tuple[np.ndarray, np.ndarray, dict]:
-        """Row indices of the ads that pass targeting and fatigue, and how often each was
-        shown to the user in the last 7 days."""
-        n_ads = len(self.ads)
-        eligible = np.ones(n_ads, dtype=bool)
-        for attribute, (matrix, values) in self.targeting.items():
-            value = user[attribute]
-            # An unknown attribute only matches ads that do not restrict it.
-            eligible &= matrix[:, values.index(value)] if value in values else matrix.all(axis=1)
-        ad_ids = self.ad_arrays["ad_id"]
-        hidden = np.isin(ad_ids, np.asarray(user["hidden_ad_ids"], dtype=np.int64))
-        shown = exposures_per_ad(user["recent_ad_ids_7d"], ad_ids)
-        keep = np.flatnonzero(eligible & ~hidden & (shown < self.serving["max_recent_exposures"]))
-        counts = {"candidate_generation": {"in": n_ads, "targeting": int(eligible.sum()), "out": len(keep)}}
-        return keep, shown[keep], counts
-
-    def _score(self, user: dict, candidates: np.ndarray, device: str, hour: int) -> np.ndarray:
-        if len(candidates) == 0:
-            return np.zeros(0)
-        n = len(candidates)
-        columns = {name: values[candidates] for name, values in self.ad_arrays.items()}
-        columns.update(derive_for_one_user(user, columns["ad_id"], self.ad_category_codes[candidates]))
-        columns.update(
-            user_id=np.full(n, user["user_id"]),
-            device=np.full(n, device, dtype=object),
-            hour=np.full(n, hour),
-            position=np.full(n, self.serving["position"]),
-        )
+    def _pctr(self, request: RetrievalRequest, rows: np.ndarray) -> np.ndarray:
+        """The champion's calibrated P(click) of each candidate ad, for the top slot."""
+        user, (device, hour) = request.attributes, request.context
+        n = len(rows)
+        columns = {name: values[rows] for name, values in self.catalog.columns.items()}
+        columns.update(derive_for_one_user(user, columns["ad_id"], self.category_codes[rows]))
+        columns.update(device=np.full(n, device, dtype=object), hour=np.full(n, hour))
+        columns["position"] = np.full(n, self.serving["position"])
         for name, value in user.items():
             if name not in LIST_FEATURES:
                 columns[name] = np.full(n, value, dtype=object if isinstance(value, str) else None)
         # One DataFrame constructor: column-by-column assignment cost milliseconds per request.
-        return self.champion.classifier.predict_proba(pd.DataFrame(columns))[:, 1]
+        return score(self.champion.classifier, pd.DataFrame(columns), self.serving["score"])
 
 
 def _load_ads(repo: FeatureRepo) -> pd.DataFrame:
@@ -170,9 +134,4 @@ def _load_ads(repo: FeatureRepo) -> pd.DataFrame:
     for entity in ("campaign", "advertiser"):
         key = f"{entity}_id"
         ads = ads.merge(repo.online_frame(f"{entity}_activity", key, ads[key].unique()), on=key, how="left")
-    return ads.fillna(0).reset_index(drop=True)
-
-
-def _targeting_matrix(targets: pd.Series, values: list[str]) -> np.ndarray:
-    """(n_ads, n_values) booleans: which values each ad's criterion admits."""
-    return np.array([[value in set(allowed) for value in values] for allowed in targets], dtype=bool)
+    return ads.fillna(0).sort_values("ad_id").reset_index(drop=True)

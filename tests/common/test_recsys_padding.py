@@ -17,7 +17,15 @@ def small_catalog(n: int = 20, dim: int = 8) -> tuple[ItemCatalog, dict[str, np.
     ids = np.arange(100, 100 + n, dtype=np.int64)
     genres = np.array(["a", "b"] * (n // 2), dtype=object)
     columns = {"item_id": ids, "title": np.array([f"t{i}" for i in range(n)], dtype=object), "genre": genres}
-    catalog = ItemCatalog(SCHEMA, ids, columns, vectors, ["a", "b"], (genres == "b").astype(np.int64), ids * 10)
+    catalog = ItemCatalog(
+        item_ids=ids,
+        columns=columns,
+        schema=SCHEMA,
+        vectors=vectors,
+        groups=["a", "b"],
+        group_codes=(genres == "b").astype(np.int64),
+        release_s=ids * 10,
+    )
     return catalog, {"item_engaged_window": np.arange(n, dtype=float)}
 
 

@@ -67,7 +67,9 @@ def test_rank_obeys_targeting_fatigue_and_diversity(client, ads_table, trained_a
     stages = body["stages"]
     assert list(stages) == ["user_features", "candidate_generation", "ranking", "re_ranking"]
     generation = stages["candidate_generation"]["counts"]
-    assert generation["in"] >= generation["targeting"] >= generation["out"] == stages["ranking"]["counts"]["in"]
+    # Targeting (hidden ads left out), then the exposure cap: each keeps no more than the one before.
+    assert len(ads_table) >= generation["targeting"] == generation["merged"] >= generation["exposure_cap"]
+    assert generation["exposure_cap"] == generation["out"] == stages["ranking"]["counts"]["in"]
     assert stages["re_ranking"]["counts"]["out"] == len(body["ads"])
 
 

@@ -24,17 +24,15 @@ import pandas as pd
 import pyarrow as pa
 
 from common.data.dataset import Dataset
-from common.features.views import View
-from common.features.windows import (
-    Count,
-    Rate,
-    activity_snapshots,
-    daily_counts,
-    day_index,
-    list_column,
-    smoothed_rate,
-    trailing_window_sums,
+from common.features.lists import (
+    category_count_lists,
+    counts_or_zeros,
+    ids_in_window,
+    matches_per_row,
+    pick_per_row,
 )
+from common.features.views import View
+from common.features.windows import Count, Rate, activity_snapshots, day_index, smoothed_rate
 from common.funnel.reranking import count_occurrences
 from systems.ads.world import CATEGORIES
 
@@ -56,6 +54,9 @@ RANKER_SERVICE = "ads_ranker"
 RANKER_FEATURES = {view.name: None for view in VIEWS} | {"ad_metadata": ["category", "format", "bid", "creative_score"]}
 
 
+CLICK_COUNTS = (("impressions", None), ("clicks", "clicked"))
+
+
 def _counts(prefix: str, windows: tuple[int, ...], prior_impressions: float) -> tuple[list[Count], list[Rate]]:
     counts = [Count(f"{prefix}_{kind}_{w}d", w, label) for w in windows for kind, label in CLICK_COUNTS]
     longest = max(windows)
@@ -63,9 +64,6 @@ def _counts(prefix: str, windows: tuple[int, ...], prior_impressions: float) -> 
         f"{prefix}_ctr_{longest}d", f"{prefix}_clicks_{longest}d", f"{prefix}_impressions_{longest}d", prior_impressions
     )
     return counts, [rate]
-
-
-CLICK_COUNTS = (("impressions", None), ("clicks", "clicked"))
 
 
 def build_feature_tables(dataset: Dataset, config: dict) -> dict[str, pd.DataFrame | pa.Table]:
@@ -100,32 +98,18 @@ def _with_user_lists(users: pd.DataFrame, imp: pd.DataFrame, n_users: int, n_sna
     shown in the last 7 days (one entry per showing: fatigue) and the ads ever hidden, snapshot-major
     like `users` (user ids are 0..n_users-1)."""
     table = pa.Table.from_pandas(users, preserve_index=False)
-    n_cat = len(CATEGORIES)
-    cat_key = imp["user_id"].to_numpy() * n_cat + pd.Categorical(imp["category"], CATEGORIES).codes
-    for name, label in (("category_impressions", None), ("category_clicks", "clicked")):
-        weights = None if label is None else imp[label].to_numpy(float)
-        per_day = daily_counts(cat_key, imp["day"].to_numpy(), n_users * n_cat, n_snapshots - 1, weights)
-        counts = trailing_window_sums(per_day, CATEGORY_WINDOW_DAYS)  # (user x category, snapshot)
-        per_row = counts.reshape(n_users, n_cat, n_snapshots).transpose(2, 0, 1).reshape(-1, n_cat)  # snapshot-major
-        offsets = pa.array(np.arange(0, per_row.size + 1, n_cat, dtype=np.int32))
-        values = pa.array(per_row.ravel().astype(np.int64))
-        table = table.append_column(f"{name}_{CATEGORY_WINDOW_DAYS}d", pa.ListArray.from_arrays(offsets, values))
-    table = table.append_column("recent_ad_ids_7d", _ads_per_snapshot(imp, n_users, n_snapshots, window_days=7))
-    return table.append_column("hidden_ad_ids", _ads_per_snapshot(imp[imp["hidden"] == 1], n_users, n_snapshots, None))
-
-
-def _ads_per_snapshot(events: pd.DataFrame, n_users: int, n_snapshots: int, window_days: int | None) -> pa.ListArray:
-    """For each (snapshot, user) row, the ad ids of the user's events in the window before
-    the snapshot, one entry per event."""
-    days = events["day"].to_numpy()
-    users = events["user_id"].to_numpy()
-    ads = events["ad_id"].to_numpy()
-    owners, values = [], []
-    for snapshot in range(n_snapshots):
-        in_window = (days < snapshot) & ((days >= snapshot - window_days) if window_days else True)
-        owners.append(snapshot * n_users + users[in_window])
-        values.append(ads[in_window])
-    return list_column(np.concatenate(owners), np.concatenate(values), n_snapshots * n_users)
+    user, day, ad = imp["user_id"].to_numpy(), imp["day"].to_numpy(), imp["ad_id"].to_numpy()
+    category = pd.Categorical(imp["category"], CATEGORIES).codes
+    for name, weights in (("category_impressions", None), ("category_clicks", imp["clicked"].to_numpy(float))):
+        lists = category_count_lists(
+            user, category, day, n_users, len(CATEGORIES), n_snapshots, CATEGORY_WINDOW_DAYS, weights
+        )
+        table = table.append_column(f"{name}_{CATEGORY_WINDOW_DAYS}d", lists)
+    table = table.append_column("recent_ad_ids_7d", ids_in_window(user, day, ad, n_users, n_snapshots, 7))
+    hidden = imp["hidden"].to_numpy() == 1
+    return table.append_column(
+        "hidden_ad_ids", ids_in_window(user[hidden], day[hidden], ad[hidden], n_users, n_snapshots, None)
+    )
 
 
 # ---- derivations shared by training and serving ------------------------------------------
@@ -139,11 +123,11 @@ def derive_request_features(rows: pd.DataFrame) -> pd.DataFrame:
     """Turn each row's user list features into per-(user, ad) features: fatigue, and the
     user's history in this ad's category. Training rows come from get_historical_features,
     one user per row; `derive_for_one_user` is the same derivation for a serving request."""
-    category = pd.Categorical(rows["category"], CATEGORIES).codes
-    impressions = _pick(rows["category_impressions_14d"], category)
-    clicks = _pick(rows["category_clicks_14d"], category)
+    category, width = pd.Categorical(rows["category"], CATEGORIES).codes, len(CATEGORIES)
+    impressions = pick_per_row(rows["category_impressions_14d"], category, width)
+    clicks = pick_per_row(rows["category_clicks_14d"], category, width)
     return rows.assign(
-        user_ad_impressions_7d=_count_matches(rows["recent_ad_ids_7d"], rows["ad_id"].to_numpy()),
+        user_ad_impressions_7d=matches_per_row(rows["recent_ad_ids_7d"], rows["ad_id"].to_numpy()),
         user_category_impressions_14d=impressions,
         user_category_clicks_14d=clicks,
         # Smoothed toward the user's overall 7-day CTR (itself smoothed toward the global CTR).
@@ -154,34 +138,11 @@ def derive_request_features(rows: pd.DataFrame) -> pd.DataFrame:
 def derive_for_one_user(user: dict, ad_ids: np.ndarray, category_codes: np.ndarray) -> dict[str, np.ndarray]:
     """derive_request_features for many ads and one user, without broadcasting the user's
     lists to every row (a serving request scores hundreds of ads for one user)."""
-    impressions = _as_category_counts(user["category_impressions_14d"])[category_codes]
-    clicks = _as_category_counts(user["category_clicks_14d"])[category_codes]
+    impressions = counts_or_zeros(user["category_impressions_14d"], len(CATEGORIES))[category_codes]
+    clicks = counts_or_zeros(user["category_clicks_14d"], len(CATEGORIES))[category_codes]
     return {
         "user_ad_impressions_7d": count_occurrences(user["recent_ad_ids_7d"], ad_ids),
         "user_category_impressions_14d": impressions,
         "user_category_clicks_14d": clicks,
         "user_category_ctr_14d": smoothed_rate(clicks, impressions, user["user_ctr_7d"], CATEGORY_CTR_PRIOR),
     }
-
-
-def _as_category_counts(values) -> np.ndarray:
-    return np.asarray(values, dtype=np.int64) if values is not None and len(values) else _ZEROS
-
-
-def _pick(lists: pd.Series, index: np.ndarray) -> np.ndarray:
-    """lists[i][index[i]] for equal-length lists; missing lists (unknown users) read 0."""
-    filled = [v if v is not None and len(v) else _ZEROS for v in lists]
-    return np.stack(filled)[np.arange(len(index)), index].astype(np.int64)
-
-
-_ZEROS = np.zeros(len(CATEGORIES), dtype=np.int64)
-
-
-def _count_matches(lists: pd.Series, targets: np.ndarray) -> np.ndarray:
-    """How often targets[i] occurs in lists[i], without a Python loop over elements."""
-    lengths = np.fromiter((0 if v is None else len(v) for v in lists), dtype=np.int64, count=len(lists))
-    if lengths.sum() == 0:
-        return np.zeros(len(lists), dtype=np.int64)
-    flat = np.concatenate([np.asarray(v, dtype=np.int64) for v in lists if v is not None and len(v)])
-    owner = np.repeat(np.arange(len(lists)), lengths)
-    return np.bincount(owner, weights=flat == targets[owner], minlength=len(lists)).astype(np.int64)

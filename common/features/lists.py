@@ -1,0 +1,66 @@
+"""List-valued features: built in batch, one list per (snapshot, key), and read at request time
+against the candidates (a user's clicks per category, the items shown to them lately).
+
+Batch lists are snapshot-major, like common.features.windows.activity_snapshots, with keys
+0..n_keys-1, so they append to that frame's rows as columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from common.features.windows import daily_counts, list_column, trailing_window_sums
+
+
+def category_count_lists(
+    keys: np.ndarray,
+    categories: np.ndarray,
+    days: np.ndarray,
+    n_keys: int,
+    n_categories: int,
+    n_snapshots: int,
+    window_days: int,
+    weights: np.ndarray | None = None,
+) -> pa.ListArray:
+    """Per (snapshot, key), the events (or the sum of `weights`) in each category over the trailing
+    window: a list of n_categories counts, indexed by category code."""
+    per_day = daily_counts(keys * n_categories + categories, days, n_keys * n_categories, n_snapshots - 1, weights)
+    counts = trailing_window_sums(per_day, window_days)  # (key x category, snapshot)
+    per_row = counts.reshape(n_keys, n_categories, n_snapshots).transpose(2, 0, 1).reshape(-1, n_categories)
+    offsets = pa.array(np.arange(0, per_row.size + 1, n_categories, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(per_row.ravel().astype(np.int64)))
+
+
+def ids_in_window(
+    keys: np.ndarray, days: np.ndarray, ids: np.ndarray, n_keys: int, n_snapshots: int, window_days: int | None
+) -> pa.ListArray:
+    """Per (snapshot, key), the ids of the key's events in the window before the snapshot (all history
+    when `window_days` is None), one entry per event."""
+    owners, values = [], []
+    for snapshot in range(n_snapshots):
+        in_window = (days < snapshot) & ((days >= snapshot - window_days) if window_days else True)
+        owners.append(snapshot * n_keys + keys[in_window])
+        values.append(ids[in_window])
+    return list_column(np.concatenate(owners), np.concatenate(values), n_snapshots * n_keys)
+
+
+def counts_or_zeros(values, width: int) -> np.ndarray:
+    """A list of counts as an array; a missing list (an unknown key) reads as zeros."""
+    return np.asarray(values, dtype=np.int64) if values is not None and len(values) else np.zeros(width, np.int64)
+
+
+def pick_per_row(lists: pd.Series, index: np.ndarray, width: int) -> np.ndarray:
+    """lists[i][index[i]] for lists of `width` counts; missing lists read 0."""
+    return np.stack([counts_or_zeros(v, width) for v in lists])[np.arange(len(index)), index]
+
+
+def matches_per_row(lists: pd.Series, targets: np.ndarray) -> np.ndarray:
+    """How often targets[i] occurs in lists[i], without a Python loop over elements."""
+    lengths = np.fromiter((0 if v is None else len(v) for v in lists), dtype=np.int64, count=len(lists))
+    if lengths.sum() == 0:
+        return np.zeros(len(lists), dtype=np.int64)
+    flat = np.concatenate([np.asarray(v, dtype=np.int64) for v in lists if v is not None and len(v)])
+    owner = np.repeat(np.arange(len(lists)), lengths)
+    return np.bincount(owner, weights=flat == targets[owner], minlength=len(lists)).astype(np.int64)

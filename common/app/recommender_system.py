@@ -1,6 +1,6 @@
 """A recommendation system's entry in the registry: its training, serving and routes are the shared
 core's (common.pipelines.recommender, common.serving.recommender); its data comes from the loader the
-system passes in (`load_dataset(config) -> RecData`), the shape of its data (profile columns...) from
+system passes in (`load_dataset(config) -> Dataset`), the shape of its data (profile columns...) from
 `schema() -> Schema`, which the routes read to build the request body before any model is loaded."""
 
 from __future__ import annotations

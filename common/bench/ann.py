@@ -25,7 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from common.retrieval.ann import KINDS, ANNIndex, IndexSpec, choose_spec
+from common.retrieval.ann import KINDS, ANNIndex, IndexSpec, choose_spec, overlap_recall
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,6 @@ def clustered_embeddings(
 def unit_centres(n_clusters: int, dim: int, rng: np.random.Generator) -> np.ndarray:
     centres = rng.standard_normal((n_clusters, dim), dtype=np.float32)
     return centres / np.linalg.norm(centres, axis=1, keepdims=True)
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean over rows of |found ∩ truth| / truth's width (rows of distinct ids)."""
-    if found.shape[0] != truth.shape[0]:
-        raise ValueError(f"{found.shape[0]} result rows for {truth.shape[0]} truth rows")
-    hits = [np.intersect1d(f, t).size for f, t in zip(found, truth, strict=True)]
-    return float(np.mean(hits) / truth.shape[1])
 
 
 def percentile_ms(latency_ms: np.ndarray, q: float) -> float:
@@ -229,7 +221,7 @@ def run_ann_benchmark(
         exact.add(items)
         truth = exact.search(queries, min(k, n_items))[1]
     for result in results:
-        result.recall = recall_at_k(found[result.kind], truth)
+        result.recall = overlap_recall(found[result.kind], truth)
     return format_report(n_items, dim, n_queries, k, n_clusters, faiss.omp_get_max_threads(), results, noise)
 
 

@@ -104,6 +104,3 @@ class Dataset:
 
     def day_start(self, day: int) -> pd.Timestamp:
         return self.start + pd.Timedelta(days=day)
-
-
-RecData = Dataset

@@ -141,12 +141,6 @@ def fit_models(models: dict, splits: dict[str, Split], base_rate: float) -> dict
     return fitted
 
 
-def choose_champion(fitted: dict[str, Fitted], champion_config: dict) -> str:
-    """The model with the best validation metric the config names (e.g. validation_nce, lower is better)."""
-    metric, sign = champion_config["metric"], 1 if champion_config["goal"] == "min" else -1
-    return min(fitted, key=lambda name: sign * fitted[name].validation[metric])
-
-
 def evaluate_and_track(
     system: str,
     config: dict,
@@ -159,7 +153,7 @@ def evaluate_and_track(
     """Calibrate each model on the validation days, evaluate it on the test days beside the oracle, log
     a run per model, register the champion."""
     test, validation = splits["test"], splits["validation"]
-    champion = choose_champion(fitted, config["champion"])
+    champion = tracking.choose_champion({name: fit.validation for name, fit in fitted.items()}, config["champion"])
     oracle = classification_metrics(test.y, test.oracle, base_rate, "test") if test.oracle is not None else None
     data_params = {
         "scale": config["scale"],

@@ -278,10 +278,13 @@ class Report:
     table: str  # results.md
 
 
-def report(evaluation: FunnelEvaluation, ranker_metrics: dict[str, dict], relevance_note: str) -> Report:
-    """The champion and the results tables, every list metric named by the evaluation's k."""
+def report(
+    evaluation: FunnelEvaluation, ranker_metrics: dict[str, dict], relevance_note: str, champion_config: dict
+) -> Report:
+    """The champion (by the config's validation metric) and the results tables, every list metric named
+    by the evaluation's k."""
     k = evaluation.k
-    champion = max(ranker_metrics, key=lambda name: ranker_metrics[name][validation_ndcg(k)])
+    champion = tracking.choose_champion(ranker_metrics, champion_config, k=k)
     lists = evaluation.lists.set_index("list")
     funnel_metrics = {
         name: {
@@ -364,7 +367,7 @@ def _track(system, config, data, periods, tower, tower_info, rankers, ranker_met
     )
     retrieval_version = tracking.promote(system, retrieval_uri, kind="retrieval")
 
-    results = report(evaluation, ranker_metrics, relevance_note(config, data))
+    results = report(evaluation, ranker_metrics, relevance_note(config, data), config["champion"])
     champion, table = results.champion, results.table
     uris = {}
     for name, model in rankers.items():

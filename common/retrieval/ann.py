@@ -205,7 +205,7 @@ class ANNIndex:
         k = min(RECALL_K, len(ids))
         truth = _exact_ids(ids, vectors, queries, k)
         while True:
-            self.recall = _overlap(self.search(queries, k)[1], truth)
+            self.recall = overlap_recall(self.search(queries, k)[1], truth)
             if self.recall >= target or not self._widen_search():
                 break
         if self.recall < target:
@@ -252,7 +252,7 @@ def recall_against_exact(index: ANNIndex, vectors: np.ndarray, ids: np.ndarray, 
     if k < 1:
         raise ValueError(f"k must be positive, got {k}")
     k = min(k, len(ids))
-    return _overlap(index.search(queries, k)[1], _exact_ids(ids, vectors, queries, k))
+    return overlap_recall(index.search(queries, k)[1], _exact_ids(ids, vectors, queries, k))
 
 
 def _inner_index(spec: IndexSpec, dim: int) -> faiss.Index:
@@ -272,8 +272,11 @@ def _exact_ids(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int
     return ids[exact.search(queries, k)[1]]
 
 
-def _overlap(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = [np.intersect1d(f, t, assume_unique=True).size for f, t in zip(found, truth, strict=True)]
+def overlap_recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over rows of |found ∩ truth| / truth's width: an index's answers against exact search's."""
+    if found.shape[0] != truth.shape[0]:
+        raise ValueError(f"{found.shape[0]} result rows for {truth.shape[0]} truth rows")
+    hits = [np.intersect1d(f, t).size for f, t in zip(found, truth, strict=True)]
     return float(np.mean(hits) / truth.shape[1])
 
 

@@ -20,7 +20,6 @@ from common.data.dataset import Dataset, Schema
 from common.features.windows import daily_counts, day_index, trailing_window_sums
 from common.retrieval.ann import ANNIndex
 from common.retrieval.sources import (
-    CandidateSource,
     RankedList,
     RetrievalRequest,
     SegmentedRankedList,
@@ -183,7 +182,3 @@ def nonpersonal_sources(
         )
     )
     return sources
-
-
-def all_sources(index: ANNIndex, nonpersonal: list) -> list[CandidateSource]:
-    return [TwoTowerSource(index), *nonpersonal]

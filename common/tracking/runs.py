@@ -106,6 +106,14 @@ def log_model_run(
     return info.model_uri
 
 
+def choose_champion(metrics: dict[str, dict[str, float]], champion_config: dict, **names) -> str:
+    """The model with the best value of the metric the config names, lowest or highest as its `goal`
+    says; `names` fill the metric's placeholders (validation_ndcg_at_{k})."""
+    metric = champion_config["metric"].format(**names)
+    sign = {"min": 1, "max": -1}[champion_config["goal"]]
+    return min(metrics, key=lambda name: sign * metrics[name][metric])
+
+
 def promote(system: str, model_uri: str, kind: str = "ranker") -> str:
     """Register the model and move the champion alias to it; returns the version."""
     name = registered_name(system, kind)

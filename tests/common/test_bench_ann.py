@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from common.bench import ann as bench
-from common.bench.ann import clustered_embeddings, recall_at_k, run_ann_benchmark, unit_centres
+from common.bench.ann import clustered_embeddings, run_ann_benchmark, unit_centres
+from common.retrieval.ann import overlap_recall
 
 
 def _row(report: str, kind: str) -> list[str]:
@@ -70,9 +71,9 @@ def test_clustered_embeddings_are_seeded_unit_float32_and_clustered():
     assert (a @ centres.T).max(axis=1).mean() > 0.6
 
 
-def test_recall_at_k_counts_overlap_per_row():
+def test_overlap_recall_counts_overlap_per_row():
     truth = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
     found = np.array([[4, 3, 2, 1], [5, 6, 0, 9]])
-    assert recall_at_k(found, truth) == pytest.approx((4 / 4 + 2 / 4) / 2)
+    assert overlap_recall(found, truth) == pytest.approx((4 / 4 + 2 / 4) / 2)
     with pytest.raises(ValueError):
-        recall_at_k(found[:1], truth)
+        overlap_recall(found[:1], truth)

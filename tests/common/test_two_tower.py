@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.retrieval.two_tower import TowerSpec, TwoTowerModel, inner_product_recall_at_k, recall_at_k
+from common.evaluation.retrieval import exact_search_recall, inner_product_recall
+from common.retrieval.two_tower import TowerSpec, TwoTowerModel
 
 N_USERS, N_ITEMS, N_TOPICS = 2_000, 1_000, 8
 N_NEW_USERS, N_NEW_ITEMS = 400, 200
@@ -124,14 +125,14 @@ def models(world) -> dict[bool, TwoTowerModel]:
 def model_recall(model: TwoTowerModel, world: World, test: pd.DataFrame) -> float:
     """Recall@K over the catalogue, training positives and history excluded from the ranking."""
     seen = pd.concat([world.train, world.history])
-    return recall_at_k(model, world.users, world.items, test, K, history=world.history, exclude=seen)
+    return exact_search_recall(model, world.users, world.items, test, K, history=world.history, exclude=seen)
 
 
 def popularity_recall(world: World, test: pd.DataFrame) -> float:
     """The same recall for a ranking by training popularity: score(u, i) = 1 * count_i."""
     counts = np.bincount(world.train["item_id"], minlength=N_ITEMS).astype(np.float32)
     seen = pd.concat([world.train, world.history])
-    return inner_product_recall_at_k(
+    return inner_product_recall(
         np.ones((N_USERS, 1), dtype=np.float32),
         counts[:, None],
         (test["user_id"].to_numpy(), test["item_id"].to_numpy()),
@@ -158,15 +159,15 @@ def test_inner_product_recall_known_answers():
     # User 0 ranks items 0, 1, 3, 2; user 1 ranks 2, 3, 1, 0.
     test = (np.array([0, 0, 1]), np.array([1, 2, 3]))
     # k=2: user 0 finds item 1 of {1, 2} -> 1/2; user 1 finds item 3 -> 1; mean 0.75.
-    assert inner_product_recall_at_k(users, items, test, k=2) == pytest.approx(0.75)
+    assert inner_product_recall(users, items, test, k=2) == pytest.approx(0.75)
     # Excluding (0, 0) lets user 0 reach items 1 and 3 in its top 2: still 1/2, and 2 in its top 3: 1.
-    assert inner_product_recall_at_k(users, items, test, k=3, exclude=(np.array([0]), np.array([0]))) == 1.0
+    assert inner_product_recall(users, items, test, k=3, exclude=(np.array([0]), np.array([0]))) == 1.0
     # A duplicated test pair counts once; k beyond the catalogue ranks everything.
     duplicated = (np.array([0, 0, 0, 1]), np.array([1, 1, 2, 3]))
-    assert inner_product_recall_at_k(users, items, duplicated, k=2) == pytest.approx(0.75)
-    assert inner_product_recall_at_k(users, items, test, k=10) == 1.0
+    assert inner_product_recall(users, items, duplicated, k=2) == pytest.approx(0.75)
+    assert inner_product_recall(users, items, test, k=10) == 1.0
     # An excluded item never counts as retrieved, even when k covers the whole catalogue.
-    assert inner_product_recall_at_k(users, items, test, k=10, exclude=(np.array([0]), np.array([2]))) == 0.75
+    assert inner_product_recall(users, items, test, k=10, exclude=(np.array([0]), np.array([2]))) == 0.75
 
 
 # ---------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_evaluation_at_k_5_names_every_list_metric_and_the_champion_by_it(traine
         assert {key for key in metrics[name] if key.startswith("validation_ndcg")} == {"validation_ndcg_at_5"}
         assert 0 < metrics[name]["validation_ndcg_at_5"] <= 1
 
-    result = report(evaluation, metrics, "the oracle's top items")
+    result = report(evaluation, metrics, "the oracle's top items", five["champion"])
     assert result.champion == max(metrics, key=lambda name: metrics[name]["validation_ndcg_at_5"])
     assert set(result.funnel_metrics[result.champion]) == {
         "funnel_precision_at_5",

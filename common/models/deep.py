@@ -25,7 +25,7 @@ rate (important when positives are rare, CTR ~2%).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from torch import nn
-from tqdm.auto import tqdm
+
+from common.models.training import train_keeping_best_epoch
 
 ARCHITECTURES = ("dcn", "deepfm")
 PREDICT_BATCH_SIZE = 65536
@@ -151,53 +152,6 @@ def mlp_layers(in_dim: int, hidden_units: Sequence[int]) -> tuple[nn.Sequential,
         layers += [nn.Linear(in_dim, width), nn.ReLU()]
         in_dim = width
     return nn.Sequential(*layers), in_dim
-
-
-def train_keeping_best_epoch(
-    module: nn.Module,
-    data: Sequence[torch.Tensor],
-    batch_loss: Callable[..., torch.Tensor],
-    eval_loss: Callable[[], float] | None,
-    *,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    weight_decay: float,
-    rng: np.random.Generator,
-    desc: str,
-    verbose: bool = False,
-) -> tuple[list[float], int]:
-    """Adam over shuffled mini-batches of `data` (tensors sharing their first dimension; `batch_loss`
-    takes one batch of each). With `eval_loss`, the weights of the epoch with the lowest eval loss are
-    kept. Returns (eval loss per epoch, that epoch, 1-based; the last one without `eval_loss`).
-    Leaves `module` in eval mode."""
-    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    eval_losses: list[float] = []
-    best_epoch, best_state = epochs, None
-    n_rows = len(data[0])
-    n_batches = math.ceil(n_rows / batch_size)
-    for epoch in range(1, epochs + 1):
-        module.train()
-        order = torch.from_numpy(rng.permutation(n_rows))
-        progress = tqdm(range(n_batches), desc=f"{desc} epoch {epoch}/{epochs}", disable=not verbose)
-        for b in progress:
-            batch = order[b * batch_size : (b + 1) * batch_size]
-            loss = batch_loss(*(tensor[batch] for tensor in data))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        if eval_loss is not None:
-            eval_losses.append(eval_loss())
-            progress.set_postfix(eval_loss=f"{eval_losses[-1]:.4f}")
-            if eval_losses[-1] == min(eval_losses):
-                best_epoch = epoch
-                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        progress.close()
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return eval_losses, best_epoch
 
 
 def predict_in_batches(module: nn.Module, indices: torch.Tensor, numeric: torch.Tensor, empty: torch.Tensor):
@@ -368,7 +322,7 @@ class DeepCTRClassifier(BaseEstimator):
         def eval_loss() -> float:
             return F.binary_cross_entropy_with_logits(self._logits(eval_indices, eval_numeric), eval_labels).item()
 
-        self.eval_logloss_, self.best_epoch_ = train_keeping_best_epoch(
+        log = train_keeping_best_epoch(
             self.module_,
             (indices, numeric, labels),
             batch_loss,
@@ -381,6 +335,7 @@ class DeepCTRClassifier(BaseEstimator):
             desc=self.architecture,
             verbose=self.verbose,
         )
+        self.eval_logloss_, self.best_epoch_ = log.eval_loss, log.best_epoch
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -44,8 +44,8 @@ from common.models.deep import (
     embedding_tables,
     mlp_layers,
     predict_in_batches,
-    train_keeping_best_epoch,
 )
+from common.models.training import train_keeping_best_epoch
 
 HEADS = ("engage", "satisfy", "value")  # column order of the network's (batch, 3) output
 TARGETS = ("engaged", "positive", "value")  # required columns of the targets DataFrame
@@ -159,7 +159,7 @@ class MultiTaskRanker(BaseEstimator):
             eval_indices, eval_numeric, *eval_labels = eval_tensors
             return self._loss(self._outputs(eval_indices, eval_numeric), *eval_labels).item()
 
-        self.eval_loss_, self.best_epoch_ = train_keeping_best_epoch(
+        log = train_keeping_best_epoch(
             self.module_,
             train,
             batch_loss,
@@ -172,6 +172,7 @@ class MultiTaskRanker(BaseEstimator):
             desc="multitask",
             verbose=self.verbose,
         )
+        self.eval_loss_, self.best_epoch_ = log.eval_loss, log.best_epoch
         return self
 
     def predict_heads(self, X: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -29,7 +29,6 @@ serve someone known only by their features: new users (profile only) and new ite
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from torch import nn
-from tqdm.auto import tqdm
 
 from common.models.deep import Columns, FeatureEncoder, mlp_layers, n_rows
+from common.models.training import train_keeping_best_epoch
 
 EMBED_BATCH_SIZE = 65536
 
@@ -330,37 +329,38 @@ class TwoTowerModel(BaseEstimator):
                 self.hidden_units,
             ),
         )
-        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        self.train_loss_: list[float] = []
-        n_batches = math.ceil(len(user_rows) / self.batch_size)
-        self.module_.train()
-        for epoch in range(1, self.epochs + 1):
-            order = rng.permutation(len(user_rows))
-            total = 0.0
-            progress = tqdm(range(n_batches), desc=f"two-tower epoch {epoch}/{self.epochs}", disable=not self.verbose)
-            for b in progress:
-                batch = order[b * self.batch_size : (b + 1) * self.batch_size]
-                users_b, items_b = user_rows[batch], item_rows[batch]
-                # Id dropout: some examples play a new user / a new item (id 0, and no history for a user),
-                # so the features alone must place them; without it the index-0 rows are never trained and
-                # cold-start embeddings would be arbitrary.
-                drop_user = rng.random(len(batch)) < self.id_dropout
-                drop_item = rng.random(len(batch)) < self.id_dropout
-                u = self.module_.users(user_x.batch(users_b, drop_user))  # (B, d)
-                item_batch = item_x.batch(items_b, drop_item)
-                if overrides is not None:
-                    columns, values = overrides
-                    item_batch.numeric[:, columns] = values[batch]  # the batch's own copy of the rows
-                v = self.module_.items(item_batch)  # (B, d)
-                loss = self._in_batch_softmax_loss(u, v, torch.from_numpy(items_b), log_q)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item()
-                progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            progress.close()
-            self.train_loss_.append(total / n_batches)
-        self.module_.eval()
+
+        def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+            batch = batch.numpy()
+            users_b, items_b = user_rows[batch], item_rows[batch]
+            # Id dropout: some examples play a new user / a new item (id 0, and no history for a user),
+            # so the features alone must place them; without it the index-0 rows are never trained and
+            # cold-start embeddings would be arbitrary.
+            drop_user = rng.random(len(batch)) < self.id_dropout
+            drop_item = rng.random(len(batch)) < self.id_dropout
+            u = self.module_.users(user_x.batch(users_b, drop_user))  # (B, d)
+            item_batch = item_x.batch(items_b, drop_item)
+            if overrides is not None:
+                columns, values = overrides
+                item_batch.numeric[:, columns] = values[batch]  # the batch's own copy of the rows
+            v = self.module_.items(item_batch)  # (B, d)
+            return self._in_batch_softmax_loss(u, v, torch.from_numpy(items_b), log_q)
+
+        # No evaluation set: every epoch is kept, and the last one's weights stay.
+        log = train_keeping_best_epoch(
+            self.module_,
+            (torch.arange(len(user_rows)),),
+            batch_loss,
+            None,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            rng=rng,
+            desc="two-tower",
+            verbose=self.verbose,
+        )
+        self.train_loss_ = log.train_loss
         return self
 
     def _interaction_overrides(

@@ -28,6 +28,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from common.app.paths import system_dir
+
 RECOMMENDER_LABELS = ("engaged", "positive", "value")
 
 
@@ -104,3 +106,14 @@ class Dataset:
 
     def day_start(self, day: int) -> pd.Timestamp:
         return self.start + pd.Timedelta(days=day)
+
+
+def write_raw_tables(system: str, dataset: Dataset) -> None:
+    """The dataset as parquet under data/<system>/raw (the oracle too, kept apart), to read or debug."""
+    raw = system_dir(system) / "raw"
+    raw.mkdir(exist_ok=True)
+    tables = {"users": dataset.users, "items": dataset.items, "events": dataset.events, **dataset.tables}
+    if isinstance(dataset.oracle, pd.DataFrame):
+        tables["oracle"] = dataset.oracle
+    for name, table in tables.items():
+        table.to_parquet(raw / f"{name}.parquet", index=False)

@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from common.app.paths import system_dir
-from common.data.dataset import Dataset
+from common.data.dataset import Dataset, write_raw_tables
 from common.data.periods import Periods
 from common.evaluation.classification import (
     classification_metrics,
@@ -99,17 +99,6 @@ def train(system: str, config: dict, dataset: Dataset, task: ClassifierTask) -> 
     summary["pipeline_seconds"] = time.perf_counter() - started
     log.info("%s pipeline done in %.0fs; champion %s", system, summary["pipeline_seconds"], summary["champion"])
     return summary
-
-
-def write_raw_tables(system: str, dataset: Dataset) -> None:
-    """The dataset as parquet under data/<system>/raw (the oracle too, kept apart), to read or debug."""
-    raw = system_dir(system) / "raw"
-    raw.mkdir(exist_ok=True)
-    tables = {"users": dataset.users, "items": dataset.items, "events": dataset.events, **dataset.tables}
-    if isinstance(dataset.oracle, pd.DataFrame):
-        tables["oracle"] = dataset.oracle
-    for name, table in tables.items():
-        table.to_parquet(raw / f"{name}.parquet", index=False)
 
 
 def split_rows(rows: pd.DataFrame, dataset: Dataset, label: str, periods: Periods) -> dict[str, Split]:

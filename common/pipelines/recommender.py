@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from common.app.paths import system_dir
-from common.data.dataset import Dataset
+from common.data.dataset import Dataset, write_raw_tables
 from common.data.periods import Periods
 from common.evaluation.classification import markdown_table
 from common.evaluation.metrics import auc, log_loss
@@ -59,7 +59,8 @@ def train(system: str, config: dict, data: Dataset) -> dict:
     every = features_config["snapshot_every_days"]
     periods = Periods.from_config(data.start, data.n_days, config["periods"], every)
     with tqdm(total=5, desc=f"{system} pipeline", unit="stage") as stages:
-        stages.set_postfix_str("features, Feast")
+        stages.set_postfix_str("raw tables, features, Feast")
+        write_raw_tables(system, data)
         store = _features_into_feast(system, data, features_config, periods)
         stages.update()
         stages.set_postfix_str("two-tower")

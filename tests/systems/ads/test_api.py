@@ -8,7 +8,7 @@ from common.app.paths import system_dir
 from common.features.store import feature_repo_dir, open_store
 from common.serving.app import create_app
 from common.serving.schemas import MAX_ID
-from tests.common.openapi_walk import assert_refused, check_every_endpoint
+from tests.common.serving.openapi_walk import assert_refused, check_every_endpoint
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_a_body_that_is_not_json_is_422(client, body, content_type):
 
 
 def test_every_body_the_schema_accepts_is_served_and_every_other_refused(client):
-    """The OpenAPI walk (tests/common/openapi_walk.py) on the trained system: bounds included (the
+    """The OpenAPI walk (tests/common/serving/openapi_walk.py) on the trained system: bounds included (the
     largest user id, k = 50, hour 23)."""
     assert check_every_endpoint(client, accepted_status=200) > 50
 

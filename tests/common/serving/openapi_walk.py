@@ -2,7 +2,7 @@
 the bodies the schema refuses (a boolean or a float for an integer, out-of-bound values, unknown fields,
 missing required fields, a body that is not a JSON object) and the bodies it accepts. The walk reads only
 the schema, so a new system's endpoint is covered as soon as it is mounted. Used by
-tests/common/test_openapi_contract.py (no trained model) and tests/systems/ads/test_api.py (trained)."""
+tests/common/serving/test_openapi_contract.py (no trained model) and tests/systems/ads/test_api.py (trained)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every endpoint of the API against its own OpenAPI schema (the walk: tests/common/openapi_walk.py): the
+"""Every endpoint of the API against its own OpenAPI schema (the walk: tests/common/serving/openapi_walk.py): the
 bodies the schema refuses are a 422 naming the field, and the bodies it accepts are never refused nor a
 server error. Here on the app without trained models, where an accepted body is a 503: the 422 comes
 first, before the system is asked for its models. tests/systems/ads/test_api.py walks the same bodies
@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from common.app.registry import system_names
 from common.serving.app import create_app
-from tests.common.openapi_walk import assert_refused, body_routes, check_every_endpoint, resolve, sample
+from tests.common.serving.openapi_walk import assert_refused, body_routes, check_every_endpoint, resolve, sample
 
 # ---- the app without trained models -------------------------------------------------------------
 

@@ -69,11 +69,9 @@ class Funnel:
             other.steps = [(name, step) for name, step in self.steps if step.kind in kinds]
         return other
 
-    def candidates(
-        self, request: RetrievalRequest, k_per_source: int | None = None
-    ) -> tuple[Slate, MergedCandidates, dict]:
+    def candidates(self, request: RetrievalRequest) -> tuple[Slate, MergedCandidates, dict]:
         """The merged, filtered candidates in merge order (keys: the negated merge position)."""
-        merged = merge_candidates(request, self.sources, k_per_source or self.k_per_source, exclude=request.exclude)
+        merged = merge_candidates(request, self.sources, self.k_per_source, exclude=request.exclude)
         rows = self.catalog.rows(merged.item_ids)
         rows = rows[rows >= 0]
         counts = {name: len(ids) for name, ids in merged.per_source.items()}

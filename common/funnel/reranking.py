@@ -14,7 +14,7 @@
 A step sees a Slate (catalogue rows, the scorer's scores, the ordering keys) and returns a new one.
 Three kinds: a filter drops candidates (age, region, exposure cap), a score step moves the keys
 (freshness, bid x pCTR; skipped when the funnel has no scorer), a select step picks in key order
-(de-duplication, group caps). The functions below them are the rules themselves.
+(de-duplication, group caps, MMR diversity). The functions below them are the rules themselves.
 """
 
 from __future__ import annotations
@@ -215,6 +215,33 @@ class GroupCap:
         return slate.take(chosen)
 
 
+@dataclass
+class Diversify:
+    """Maximal marginal relevance over the item embeddings (`catalog.vectors`, unit length): among the
+    `pool` best-keyed candidates, each next pick maximises trade_off x relevance - (1 - trade_off) x
+    its closest cosine to the picks so far, relevance being the keys scaled to [0, 1]. The picks come
+    first, in that order; the rest follow by key."""
+
+    trade_off: float = 0.7
+    pool: int = 50
+    kind: ClassVar[str] = "select"
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        ranked = slate.by_key()
+        n = min(self.pool, len(ranked.rows))
+        if n == 0:
+            return ranked
+        keys = ranked.keys[:n]
+        relevance = (keys - keys.min()) / max(keys.max() - keys.min(), 1e-12)
+        vectors = np.asarray(catalog.vectors[ranked.rows[:n]], dtype=np.float32)
+        picked = maximal_marginal_relevance(relevance, vectors, n, self.trade_off)
+        order = np.concatenate([picked, np.arange(n, len(ranked.rows))])
+        reordered = ranked.take(order)
+        # Keys that keep the picks' order on top when the funnel sorts by key at the end.
+        top = np.arange(n, 0, -1, dtype=float) + (ranked.keys[0] if len(ranked.keys) else 0.0)
+        return replace(reordered, keys=np.concatenate([top, reordered.keys[n:]]))
+
+
 STEPS: dict[str, Any] = {
     "min_age": MinimumAge,
     "regions": Regions,
@@ -224,6 +251,7 @@ STEPS: dict[str, Any] = {
     "expected_value": ExpectedValue,
     "dedupe": Dedupe,
     "group_cap": GroupCap,
+    "diversify": Diversify,
 }
 
 

@@ -1,7 +1,12 @@
+from types import SimpleNamespace
+
 import numpy as np
+import pytest
 
 from common.funnel.reranking import (
+    Slate,
     age_allowed,
+    build_steps,
     first_occurrence,
     freshness_boost,
     maximal_marginal_relevance,
@@ -37,3 +42,23 @@ def test_mmr_trades_relevance_for_diversity():
     assert maximal_marginal_relevance(scores, vectors, k=2, trade_off=1.0).tolist() == [0, 1]  # pure relevance
     assert maximal_marginal_relevance(scores, vectors, k=2, trade_off=0.7).tolist() == [0, 2]  # diversified
     assert maximal_marginal_relevance(scores, vectors, k=10).tolist() == [0, 2, 1]  # k beyond the pool
+
+
+def test_diversify_step_puts_a_different_item_before_a_near_duplicate():
+    # Rows 0 and 1 are near-duplicates with the best keys; row 2 differs, a little less relevant.
+    vectors = np.array([[1.0, 0.0], [0.999, 0.0447], [0.0, 1.0], [0.7071, 0.7071]], dtype=np.float32)
+    catalog = SimpleNamespace(vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    slate = Slate(np.array([0, 1, 2, 3]), np.array([1.0, 0.99, 0.9, 0.1]), np.array([1.0, 0.99, 0.9, 0.1]))
+    steps = dict(build_steps([{"step": "diversify", "trade_off": 0.7, "pool": 4}], catalog))
+    result = steps["diversify"](None, catalog, slate)
+    assert result.rows.tolist() == [0, 2, 1, 3]  # the near-duplicate waits behind a different item
+    assert result.by_key().rows.tolist() == [0, 2, 1, 3] and result.scores.tolist() == [1.0, 0.9, 0.99, 0.1]
+    pool_of_two = dict(build_steps([{"step": "diversify", "pool": 2}], catalog))
+    assert pool_of_two["diversify"](None, catalog, slate).rows.tolist() == [0, 1, 2, 3]  # beyond the pool: by key
+    relevance_only = dict(build_steps([{"step": "diversify", "trade_off": 1.0, "pool": 4}], catalog))
+    assert relevance_only["diversify"](None, catalog, slate).rows.tolist() == [0, 1, 2, 3]
+
+
+def test_unknown_step_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown re-ranking step"):
+        build_steps([{"step": "shuffle"}], None)

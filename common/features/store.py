@@ -111,6 +111,21 @@ class FeatureRepo:
         ]
         return pd.concat(chunks, ignore_index=True)
 
+    def online_catalog(self, views: tuple[str, ...], key: str, parents: dict[str, str] | None = None) -> pd.DataFrame:
+        """Every key of the first view's source with the features of `views`, joined with the features of
+        each parent view (view -> its key, a column of the first views: an ad's campaign and advertiser),
+        read from the online store; keys missing from a parent read 0. Sorted by key."""
+        ids = self.source_keys(views[0], key)
+        table = self.online_frame(views[0], key, ids)
+        for view in views[1:]:
+            table = table.merge(self.online_frame(view, key, ids), on=key)
+        for view, parent_key in (parents or {}).items():
+            table = table.dropna(subset=[parent_key]).astype({parent_key: np.int64})
+            table = table.merge(
+                self.online_frame(view, parent_key, table[parent_key].unique()), on=parent_key, how="left"
+            )
+        return table.fillna(0).sort_values(key).reset_index(drop=True)
+
     def source_keys(self, view: str, key: str) -> np.ndarray:
         """The keys of a view's batch source: the catalogue the online store was loaded from."""
         return pd.read_parquet(self.sources_dir / f"{view}.parquet", columns=[key])[key].to_numpy(np.int64)

@@ -35,3 +35,13 @@ class ItemTable:
         rows = np.minimum(np.searchsorted(self.item_ids, item_ids), max(len(self.item_ids) - 1, 0))
         found = len(self.item_ids) > 0 and self.item_ids[rows] == item_ids
         return np.where(found, rows, -1)
+
+
+def candidate_columns(catalog: ItemTable, rows: np.ndarray, user: dict, skip: tuple[str, ...] = ()) -> dict:
+    """One row per candidate: the catalogue's columns at `rows`, and the user's scalar features (lists
+    in `skip` left out) repeated on every row, without broadcasting anything per element."""
+    columns = {name: values[rows] for name, values in catalog.columns.items()}
+    for name, value in user.items():
+        if name not in skip:
+            columns[name] = np.full(len(rows), value, dtype=object if isinstance(value, str) else None)
+    return columns

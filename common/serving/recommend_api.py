@@ -20,7 +20,7 @@ from common.serving.schemas import (
     MAX_TEXT,
     ModelOut,
     RequestModel,
-    StageOut,
+    ResponseEnvelope,
     UserId,
     k_field,
     profile_description,
@@ -43,13 +43,9 @@ class ItemOut(BaseModel):
     sources: list[str] = Field(description="The candidate sources that found the item")
 
 
-class RecommendResponse(BaseModel):
-    user_id: int
-    known_user: bool = Field(description="False for a user the feature store does not know (cold start)")
+class RecommendResponse(ResponseEnvelope):
     as_of: str = Field(description="The serving clock: the end of the logs the models were trained on")
     items: list[ItemOut] = Field(description="At most k items, best first")
-    models: dict[str, ModelOut] = Field(description="The retrieval and ranker versions that served the request")
-    stages: dict[str, StageOut]
 
 
 def request_model(system: str, schema: Schema) -> type[RequestModel]:

@@ -88,6 +88,16 @@ class StageOut(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict, description="Candidates in and out of the stage")
 
 
+class ResponseEnvelope(BaseModel):
+    """What every endpoint answers around its items: who asked, whether the store knew them, which
+    registered model versions answered, and each stage's time and candidate counts."""
+
+    user_id: int
+    known_user: bool = Field(description="False for a user the feature store does not know (cold start)")
+    models: dict[str, ModelOut] = Field(description="The registered model versions that served the request")
+    stages: dict[str, StageOut]
+
+
 def stages_out(stage_ms: dict[str, float], counts: dict[str, dict[str, int]]) -> dict[str, StageOut]:
     return {name: StageOut(milliseconds=ms, counts=counts.get(name, {})) for name, ms in stage_ms.items()}
 

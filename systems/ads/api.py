@@ -14,7 +14,7 @@ from common.serving.schemas import (
     STRICT_INTEGER,
     ModelOut,
     RequestModel,
-    StageOut,
+    ResponseEnvelope,
     UserId,
     k_field,
     stages_out,
@@ -57,12 +57,8 @@ class AdOut(BaseModel):
     why: list[str] = Field(description="The candidate rules this ad passed")
 
 
-class RankResponse(BaseModel):
-    user_id: int
-    known_user: bool = Field(description="False when the user has no profile (cold start)")
+class RankResponse(ResponseEnvelope):
     ads: list[AdOut] = Field(description="At most k ads, best expected value first; fewer if the pool is smaller")
-    model: ModelOut
-    stages: dict[str, StageOut]
 
 
 def router() -> APIRouter:
@@ -87,7 +83,7 @@ def router() -> APIRouter:
             user_id=body.user_id,
             known_user=result.known_user,
             ads=[AdOut(**ad) for ad in result.ads],
-            model=ModelOut(name=service.champion.name, version=service.champion.version),
+            models={"ranker": ModelOut(name=service.champion.name, version=service.champion.version)},
             stages=stages_out(result.stage_ms, result.stage_counts),
         )
 

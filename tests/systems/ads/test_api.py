@@ -63,7 +63,7 @@ def test_rank_obeys_targeting_fatigue_and_diversity(client, ads_table, trained_a
     assert len(set(advertisers)) == len(advertisers)
     values = [ad["expected_value"] for ad in body["ads"]]
     assert values == sorted(values, reverse=True)
-    assert body["model"] == {"name": "ads-ranker", "version": trained_ads["champion_version"]}
+    assert body["models"] == {"ranker": {"name": "ads-ranker", "version": trained_ads["champion_version"]}}
     stages = body["stages"]
     assert list(stages) == ["user_features", "candidate_generation", "ranking", "re_ranking"]
     generation = stages["candidate_generation"]["counts"]

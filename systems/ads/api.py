@@ -27,11 +27,7 @@ MAX_K = 50  # the largest k a request may ask for
 class AdContext(RequestModel):
     device: Literal["mobile", "desktop", "tablet"] = Field("mobile", description="Device of the request")
     hour: int | None = Field(
-        None,
-        ge=0,
-        le=23,
-        strict=True,
-        description=f"Hour of day (UTC), 0 to 23 ({STRICT_INTEGER}); the current hour when omitted or null",
+        None, ge=0, le=23, description=f"Hour of day (UTC), 0 to 23 ({STRICT_INTEGER}); now if null"
     )
 
 

@@ -48,22 +48,11 @@ VIEWS = [
     View("campaign_activity", "campaign_id", DAILY_TTL),
     View("advertiser_activity", "advertiser_id", DAILY_TTL),
 ]
+CLICK_COUNTS = (("impressions", None), ("clicks", "clicked"))  # (count name, the label it sums)
 RANKER_SERVICE = "ads_ranker"
 # What the ranker reads per impression (None: every feature of the view); the targeting lists stay
 # out (candidate generation reads them), the ids come as join keys.
 RANKER_FEATURES = {view.name: None for view in VIEWS} | {"ad_metadata": ["category", "format", "bid", "creative_score"]}
-
-
-CLICK_COUNTS = (("impressions", None), ("clicks", "clicked"))
-
-
-def _counts(prefix: str, windows: tuple[int, ...], prior_impressions: float) -> tuple[list[Count], list[Rate]]:
-    counts = [Count(f"{prefix}_{kind}_{w}d", w, label) for w in windows for kind, label in CLICK_COUNTS]
-    longest = max(windows)
-    rate = Rate(
-        f"{prefix}_ctr_{longest}d", f"{prefix}_clicks_{longest}d", f"{prefix}_impressions_{longest}d", prior_impressions
-    )
-    return counts, [rate]
 
 
 def build_feature_tables(dataset: Dataset, config: dict) -> dict[str, pd.DataFrame | pa.Table]:
@@ -77,8 +66,11 @@ def build_feature_tables(dataset: Dataset, config: dict) -> dict[str, pd.DataFra
     static_time = dataset.start - pd.Timedelta(days=1)
 
     def activity(key: str, ids, prefix: str, windows: tuple[int, ...], extra: tuple[Count, ...] = ()):
-        counts, rates = _counts(prefix, windows, prior)
-        return activity_snapshots(imp, key, ids, dataset.start, snapshots, [*counts, *extra], rates)
+        """Impressions and clicks per window, the CTR over the longest one smoothed toward the platform's."""
+        counts = [Count(f"{prefix}_{kind}_{w}d", w, label) for w in windows for kind, label in CLICK_COUNTS]
+        w = max(windows)
+        ctr = Rate(f"{prefix}_ctr_{w}d", f"{prefix}_clicks_{w}d", f"{prefix}_impressions_{w}d", prior)
+        return activity_snapshots(imp, key, ids, dataset.start, snapshots, [*counts, *extra], [ctr])
 
     users = activity("user_id", dataset.users["user_id"], "user", WINDOWS_DAYS, (Count("user_hides_7d", 7, "hidden"),))
     return {

@@ -85,7 +85,7 @@ def router(system: str, schema: Schema) -> APIRouter:
         service: RecService = get_service(request, system)
         _check_genres(body.favourite_genres, service)
         served = service.recommend(body.user_id, body.k, dict(body.profile), body.favourite_genres)
-        rec, catalog = served.recommendation, service.catalog
+        rec, catalog = served.ranked, service.catalog
         titles = catalog.columns[service.schema.title_column]
         items = [
             ItemOut(

@@ -19,7 +19,6 @@ request carries (age, country, favourite genres...) feeds the user tower and the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,7 +26,7 @@ from common.bench.padding import pad_catalog, requested_size
 from common.features.activity import ITEM_ACTIVITY, USER_VIEWS
 from common.features.store import FeatureRepo
 from common.funnel.examples import fill_activity_defaults, fill_activity_defaults_row
-from common.funnel.funnel import Funnel, Ranked
+from common.funnel.funnel import Funnel
 from common.funnel.ranking_features import (
     ItemCatalog,
     RecommenderScorer,
@@ -37,16 +36,9 @@ from common.funnel.ranking_features import (
 )
 from common.retrieval.ann import ANNIndex
 from common.retrieval.tower_training import TwoTowerSource
-from common.serving.service import open_serving
+from common.serving.service import Served, open_serving
 from common.serving.timing import StageTimer
 from common.tracking import runs as tracking
-
-
-@dataclass(frozen=True)
-class Served:
-    known_user: bool
-    recommendation: Ranked
-    stage_ms: dict[str, float]
 
 
 class RecService:

@@ -1,10 +1,14 @@
 """What every system's service loads first: its feature repo and the champion models it serves by
-alias, or ServiceUnavailable saying what is missing (the app answers 503 and names the command)."""
+alias, or ServiceUnavailable saying what is missing (the app answers 503 and names the command);
+and what it answers: the funnel's ranked list with what the response envelope reports."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from common.app.system import ServiceUnavailable
 from common.features.store import FeatureRepo
+from common.funnel.funnel import Ranked
 from common.tracking.runs import Champion, ChampionMissing, load_champion
 
 
@@ -18,3 +22,14 @@ def open_serving(system: str, kinds: tuple[str, ...] = ("ranker",)) -> tuple[Fea
     except ChampionMissing as error:
         raise ServiceUnavailable(str(error)) from error
     return repo, champions
+
+
+@dataclass(frozen=True)
+class Served:
+    """One request's answer: whether the store knew the user, the funnel's ranked list, each stage's
+    milliseconds, and the user's features as the funnel saw them (what a response explains)."""
+
+    known_user: bool
+    ranked: Ranked
+    stage_ms: dict[str, float]
+    user: dict = field(default_factory=dict)

@@ -74,13 +74,13 @@ def router() -> APIRouter:
         # could not run in parallel anyway (the GIL); the thread-pool hop cost more than it
         # gave. Parallelism comes from worker processes (`make serve` runs one per core).
         hour = body.context.hour if body.context.hour is not None else datetime.now(UTC).hour
-        result = service.rank(body.user_id, body.context.device, hour, body.k)
+        served = service.rank(body.user_id, body.context.device, hour, body.k)
         return RankResponse(
             user_id=body.user_id,
-            known_user=result.known_user,
-            ads=[AdOut(**ad) for ad in result.ads],
+            known_user=served.known_user,
+            ads=[AdOut(**ad) for ad in service.ads(served)],
             models={"ranker": ModelOut(name=service.champion.name, version=service.champion.version)},
-            stages=stages_out(result.stage_ms, result.stage_counts),
+            stages=stages_out(served.stage_ms, served.ranked.counts),
         )
 
     return routes

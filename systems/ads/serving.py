@@ -12,8 +12,6 @@ kept in memory; a request costs one online read, for the user.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -24,7 +22,7 @@ from common.funnel.reranking import count_occurrences
 from common.models.scorer import score
 from common.retrieval.rules import TargetingSource
 from common.retrieval.sources import RetrievalRequest
-from common.serving.service import open_serving
+from common.serving.service import Served, open_serving
 from common.serving.timing import StageTimer
 from common.tracking.runs import Champion
 from systems.ads.features import LIST_FEATURES, derive_for_one_user
@@ -37,14 +35,6 @@ TARGETING = {  # user attribute -> (the ad's list of admitted values, every valu
     "gender": ("target_genders", GENDERS),
     "location": ("target_locations", LOCATIONS),
 }
-
-
-@dataclass(frozen=True)
-class RankResult:
-    known_user: bool
-    ads: list[dict]  # ad_id, advertiser_id, category, bid, pctr, expected_value, why
-    stage_counts: dict[str, dict[str, int]]
-    stage_ms: dict[str, float]
 
 
 class AdsService:
@@ -70,15 +60,18 @@ class AdsService:
         repo, champions = open_serving("ads")
         return cls(config, champions["ranker"], repo)
 
-    def rank(self, user_id: int, device: str, hour: int, k: int) -> RankResult:
+    def rank(self, user_id: int, device: str, hour: int, k: int) -> Served:
         timer = StageTimer()
         with timer.stage("user_features"):
             user, known = self._user_features(user_id)
         hidden = np.asarray(user["hidden_ad_ids"], dtype=np.int64)
         request = RetrievalRequest(user_id, attributes=user, exclude=hidden, context=(device, hour))
-        ranked = self.funnel.recommend(request, k, timer)
-        ads = [self._ad(user, *ranked_ad) for ranked_ad in zip(ranked.rows, ranked.scores, ranked.keys, strict=True)]
-        return RankResult(known, ads, ranked.counts, timer.milliseconds)
+        return Served(known, self.funnel.recommend(request, k, timer), timer.milliseconds, user)
+
+    def ads(self, served: Served) -> list[dict]:
+        """The response's ads, best expected value first, each with the rules it passed."""
+        ranked = served.ranked
+        return [self._ad(served.user, *ad) for ad in zip(ranked.rows, ranked.scores, ranked.keys, strict=True)]
 
     def _ad(self, user: dict, row: int, pctr: float, expected_value: float) -> dict:
         c, cap = self.catalog.columns, self.fatigue

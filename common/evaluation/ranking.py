@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import matplotlib
+
+matplotlib.use("Agg")  # no screen here; figures go to MLflow as files
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -26,7 +30,7 @@ from common.evaluation.metrics import (
     ndcg_at_k,
     precision_at_k,
 )
-from common.evaluation.retrieval import recall_by_source
+from common.evaluation.retrieval import MERGED, recall_by_source
 from common.funnel.funnel import Funnel
 from common.retrieval.sources import RetrievalRequest, merge_candidates
 
@@ -96,3 +100,16 @@ def list_metrics(
         "coverage": catalog_coverage([r[:k] for r in ranked], catalog_size),
         "users": len(users),
     }
+
+
+def recall_curve_figure(curve: pd.DataFrame):
+    """Recall@k against k (log scale), one line per source and one for their merge."""
+    ks = [int(column.split("@")[1]) for column in curve.columns if column.startswith("recall@")]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for row in curve.to_dict("records"):
+        style = {"linewidth": 2.5, "color": "black"} if row["source"] == MERGED else {}
+        axis.plot(ks, [row[f"recall@{k}"] for k in ks], marker="o", markersize=3, label=row["source"], **style)
+    axis.set(xscale="log", xlabel="k", ylabel="recall@k", title="Candidate sources: recall@k, test users")
+    axis.legend(loc="upper left", fontsize="small")
+    plt.close(figure)
+    return figure

@@ -27,7 +27,13 @@ from common.data.dataset import Dataset, write_raw_tables
 from common.data.periods import Periods
 from common.evaluation.classification import markdown_table
 from common.evaluation.metrics import auc, log_loss
-from common.evaluation.ranking import candidate_recall, list_metrics, oracle_gains, relevant_items
+from common.evaluation.ranking import (
+    candidate_recall,
+    list_metrics,
+    oracle_gains,
+    recall_curve_figure,
+    relevant_items,
+)
 from common.features.activity import build_feature_tables, feature_views, ranker_service
 from common.features.store import FeatureRepo
 from common.funnel.examples import (
@@ -143,7 +149,8 @@ class FittedFunnel:
 class FunnelEvaluation:
     """Every stage of the funnel as of `as_of`, final lists cut at `k`."""
 
-    recall: pd.DataFrame
+    recall: pd.DataFrame  # one row per source and the merge: recall at config["evaluation"]["recall_ks"]
+    recall_curve: pd.DataFrame  # the same at every k of curve_ks
     lists: pd.DataFrame  # one row per list: list_columns(k), "users"
     ann: dict
     n_users: int
@@ -194,7 +201,10 @@ def _evaluate_funnel(
     serving, combination = config["serving"], config["serving"]["score"]
     funnel = Funnel(catalog, [TwoTowerSource(index), *sources], None, serving)
     relevant, gains = relevant_items(data, user_ids, now, until, e["relevant_per_user"])
-    recall = candidate_recall(funnel, requests, relevant, tuple(e["recall_ks"]))
+    # Recall at the configured ks (the table) and along a curve of ks up to the largest (the plot).
+    ks = tuple(e["recall_ks"])
+    curve = candidate_recall(funnel, requests, relevant, curve_ks(ks))
+    recall = curve[["source", "users", *(f"recall@{k}" for k in ks)]]
     # The lists compared: popularity alone (under the funnel's filters), the funnel without a ranker (the
     # merge order), and the served funnel with each ranker.
     funnels = {
@@ -219,7 +229,17 @@ def _evaluate_funnel(
     )
     rows = [list_metrics(name, lst, relevant, gains, group_of, len(catalog), k) for name, lst in lists.items()]
     return FunnelEvaluation(
-        recall, pd.DataFrame(rows), ann, len(user_ids), k, now, lists, catalog.item_ids, catalog.vectors, states.vectors
+        recall,
+        curve,
+        pd.DataFrame(rows),
+        ann,
+        len(user_ids),
+        k,
+        now,
+        lists,
+        catalog.item_ids,
+        catalog.vectors,
+        states.vectors,
     )
 
 
@@ -243,6 +263,11 @@ def _ann_metrics(index: ANNIndex, catalog, queries: np.ndarray, k: int = 100) ->
         "ann_p99_ms": float(np.percentile(latencies, 99)),
         "n_items": len(catalog),
     }
+
+
+def curve_ks(ks: tuple[int, ...]) -> tuple[int, ...]:
+    """The ks of the recall curve: a log-spaced ladder up to the largest configured k, and those ks."""
+    return tuple(sorted({k for k in (10, 20, 50, 100, 200, 500, 1000) if k <= max(ks)} | set(ks)))
 
 
 def recall_columns(recall: pd.DataFrame) -> list[str]:
@@ -365,6 +390,7 @@ def _track(system, config, data, periods, tower, tower_info, rankers, ranker_met
         bundle,
         {"recall.md": markdown_table(evaluation.recall.to_dict("records"), recall_columns(evaluation.recall))},
         tags,
+        figures={"recall_at_k.png": recall_curve_figure(evaluation.recall_curve)},
     )
     retrieval_version = tracking.promote(system, retrieval_uri, kind="retrieval")
 

@@ -70,11 +70,15 @@ class ObjectModel(mlflow.pyfunc.PythonModel):
         return self.bundle.predict(model_input)
 
 
-def log_object_run(run_name: str, params: dict, metrics: dict, bundle, texts: dict, tags: dict) -> str:
-    """A run holding a non-classifier bundle as a pyfunc; returns the model URI."""
+def log_object_run(
+    run_name: str, params: dict, metrics: dict, bundle, texts: dict, tags: dict, figures: dict | None = None
+) -> str:
+    """A run holding a non-classifier bundle as a pyfunc (and its texts and plots); returns the model URI."""
     with mlflow.start_run(run_name=run_name, tags=tags):
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
+        for filename, figure in (figures or {}).items():
+            mlflow.log_figure(figure, filename)
         for filename, text in texts.items():
             mlflow.log_text(text, filename)
         pins = [f"{package}=={version(package)}" for package in _REQUIREMENTS]

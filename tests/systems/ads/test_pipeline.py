@@ -54,7 +54,7 @@ def test_champion_is_the_best_validation_model_and_loads_by_alias(trained_ads):
 
 def test_champion_and_baseline_learn_beyond_the_base_rate_on_the_test_days(trained_ads):
     """At tiny scale (~60k impressions) the logistic-regression baseline is as good as the others on the
-    test days (systems/ads/README.md has the default-scale ladder, where DeepFM leads); what must hold
+    test days (test_ladder.py trains a larger world, where the champion beats it); what must hold
     here is that the served model knows more than the training CTR and the table names the baseline."""
     for name in (trained_ads["champion"], BASELINE):
         metrics = trained_ads["results"][name]["metrics"]

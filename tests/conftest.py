@@ -3,18 +3,27 @@ ads training that the pipeline, Feast and API tests share (real components, tiny
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 
 from common.app.config import load_config
 
 
-@pytest.fixture(scope="session")
-def isolated_data_dir(tmp_path_factory):
-    """Point every generated artefact (worlds, Feast, MLflow) at a temporary directory."""
-    data = tmp_path_factory.mktemp("data")
+@contextmanager
+def data_dir_at(data: Path):
+    """Every generated artefact (worlds, Feast, MLflow) under `data` while the block runs."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLSD_DATA_DIR", str(data))
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
+        yield data
+
+
+@pytest.fixture(scope="session")
+def isolated_data_dir(tmp_path_factory):
+    """Point every generated artefact at a temporary directory for the session."""
+    with data_dir_at(tmp_path_factory.mktemp("data")) as data:
         yield data
 
 

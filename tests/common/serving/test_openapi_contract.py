@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from common.app.registry import system_names
 from common.serving.app import create_app
 from tests.common.serving.openapi_walk import assert_refused, body_routes, check_every_endpoint, resolve, sample
+from tests.conftest import data_dir_at
 
 # ---- the app without trained models -------------------------------------------------------------
 
@@ -21,10 +22,7 @@ from tests.common.serving.openapi_walk import assert_refused, body_routes, check
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     """Every registered system, none trained (a data dir of its own): each answers 503 once a body passes."""
-    data = tmp_path_factory.mktemp("untrained")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLSD_DATA_DIR", str(data))
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
+    with data_dir_at(tmp_path_factory.mktemp("untrained")):
         with TestClient(create_app(system_names(), "tiny")) as test_client:
             yield test_client
 

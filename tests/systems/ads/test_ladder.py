@@ -8,14 +8,12 @@ import pytest
 from common.app.config import load_config
 from common.app.registry import get_system
 from systems.ads.ranker import BASELINE
+from tests.conftest import data_dir_at
 
 
 @pytest.fixture(scope="module")
 def trained_small(tmp_path_factory):
-    data = tmp_path_factory.mktemp("ads-small")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLSD_DATA_DIR", str(data))
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
+    with data_dir_at(tmp_path_factory.mktemp("ads-small")):
         yield get_system("ads").train(load_config("ads", "small"))
 
 

@@ -149,8 +149,8 @@ class FittedFunnel:
 class FunnelEvaluation:
     """Every stage of the funnel as of `as_of`, final lists cut at `k`."""
 
-    recall: pd.DataFrame  # one row per source and the merge: recall at config["evaluation"]["recall_ks"]
-    recall_curve: pd.DataFrame  # the same at every k of curve_ks
+    recall_curve: pd.DataFrame  # one row per source and the merge: recall at every k of curve_ks
+    recall_ks: tuple[int, ...]  # the ks of the candidate table (config["evaluation"]["recall_ks"])
     lists: pd.DataFrame  # one row per list: list_columns(k), "users"
     ann: dict
     n_users: int
@@ -160,6 +160,11 @@ class FunnelEvaluation:
     item_ids: np.ndarray  # the catalogue as of `as_of`: what the ANN index holds
     item_vectors: np.ndarray  # (n_items, d) item-tower embeddings
     user_vectors: np.ndarray  # (n_users, d) user-tower embeddings of the evaluated users: the ANN's queries
+
+    @property
+    def recall(self) -> pd.DataFrame:
+        """The candidate table: each source's recall at the configured ks, read off the curve."""
+        return self.recall_curve[["source", "users", *(f"recall@{k}" for k in self.recall_ks)]]
 
 
 def evaluate(config: dict, fitted: FittedFunnel) -> tuple[FunnelEvaluation, dict[str, dict]]:
@@ -204,7 +209,6 @@ def _evaluate_funnel(
     # Recall at the configured ks (the table) and along a curve of ks up to the largest (the plot).
     ks = tuple(e["recall_ks"])
     curve = candidate_recall(funnel, requests, relevant, curve_ks(ks))
-    recall = curve[["source", "users", *(f"recall@{k}" for k in ks)]]
     # The lists compared: popularity alone (under the funnel's filters), the funnel without a ranker (the
     # merge order), and the served funnel with each ranker.
     funnels = {
@@ -229,8 +233,8 @@ def _evaluate_funnel(
     )
     rows = [list_metrics(name, lst, relevant, gains, group_of, len(catalog), k) for name, lst in lists.items()]
     return FunnelEvaluation(
-        recall,
         curve,
+        ks,
         pd.DataFrame(rows),
         ann,
         len(user_ids),

@@ -29,7 +29,7 @@ class TargetingSource:
     def build(cls, item_ids: np.ndarray, criteria: Mapping[str, tuple[list[str], Sequence]]) -> TargetingSource:
         """criteria: attribute -> (its values, per item the values it admits)."""
         matrices = {
-            attribute: (list(values), np.array([[v in set(admitted) for v in values] for admitted in per_item]))
+            attribute: (list(values), np.array([_admits(values, set(admitted)) for admitted in per_item]))
             for attribute, (values, per_item) in criteria.items()
         }
         return cls(np.asarray(item_ids, dtype=np.int64), matrices)
@@ -44,3 +44,7 @@ class TargetingSource:
 
     def retrieve(self, request: RetrievalRequest, k: int) -> np.ndarray:
         return self.item_ids[self.eligible(request.attributes)][:k]
+
+
+def _admits(values: Sequence[str], admitted: set) -> list[bool]:
+    return [value in admitted for value in values]

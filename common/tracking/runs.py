@@ -112,7 +112,8 @@ def log_model_run(
 
 def choose_champion(metrics: dict[str, dict[str, float]], champion_config: dict, **names) -> str:
     """The model with the best value of the metric the config names, lowest or highest as its `goal`
-    says; `names` fill the metric's placeholders (validation_ndcg_at_{k})."""
+    says. A metric name may hold fields in braces that `names` fill in: the recommenders' config names
+    "validation_ndcg_at_{k}", which k=10 turns into validation_ndcg_at_10."""
     metric = champion_config["metric"].format(**names)
     sign = {"min": 1, "max": -1}[champion_config["goal"]]
     return min(metrics, key=lambda name: sign * metrics[name][metric])

@@ -156,6 +156,40 @@ class Released:
 
 
 @dataclass
+class Upcoming:
+    """Items whose time (an event's start) is after the request and at most `horizon_days` ahead:
+    a short-lived item cannot be recommended once it has begun."""
+
+    item: str = "start_s"
+    horizon_days: float | None = None
+    kind: ClassVar[str] = "filter"
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        starts = catalog.columns[self.item][slate.rows]
+        keep = starts > request.now_s
+        if self.horizon_days is not None:
+            keep &= starts <= request.now_s + self.horizon_days * DAY_S
+        return slate.take(np.flatnonzero(keep))
+
+
+@dataclass
+class Demote:
+    """Lower keys, by `factor` (< 1), for items whose `item` value the user listed in the request
+    attribute `user` (a news feed's authors the user hid): shown less, not banned. A negative key (a
+    weighted sum with a negative hide weight) is divided by it instead, so it falls too."""
+
+    user: str
+    item: str
+    factor: float
+    kind: ClassVar[str] = "score"
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        listed = count_occurrences(request.attributes.get(self.user), catalog.columns[self.item][slate.rows]) > 0
+        lowered = np.where(slate.keys > 0, slate.keys * self.factor, slate.keys / self.factor)
+        return replace(slate, keys=np.where(listed, lowered, slate.keys))
+
+
+@dataclass
 class Freshness:
     """A lift for new items, added to log(score): multiplicative, the same for a niche item as for a hit,
     halving every half-life."""
@@ -247,6 +281,8 @@ STEPS: dict[str, Any] = {
     "regions": Regions,
     "exposure_cap": ExposureCap,
     "released": Released,
+    "upcoming": Upcoming,
+    "demote": Demote,
     "freshness": Freshness,
     "expected_value": ExpectedValue,
     "dedupe": Dedupe,

@@ -3,7 +3,10 @@
 
     LogisticRegressionCTR   one-hot categoricals + standardised log counts -> LR (the baseline)
     LightGBMCTR             gradient-boosted trees on the raw columns
+    LightGBMRanker          the same trees fit listwise (LambdaMART: lambdarank over each request's rows)
     GBDTLogisticCTR         GBDT leaves as one-hot features for an LR (He et al. 2014)
+`class_weight="balanced"` reweights the classes (the chapters' answer to rare positives): the
+ranking improves where positives are few, and the probabilities stop being calibrated.
 Torch models with an embedding per ID (DCN v2, DeepFM) live in common/models/deep.py.
 """
 
@@ -29,12 +32,18 @@ def _signed_log1p(x):
 
 class LogisticRegressionCTR:
     def __init__(
-        self, categorical: Sequence[str] = (), numeric: Sequence[str] = (), C: float = 1.0, max_iter: int = 300
+        self,
+        categorical: Sequence[str] = (),
+        numeric: Sequence[str] = (),
+        C: float = 1.0,
+        max_iter: int = 300,
+        class_weight: str | None = None,
     ):
         self.categorical = categorical
         self.numeric = numeric
         self.C = C
         self.max_iter = max_iter
+        self.class_weight = class_weight
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> LogisticRegressionCTR:
         encode = ColumnTransformer(
@@ -43,7 +52,9 @@ class LogisticRegressionCTR:
                 ("numeric", make_pipeline(FunctionTransformer(_signed_log1p), StandardScaler()), list(self.numeric)),
             ]
         )
-        self.pipeline_ = make_pipeline(encode, LogisticRegression(C=self.C, max_iter=self.max_iter))
+        self.pipeline_ = make_pipeline(
+            encode, LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight=self.class_weight)
+        )
         self.pipeline_.fit(_as_str(X, self.categorical), y)
         self.classes_ = np.array([0, 1])
         return self
@@ -63,6 +74,7 @@ class LightGBMCTR:
         min_child_samples: int = 100,
         random_state: int = 0,
         n_threads: int = 2,
+        class_weight: str | None = None,
     ):
         self.categorical = categorical
         self.numeric = numeric
@@ -72,23 +84,13 @@ class LightGBMCTR:
         self.min_child_samples = min_child_samples
         self.random_state = random_state
         self.n_threads = n_threads
+        self.class_weight = class_weight
 
     def fit(
         self, X: pd.DataFrame, y: np.ndarray, eval_set: tuple[pd.DataFrame, np.ndarray] | None = None
     ) -> LightGBMCTR:
         self.categories_ = {c: pd.Index(pd.unique(X[c].astype(str))) for c in self.categorical}
-        self.booster_ = lgb.LGBMClassifier(
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            subsample=0.8,
-            subsample_freq=1,
-            colsample_bytree=0.8,
-            random_state=self.random_state,
-            n_jobs=self.n_threads,
-            verbose=-1,
-        )
+        self.booster_ = lgb.LGBMClassifier(**self._booster_params(), class_weight=self.class_weight)
         fit_args = {}
         if eval_set is not None:
             fit_args = {
@@ -96,10 +98,27 @@ class LightGBMCTR:
                 "eval_y": (eval_set[1],),
                 "callbacks": [lgb.early_stopping(30, verbose=False)],
             }
-        categorical_indices = list(range(len(self.numeric), len(self.numeric) + len(self.categorical)))
-        self.booster_.fit(self._matrix(X), y, categorical_feature=categorical_indices, **fit_args)
+        self.booster_.fit(self._matrix(X), y, categorical_feature=self._categorical_indices(), **fit_args)
         self.classes_ = np.array([0, 1])
         return self
+
+    def _booster_params(self) -> dict:
+        return {
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.8,
+            "random_state": self.random_state,
+            "n_jobs": self.n_threads,
+            "verbose": -1,
+        }
+
+    def _categorical_indices(self) -> list[int]:
+        """Positions of the categorical columns in `_matrix`: after the numerics."""
+        return list(range(len(self.numeric), len(self.numeric) + len(self.categorical)))
 
     def _matrix(self, X: Columns) -> np.ndarray:
         """(n, numeric + categorical) floats; categoricals as codes of the training
@@ -128,6 +147,47 @@ class LightGBMCTR:
     def leaves(self, X: pd.DataFrame) -> np.ndarray:
         """(n, n_trees) index of the leaf each row falls in, per tree."""
         return self.booster_.booster_.predict(self._matrix(X), pred_leaf=True)
+
+
+class LightGBMRanker(LightGBMCTR):
+    """LambdaMART: trees fit to a listwise objective (lambdarank, NDCG of each group's rows) rather
+    than to each row's label. `fit(X, y, groups=...)`: `groups` names each row's request (a user, a
+    session); rows of a request are ranked against each other only. `predict_proba` maps the ranking
+    score through a sigmoid: the order is the model's, the values are not probabilities."""
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        groups: np.ndarray,
+        eval_set: tuple[pd.DataFrame, np.ndarray, np.ndarray] | None = None,
+    ) -> LightGBMRanker:
+        self.categories_ = {c: pd.Index(pd.unique(X[c].astype(str))) for c in self.categorical}
+        self.booster_ = lgb.LGBMRanker(**self._booster_params(), objective="lambdarank")
+        X, y, sizes = _grouped(X, y, groups)
+        fit_args = {}
+        if eval_set is not None:
+            X_eval, y_eval, eval_sizes = _grouped(*eval_set)
+            fit_args = {
+                "eval_set": [(self._matrix(X_eval), y_eval)],
+                "eval_group": [eval_sizes],
+                "eval_at": [10],
+                "callbacks": [lgb.early_stopping(30, verbose=False)],
+            }
+        self.booster_.fit(self._matrix(X), y, group=sizes, categorical_feature=self._categorical_indices(), **fit_args)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: Columns) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-self.booster_.booster_.predict(self._matrix(X), num_threads=1)))
+        return np.column_stack([1.0 - p, p])
+
+
+def _grouped(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Rows reordered so each group's rows are contiguous (what lambdarank reads), and the group sizes."""
+    order = np.argsort(np.asarray(groups), kind="stable")
+    _, sizes = np.unique(np.asarray(groups)[order], return_counts=True)
+    return X.iloc[order].reset_index(drop=True), np.asarray(y)[order], sizes
 
 
 class GBDTLogisticCTR:

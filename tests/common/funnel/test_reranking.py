@@ -62,3 +62,27 @@ def test_diversify_step_puts_a_different_item_before_a_near_duplicate():
 def test_unknown_step_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown re-ranking step"):
         build_steps([{"step": "shuffle"}], None)
+
+
+def test_upcoming_keeps_items_that_start_after_the_request_within_the_horizon():
+    day = 86_400.0
+    catalog = SimpleNamespace(columns={"start_s": np.array([-1.0, 0.0, 0.5, 3.0, 40.0]) * day})
+    slate = Slate(np.arange(5), np.zeros(5), np.zeros(5))
+    request = SimpleNamespace(now_s=0.0, attributes={})
+    steps = dict(build_steps([{"step": "upcoming", "horizon_days": 30}], catalog))
+    assert steps["upcoming"](request, catalog, slate).rows.tolist() == [2, 3]  # not started, not too far
+    unbounded = dict(build_steps([{"step": "upcoming"}], catalog))
+    assert unbounded["upcoming"](request, catalog, slate).rows.tolist() == [2, 3, 4]
+
+
+def test_demote_lowers_the_listed_authors_whatever_the_sign_of_their_keys():
+    catalog = SimpleNamespace(columns={"author_id": np.array([7, 8, 7, 9])})
+    keys = np.array([2.0, 1.0, -0.5, 0.5])
+    slate = Slate(np.arange(4), keys.copy(), keys.copy())
+    request = SimpleNamespace(now_s=0.0, attributes={"hidden_author_ids": [7]})
+    config = [{"step": "demote", "user": "hidden_author_ids", "item": "author_id", "factor": 0.1}]
+    steps = dict(build_steps(config, catalog))
+    demoted = steps["demote"](request, catalog, slate)
+    np.testing.assert_allclose(demoted.keys, [0.2, 1.0, -5.0, 0.5])
+    assert demoted.by_key().rows.tolist() == [1, 3, 0, 2]
+    assert steps["demote"](SimpleNamespace(now_s=0.0, attributes={}), catalog, slate).keys.tolist() == keys.tolist()

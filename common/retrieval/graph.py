@@ -1,0 +1,95 @@
+"""Candidates from the social graph, the request naming the user's connections:
+
+  FriendsItemsSource   items the user's friends engaged with (events they registered for, posts they
+                       shared), those most friends engaged with first
+  AuthoredBySource     recent items by the accounts the user follows (the news feed's "unseen posts of
+                       the people you follow"), newest first
+
+Both are sparse-matrix or sorted-array lookups, never a loop over the catalogue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from common.retrieval.sources import RetrievalRequest
+
+DAY_S = 86_400.0
+
+
+def _rows_of(sorted_ids: np.ndarray, ids) -> np.ndarray:
+    """Rows of `ids` in `sorted_ids`, unknown ids dropped."""
+    ids = np.asarray(ids if ids is not None else [], dtype=np.int64)
+    if len(sorted_ids) == 0 or len(ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    rows = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return rows[sorted_ids[rows] == ids]
+
+
+@dataclass(frozen=True)
+class FriendsItemsSource:
+    """`engaged[u, i]` = 1 when user row u engaged with item i; the request attribute `attribute` lists
+    the user's friends."""
+
+    user_ids: np.ndarray  # (n_users,) sorted: the rows of `engaged`
+    item_ids: np.ndarray  # (n_items,) the columns of `engaged`
+    engaged: sp.csr_matrix  # (n_users, n_items)
+    attribute: str = "friend_ids"
+    name: str = "friends"
+
+    @classmethod
+    def build(cls, user_ids, item_ids, engagements: tuple[np.ndarray, np.ndarray], **options) -> FriendsItemsSource:
+        """engagements: (user ids, item ids), one pair per engagement; pairs naming an unknown id are
+        dropped, and a user engaging twice with an item counts once."""
+        users, items = np.unique(np.asarray(user_ids, dtype=np.int64)), np.asarray(item_ids, dtype=np.int64)
+        user_rows = pd.Index(users).get_indexer(np.asarray(engagements[0], dtype=np.int64))
+        item_rows = pd.Index(items).get_indexer(np.asarray(engagements[1], dtype=np.int64))
+        known = (user_rows >= 0) & (item_rows >= 0)
+        ones = np.ones(int(known.sum()), dtype=np.float32)
+        matrix = sp.csr_matrix((ones, (user_rows[known], item_rows[known])), shape=(len(users), len(items)))
+        matrix.data[:] = 1.0  # duplicates were summed on construction
+        return cls(users, items, matrix, **options)
+
+    def retrieve(self, request: RetrievalRequest, k: int) -> np.ndarray:
+        friends = _rows_of(self.user_ids, request.attributes.get(self.attribute))
+        if len(friends) == 0:
+            return np.zeros(0, dtype=np.int64)
+        counts = np.asarray(self.engaged[friends].sum(axis=0)).ravel()  # (n_items,) friends per item
+        engaged = np.flatnonzero(counts)
+        best = engaged[np.argsort(-counts[engaged], kind="stable")[:k]]
+        return self.item_ids[best]
+
+
+@dataclass(frozen=True)
+class AuthoredBySource:
+    """Items by the accounts listed in the request attribute `attribute`, created in the `window_days`
+    before the request (and not after it), newest first."""
+
+    authors: np.ndarray  # (n,) author of each item, items sorted by (author, created_s)
+    created_s: np.ndarray  # (n,)
+    item_ids: np.ndarray  # (n,)
+    window_days: float
+    attribute: str = "followee_ids"
+    name: str = "followed"
+
+    @classmethod
+    def build(cls, item_ids, authors, created_s, window_days: float, **options) -> AuthoredBySource:
+        authors, created_s = np.asarray(authors, dtype=np.int64), np.asarray(created_s, dtype=float)
+        order = np.lexsort((created_s, authors))
+        item_ids = np.asarray(item_ids, dtype=np.int64)[order]
+        return cls(authors[order], created_s[order], item_ids, window_days, **options)
+
+    def retrieve(self, request: RetrievalRequest, k: int) -> np.ndarray:
+        followed = np.unique(np.asarray(request.attributes.get(self.attribute) or [], dtype=np.int64))
+        if len(followed) == 0:
+            return np.zeros(0, dtype=np.int64)
+        lo, hi = np.searchsorted(self.authors, followed), np.searchsorted(self.authors, followed, side="right")
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True) if b > a] or [np.zeros(0, int)])
+        created = self.created_s[rows]
+        recent = (created < request.now_s) & (created >= request.now_s - self.window_days * DAY_S)
+        rows = rows[recent]
+        return self.item_ids[rows[np.argsort(-self.created_s[rows], kind="stable")[:k]]]

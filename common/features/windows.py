@@ -120,3 +120,41 @@ def activity_snapshots(
     for name, values in columns.items():
         frame[name] = values.T.ravel()  # snapshot-major
     return frame
+
+
+def cumulative_snapshots(
+    events: pd.DataFrame,
+    key: str,
+    start: pd.Timestamp,
+    every: int,
+    sums: dict[str, str | None],
+    lists: dict[str, tuple[str, int]] | None = None,
+) -> pa.Table:
+    """Sparse cumulative snapshots: one row per (key, snapshot after a period in which the key had
+    events), stamped at that snapshot, with every value as of it: `sums` (name -> the event column
+    summed, None counts events) and `lists` (name -> (event column, n): its last n values, oldest
+    first). The latest row before a time is the key's state at that time, so a view over it needs
+    no TTL, and a key with no row yet has no history (zeros, empty lists)."""
+    lists = lists or {}
+    events = events.sort_values([key, "event_timestamp"], kind="stable", ignore_index=True)
+    keys = events[key].to_numpy()
+    day = day_index(events["event_timestamp"], start)
+    stamp_day = every * np.ceil((day + 1) / every).astype(np.int64)  # the first snapshot that sees the event
+    new_key = np.r_[True, keys[1:] != keys[:-1]]
+    last = np.flatnonzero(np.r_[(keys[1:] != keys[:-1]) | (stamp_day[1:] != stamp_day[:-1]), True])
+    first_of_key = np.maximum.accumulate(np.where(new_key, np.arange(len(keys)), 0))
+    columns: dict[str, pa.Array] = {key: pa.array(keys[last])}
+    for name, column in sums.items():
+        values = np.ones(len(events)) if column is None else events[column].to_numpy(float)
+        total = np.cumsum(values)
+        before_key = np.where(first_of_key > 0, total[first_of_key - 1], 0.0)
+        cumulative = (total - before_key)[last]
+        whole = column is None or not pd.api.types.is_float_dtype(events[column])
+        columns[name] = pa.array(np.rint(cumulative).astype(np.int64) if whole else cumulative)
+    for name, (column, n) in lists.items():
+        values = events[column].to_numpy()
+        starts = np.maximum(first_of_key[last], last + 1 - n)
+        items = [values[a : b + 1] for a, b in zip(starts, last, strict=True)]
+        columns[name] = pa.array(items, type=pa.list_(pa.from_numpy_dtype(values.dtype)))
+    columns["event_timestamp"] = pa.array(start + pd.to_timedelta(stamp_day[last], unit="D"))
+    return pa.table(columns)

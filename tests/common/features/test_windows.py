@@ -6,6 +6,7 @@ from common.features.windows import (
     Count,
     Rate,
     activity_snapshots,
+    cumulative_snapshots,
     daily_counts,
     list_column,
     smoothed_rate,
@@ -82,3 +83,34 @@ def test_activity_snapshots_known_answer():
 def test_activity_snapshots_refuses_unknown_keys():
     with pytest.raises(ValueError, match="missing from its table"):
         activity_snapshots(_events([(5, 0, 1, 0.0)]), "key", np.array([7]), START, np.arange(2), [Count("n", 1)])
+
+
+def test_cumulative_snapshots_known_answer():
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    at = [start + pd.Timedelta(hours=h) for h in (1, 5, 30, 2, 26, 50)]
+    events = pd.DataFrame(
+        {
+            "user_id": [7, 7, 7, 9, 9, 9],
+            "event_timestamp": at,
+            "liked": np.array([1, 0, 1, 0, 1, 1], dtype=np.int8),
+            "price": [2.5, 1.0, 0.5, 4.0, 0.0, 1.0],
+            "item_id": [70, 71, 72, 90, 91, 92],
+        }
+    )
+    table = cumulative_snapshots(
+        events.sample(frac=1.0, random_state=0),  # any order in
+        "user_id",
+        start,
+        every=1,
+        sums={"n": None, "likes": "liked", "spent": "price"},
+        lists={"recent": ("item_id", 2)},
+    ).to_pandas()
+    # user 7: two events on day 0 (seen from day 1), one on day 1; user 9: day 0, day 1, day 2.
+    assert table["user_id"].tolist() == [7, 7, 9, 9, 9]
+    assert [t.day for t in table["event_timestamp"]] == [2, 3, 2, 3, 4]
+    assert table["n"].tolist() == [2, 3, 1, 2, 3]
+    assert table["likes"].tolist() == [1, 2, 0, 1, 2] and table["likes"].dtype == np.int64
+    np.testing.assert_allclose(table["spent"], [3.5, 4.0, 4.0, 4.0, 5.0])
+    assert [list(r) for r in table["recent"]] == [[70, 71], [71, 72], [90], [90, 91], [91, 92]]
+    weekly = cumulative_snapshots(events, "user_id", start, every=7, sums={"n": None}).to_pandas()
+    assert weekly["n"].tolist() == [3, 3] and [t.day for t in weekly["event_timestamp"]] == [8, 8]

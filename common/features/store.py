@@ -7,6 +7,7 @@ the repo's data dir, so the store opens the same from any working directory. The
     repo.publish(tables, views, services, start, end)     # write sources, apply, materialize
     repo.historical("ads_ranker", entity_rows)            # training: point-in-time joins
     repo.online(["user_activity:user_clicks_7d"], [{"user_id": 3}])   # serving
+    repo.push("post_reactions", fresh_rows)               # streaming: fresh values online now
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from feast import FeatureStore, RepoConfig
+from feast.data_source import PushMode
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 
 from common.app.paths import system_dir
-from common.features.views import View, definitions, write_sources
+from common.features.views import View, definitions, push_source_name, write_sources
 
 log = logging.getLogger(__name__)
 ONLINE_CHUNK = 20_000  # entity rows per online read when loading a whole catalogue
@@ -94,12 +96,25 @@ class FeatureRepo:
         joined = self.store.get_historical_features(entity_df=rows, features=service).to_df()
         return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
+    def as_of(self, views: tuple[str, ...], entity_rows: pd.DataFrame) -> pd.DataFrame:
+        """Every feature of `views` for each row of `entity_rows` (keys + event_timestamp) as of its time
+        (point-in-time join), in the order of `entity_rows`; keys without a row yet read NaN / None."""
+        rows = entity_rows.reset_index(drop=True).assign(_row=lambda f: range(len(f)))
+        joined = self.store.get_historical_features(entity_df=rows, features=self.refs(views)).to_df()
+        return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
     def refs(self, views: tuple[str, ...]) -> list[str]:
         return feature_refs(self.store, views)
 
     def online(self, refs: list[str], entity_rows: list[dict]) -> dict[str, list]:
         """The online store's latest values: feature name (and keys) -> one value per entity row."""
         return self.store.get_online_features(features=refs, entity_rows=entity_rows).to_dict()
+
+    def push(self, view: str, rows: pd.DataFrame) -> None:
+        """Write fresh values of a push view (View(push=True)) into the online store: `rows` hold the
+        key, event_timestamp and every feature of the view. The last write wins, whatever its timestamp
+        (the SQLite store compares none): push in the order the values were computed."""
+        self.store.push(push_source_name(view), rows, to=PushMode.ONLINE)
 
     def online_frame(self, view: str, key: str, ids) -> pd.DataFrame:
         """Every feature of `view` for `ids`, read in chunks (a whole catalogue at serving start)."""

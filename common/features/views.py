@@ -5,6 +5,11 @@ serving (get_online_features) name the same feature set.
 
     views = [View("user_activity", "user_id", ttl=timedelta(days=2)), View("ad_metadata", "ad_id")]
     definitions("ads", sources_dir, views, {"ads_ranker": {"user_activity": None, "ad_metadata": ["bid"]}})
+
+A view with `push=True` reads a push source (`<view>_push`) backed by its parquet batch source:
+training and materialization read the parquet as for any view, and the service pushes fresh values
+into the online store as they happen (common.features.store.FeatureRepo.push): the chapters'
+streaming features, such as a post's reaction counts minutes after it was posted.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from feast import Entity, FeatureService, FeatureView, Field, FileSource
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
 from feast.types import Array, Bool, Float64, Int64, String
 from feast.value_type import ValueType
 
@@ -39,6 +44,11 @@ class View:
     name: str  # also the name of its source table, sources/<name>.parquet
     key: str  # the join key: user_id, item_id, ad_id...
     ttl: timedelta = NO_TTL  # dense daily snapshots: a row is valid for a day, plus slack for a late batch
+    push: bool = False  # fresh values are also pushed online at serving time (a streaming feature)
+
+
+def push_source_name(view: str) -> str:
+    return f"{view}_push"
 
 
 def feast_type(arrow_type: pa.DataType):
@@ -72,6 +82,8 @@ def definitions(
             path=str(sources_dir / f"{view.name}.parquet"),
             timestamp_field="event_timestamp",
         )
+        if view.push:
+            source = PushSource(name=push_source_name(view.name), batch_source=source)
         feature_views[view.name] = FeatureView(
             name=view.name,
             entities=[entities[view.key]],

@@ -40,6 +40,17 @@ class Ranked:
     counts: dict[str, dict[str, int]]  # candidates in / out of each stage and step
 
 
+@dataclass(frozen=True)
+class ColumnScorer:
+    """Scores candidates by one value per catalogue row (registrations so far, reactions): the
+    popularity baselines a learned ranker must beat, run through the same funnel."""
+
+    values: np.ndarray  # (n_items,)
+
+    def __call__(self, request: RetrievalRequest, item_rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.values[item_rows], dtype=float)
+
+
 class Funnel:
     def __init__(self, catalog, sources: list[CandidateSource], scorer: Scorer | None, config: dict):
         """catalog: item_ids, rows(ids) and item columns by row; config: k_per_source, candidate_filters

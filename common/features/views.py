@@ -107,7 +107,19 @@ def definitions(
 
 
 def write_sources(tables: dict[str, pd.DataFrame | pa.Table], sources_dir: Path) -> None:
+    """Each table as sources/<name>.parquet, with scalar columns widened to the types their Feast
+    fields declare (float32 -> float64, small ints -> int64): materialization refuses a narrower one."""
     for name, table in tables.items():
         if isinstance(table, pd.DataFrame):
             table = pa.Table.from_pandas(table, preserve_index=False)
-        pq.write_table(table, sources_dir / f"{name}.parquet")
+        pq.write_table(
+            table.cast(pa.schema([_widened(field) for field in table.schema])), sources_dir / f"{name}.parquet"
+        )
+
+
+def _widened(field: pa.Field) -> pa.Field:
+    if pa.types.is_floating(field.type):
+        return field.with_type(pa.float64())
+    if pa.types.is_integer(field.type):
+        return field.with_type(pa.int64())
+    return field

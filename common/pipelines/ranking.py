@@ -34,6 +34,7 @@ from common.data.periods import Periods
 from common.evaluation.classification import markdown_table, reliability_figure
 from common.evaluation.metrics import auc, expected_calibration_error, log_loss
 from common.evaluation.requests import ORACLE, RequestLists, oracle_lists
+from common.features.lists import distinct_ids_by_key
 from common.features.store import FeatureRepo
 from common.features.views import View
 from common.funnel.funnel import Funnel
@@ -228,7 +229,7 @@ def evaluate_requests(
         funnels = {**{f"funnel: {name}": state.funnel(model) for name, model in models.items()}, **state.baselines()}
         served = next(iter(funnels.values()))
         later = data.events[(times >= day) & (times < stop) & (data.events[task.labels[0]] > 0)]
-        logged = later.groupby("user_id")["item_id"].agg(lambda s: np.unique(s.to_numpy(np.int64))).to_dict()
+        logged = distinct_ids_by_key(later["user_id"], later["item_id"])
         for request in state.requests(users):
             key = len(result.users)
             lists = {name: f.catalog.item_ids[f.recommend(request, k).rows] for name, f in funnels.items()}

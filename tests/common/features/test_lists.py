@@ -33,3 +33,11 @@ def test_request_time_readers():
     recent = pd.Series([[7, 8, 7], [], None])
     assert matches_per_row(recent, np.array([7, 7, 7])).tolist() == [2, 0, 0]
     assert matches_per_row(pd.Series([None, []]), np.array([1, 2])).tolist() == [0, 0]
+
+
+def test_distinct_ids_by_key():
+    from common.features.lists import distinct_ids_by_key
+
+    grouped = distinct_ids_by_key([3, 1, 3, 3, 1], [9, 5, 2, 9, 4])
+    assert {k: v.tolist() for k, v in grouped.items()} == {1: [4, 5], 3: [2, 9]}
+    assert distinct_ids_by_key([], []) == {}

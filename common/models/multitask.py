@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -43,17 +42,8 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from common.models.deep import FeatureEncoder, embedding_tables, mlp_layers, predict_in_batches
+from common.models.heads import Head, head_labels
 from common.models.training import train_keeping_best_epoch
-
-
-@dataclass(frozen=True)
-class Head:
-    name: str  # what predict_heads calls it
-    target: str  # the targets column it learns
-    kind: str = "binary"  # or "regression"
-    given: str | None = None  # learn only from rows where this (binary) target is 1
-    weight: float = 1.0  # of its loss in the sum
-    transform: str | None = None  # "log1p": a regression head learns log1p(target)
 
 
 class SharedBottom(nn.Module):
@@ -137,7 +127,7 @@ class MultiHeadNetwork(BaseEstimator):
         heads = self.head_specs()
         if not heads:
             raise ValueError("no heads: give at least one Head")
-        labels, masks = self._labels(heads, targets, len(X))
+        labels, masks = head_labels(heads, targets, len(X))
         torch.manual_seed(self.random_state)
         torch.set_num_threads(self.n_threads)
         rng = np.random.default_rng(self.random_state)
@@ -159,7 +149,7 @@ class MultiHeadNetwork(BaseEstimator):
         )
         train = self._tensors(X, heads, labels, masks)
         if eval_set is not None:
-            eval_tensors = self._tensors(eval_set[0], heads, *self._labels(heads, eval_set[1], len(eval_set[0])))
+            eval_tensors = self._tensors(eval_set[0], heads, *head_labels(heads, eval_set[1], len(eval_set[0])))
 
         def batch_loss(indices, numeric, labels, masks):
             return self._loss(self.module_(indices, numeric), labels, masks)
@@ -205,40 +195,6 @@ class MultiHeadNetwork(BaseEstimator):
         heads = self.predict_heads(X)
         p = np.prod([heads[name] for name in (self.probability or self.head_names_[:1])], axis=0)
         return np.column_stack([1.0 - p, p])
-
-    def _labels(self, heads: list[Head], targets: pd.DataFrame, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, masks), each (n, n_heads): every head's target (transformed) and the rows it learns from."""
-        needed = list(dict.fromkeys(c for h in heads for c in (h.target, h.given) if c is not None))
-        missing = [c for c in needed if c not in targets.columns]
-        if missing:
-            raise ValueError(f"targets is missing columns {missing}; it needs {needed}")
-        if len(targets) != n_rows:
-            raise ValueError(f"targets has {len(targets)} rows for {n_rows} rows of X")
-        columns = {c: targets[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in needed}
-        labels, masks = np.zeros((n_rows, len(heads))), np.ones((n_rows, len(heads)), dtype=bool)
-        for j, head in enumerate(heads):
-            if head.given is not None:
-                given = columns[head.given]
-                if not np.isin(given, (0.0, 1.0)).all():
-                    raise ValueError(f"targets[{head.given!r}] must contain only 0 and 1")
-                if not (given == 1).any():
-                    raise ValueError(
-                        f"targets has no {head.given} rows: the {head.name} head would have nothing to learn"
-                    )
-                masks[:, j] = given == 1
-            values = columns[head.target]
-            if head.kind == "binary":
-                if not np.isin(values[masks[:, j]], (0.0, 1.0)).all():
-                    raise ValueError(f"targets[{head.target!r}] must contain only 0 and 1")
-                if head.given is not None and (values[~masks[:, j]] == 1).any():
-                    raise ValueError(
-                        f"targets has {head.target} rows that are not {head.given}: {head.target} implies {head.given}"
-                    )
-            elif not np.isfinite(values[masks[:, j]]).all():
-                raise ValueError(f"targets[{head.target!r}] must be finite on the {head.name} head's rows")
-            values = np.where(masks[:, j], values, 0.0)
-            labels[:, j] = np.log1p(values) if head.transform == "log1p" else values
-        return labels, masks
 
     def _tensors(self, X, heads: list[Head], labels: np.ndarray, masks: np.ndarray) -> tuple[torch.Tensor, ...]:
         """(indices, numeric, labels with regression targets standardized, masks) as tensors."""

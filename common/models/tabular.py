@@ -4,6 +4,8 @@
     LogisticRegressionCTR   one-hot categoricals + standardised log counts -> LR (the baseline)
     LightGBMCTR             gradient-boosted trees on the raw columns
     LightGBMRanker          the same trees fit listwise (LambdaMART: lambdarank over each request's rows)
+    LightGBMHeads           one LightGBM per task (a news feed's click, like, share... and dwell): the
+                            chapters' "N independent models" beside one multi-task network
     GBDTLogisticCTR         GBDT leaves as one-hot features for an LR (He et al. 2014)
 `class_weight="balanced"` reweights the classes (the chapters' answer to rare positives): the
 ranking improves where positives are few, and the probabilities stop being calibrated.
@@ -24,6 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from common.models.deep import Columns, n_rows
+from common.models.heads import Head, head_labels
 
 
 def _signed_log1p(x):
@@ -195,6 +198,98 @@ def _grouped(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> tuple[pd.Dat
     order = np.argsort(np.asarray(groups), kind="stable")
     _, sizes = np.unique(np.asarray(groups)[order], return_counts=True)
     return X.iloc[order].reset_index(drop=True), np.asarray(y)[order], sizes
+
+
+class LightGBMRegression(LightGBMCTR):
+    """Trees fit to a continuous target (squared error); `predict` gives the value."""
+
+    def fit(self, X, y: np.ndarray, eval_set=None) -> LightGBMRegression:
+        self.categories_ = {c: pd.Index(pd.unique(X[c].astype(str))) for c in self.categorical}
+        self.booster_ = lgb.LGBMRegressor(**self._booster_params())
+        fit_args = {}
+        if eval_set is not None:
+            fit_args = {
+                "eval_set": [(self._matrix(eval_set[0]), eval_set[1])],
+                "callbacks": [lgb.early_stopping(30, verbose=False)],
+            }
+        self.booster_.fit(self._matrix(X), y, categorical_feature=self._categorical_indices(), **fit_args)
+        return self
+
+    def predict(self, X: Columns) -> np.ndarray:
+        return self.booster_.booster_.predict(self._matrix(X), num_threads=1)
+
+
+class LightGBMHeads:
+    """One LightGBM per head (common.models.heads.Head), each fit on its own rows: the chapters'
+    alternative to one multi-task network, which costs N models to train, serve and maintain.
+    `predict_heads` and `predict_proba` answer as common.models.multitask.MultiHeadNetwork does."""
+
+    def __init__(
+        self,
+        categorical: Sequence[str] = (),
+        numeric: Sequence[str] = (),
+        heads: Sequence = (),
+        probability: Sequence[str] = (),
+        n_estimators: int = 300,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 100,
+        random_state: int = 0,
+        n_threads: int = 1,
+    ):
+        self.categorical = categorical
+        self.numeric = numeric
+        self.heads = heads
+        self.probability = probability
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def fit(self, X: pd.DataFrame, targets: pd.DataFrame, eval_set=None) -> LightGBMHeads:
+        heads = [h if isinstance(h, Head) else Head(**h) for h in self.heads]
+        labels, masks = head_labels(heads, targets, len(X))
+        if eval_set is not None:
+            eval_labels, eval_masks = head_labels(heads, eval_set[1], len(eval_set[0]))
+        params = {
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "random_state": self.random_state,
+            "n_threads": self.n_threads,
+        }
+        self.models_ = {}
+        for j, head in enumerate(heads):
+            model = (LightGBMCTR if head.kind == "binary" else LightGBMRegression)(
+                self.categorical, self.numeric, **params
+            )
+            rows = masks[:, j]
+            evaluation = None
+            if eval_set is not None:
+                eval_rows = eval_masks[:, j]
+                evaluation = (eval_set[0][eval_rows].reset_index(drop=True), eval_labels[eval_rows, j])
+            model.fit(X[rows].reset_index(drop=True), labels[rows, j], eval_set=evaluation)
+            self.models_[head.name] = (head, model)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_heads(self, X: Columns) -> dict[str, np.ndarray]:
+        predicted = {}
+        for name, (head, model) in self.models_.items():
+            if head.kind == "binary":
+                predicted[name] = model.predict_proba(X)[:, 1]
+            else:
+                value = model.predict(X)
+                predicted[name] = np.expm1(value) if head.transform == "log1p" else value
+        return predicted
+
+    def predict_proba(self, X: Columns) -> np.ndarray:
+        heads = self.predict_heads(X)
+        p = np.prod([heads[name] for name in (self.probability or list(self.models_)[:1])], axis=0)
+        return np.column_stack([1.0 - p, p])
 
 
 class GBDTLogisticCTR:

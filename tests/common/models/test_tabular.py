@@ -60,3 +60,28 @@ def test_balanced_class_weight_raises_the_rare_class_probability_and_keeps_the_r
         p_plain, p_balanced = plain.predict_proba(X)[:, 1], balanced.predict_proba(X)[:, 1]
         assert p_plain.mean() < 0.1 < 0.2 < p_balanced.mean()
         assert auc(y, p_balanced) > 0.75
+
+
+def test_lightgbm_heads_fit_one_model_per_head_on_its_own_rows():
+    from common.models.heads import Head
+    from common.models.tabular import LightGBMHeads
+
+    rng = np.random.default_rng(5)
+    n = 6000
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "kind": rng.choice(["x", "y"], n)})
+    click = (rng.random(n) < 1 / (1 + np.exp(-(-1 + 2 * X["a"])))).astype(int)
+    like = click * (rng.random(n) < 1 / (1 + np.exp(-2 * X["b"])))  # only clicked posts get liked
+    targets = pd.DataFrame({"click": click, "like": like, "dwell_s": np.exp(1 + X["b"] + rng.normal(0, 0.2, n))})
+    heads = [
+        Head("click", "click"),
+        Head("like", "like", given="click"),
+        Head("dwell", "dwell_s", "regression", transform="log1p"),
+    ]
+    model = LightGBMHeads(["kind"], ["a", "b"], heads, probability=("click", "like"), **SMALL).fit(X, targets)
+    predicted = model.predict_heads(X)
+    clicked = click == 1
+    assert auc(click, predicted["click"]) > 0.8 and auc(like[clicked], predicted["like"][clicked]) > 0.8
+    assert np.corrcoef(np.log(predicted["dwell"]), np.log(targets["dwell_s"]))[0, 1] > 0.9
+    np.testing.assert_allclose(model.predict_proba(X)[:, 1], predicted["click"] * predicted["like"])
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(restored.predict_heads(X)["dwell"], predicted["dwell"])

@@ -173,7 +173,9 @@ def host_activity(data: Dataset, every: int) -> pa.Table:
             "attendance": attendance.reindex(items["item_id"]).fillna(0).to_numpy(np.int64),
         }
     )
-    started = started[started["event_timestamp"] >= data.start]
+    # The batch runs at the end of the logs: it knows the events that have started by then, no later ones.
+    end = data.day_start(data.n_days)
+    started = started[(started["event_timestamp"] >= data.start) & (started["event_timestamp"] < end)]
     return cumulative_snapshots(
         started, "host_id", data.start, every, {"host_events": None, "host_attendance": "attendance"}
     )

@@ -30,14 +30,21 @@ DAY_S = 86_400.0
 EVENT_COUNTS = ["event_shown", "event_registered", "event_not_interested", "host_events", "host_attendance"]
 USER_COUNTS = ["user_shown", "user_registered", "user_not_interested", *USER_SUMS]
 LISTS = ["friend_ids", "invited_user_ids", "registered_user_ids", "registered_item_ids"]
+PROFILE_TEXT = ["gender", "locale", "user_city", "user_country"]
+PROFILE_NUMBERS = ["age", "user_lat", "user_lng", "n_friends"]
 
 
 def fill_missing(frame: pd.DataFrame) -> pd.DataFrame:
-    """A user or event with no activity yet: zero counts, empty lists (profile values stay as they are)."""
+    """A user or event with no activity yet: zero counts, empty lists; a user the store does not know
+    (a new user): an empty profile, "" for its text, NaN for its numbers."""
     frame = frame.copy()
     for column in frame.columns:
         if column in EVENT_COUNTS or column in USER_COUNTS:
             frame[column] = frame[column].astype(float).fillna(0.0)
+        elif column in PROFILE_TEXT:
+            frame[column] = frame[column].fillna("").astype(object)
+        elif column in PROFILE_NUMBERS:
+            frame[column] = frame[column].astype(float)
         elif column in LISTS:
             frame[column] = [_id_list(v) for v in frame[column]]
     return frame

@@ -1,0 +1,1 @@
+"""News feed (design-chapters/mlsd-newsfeed.md)."""

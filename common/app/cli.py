@@ -38,7 +38,8 @@ def _check_system(system: str) -> None:
 
 
 DataOption = Annotated[
-    str | None, typer.Option("--data", help="Directory of real data files to train on instead of the world (game, events)")
+    str | None,
+    typer.Option("--data", help="Directory of real data files to train on instead of the world (game, events)"),
 ]
 
 

@@ -126,22 +126,25 @@ def cumulative_snapshots(
     events: pd.DataFrame,
     key: str,
     start: pd.Timestamp,
-    every: int,
+    every: int | pd.Timedelta,
     sums: dict[str, str | None],
-    lists: dict[str, tuple[str, int]] | None = None,
+    lists: dict[str, tuple] | None = None,
 ) -> pa.Table:
     """Sparse cumulative snapshots: one row per (key, snapshot after a period in which the key had
     events), stamped at that snapshot, with every value as of it: `sums` (name -> the event column
-    summed, None counts events) and `lists` (name -> (event column, n): its last n values, oldest
-    first). The latest row before a time is the key's state at that time, so a view over it needs
-    no TTL, and a key with no row yet has no history (zeros, empty lists)."""
+    summed, None counts events) and `lists` (name -> (event column, n) or (event column, n, flag
+    column): its last n values, oldest first, over the rows whose flag is set when one is named). The
+    latest row before a time is the key's state at that time, so a view over it needs no TTL, and a
+    key with no row yet has no history (zeros, empty lists). `every`: days between snapshots, or a
+    Timedelta (a post's reaction counts every few minutes: a streaming feature's batch backfill)."""
     lists = lists or {}
+    period = every if isinstance(every, pd.Timedelta) else pd.Timedelta(days=every)
     events = events.sort_values([key, "event_timestamp"], kind="stable", ignore_index=True)
     keys = events[key].to_numpy()
-    day = day_index(events["event_timestamp"], start)
-    stamp_day = every * np.ceil((day + 1) / every).astype(np.int64)  # the first snapshot that sees the event
+    bucket = ((events["event_timestamp"] - start) // period).to_numpy(np.int64)
+    stamp = bucket + 1  # the first snapshot that sees the event, in periods since `start`
     new_key = np.r_[True, keys[1:] != keys[:-1]]
-    last = np.flatnonzero(np.r_[(keys[1:] != keys[:-1]) | (stamp_day[1:] != stamp_day[:-1]), True])
+    last = np.flatnonzero(np.r_[(keys[1:] != keys[:-1]) | (stamp[1:] != stamp[:-1]), True])
     first_of_key = np.maximum.accumulate(np.where(new_key, np.arange(len(keys)), 0))
     columns: dict[str, pa.Array] = {key: pa.array(keys[last])}
     for name, column in sums.items():
@@ -151,10 +154,13 @@ def cumulative_snapshots(
         cumulative = (total - before_key)[last]
         whole = column is None or not pd.api.types.is_float_dtype(events[column])
         columns[name] = pa.array(np.rint(cumulative).astype(np.int64) if whole else cumulative)
-    for name, (column, n) in lists.items():
+    for name, (column, n, *flag) in lists.items():
         values = events[column].to_numpy()
-        starts = np.maximum(first_of_key[last], last + 1 - n)
-        items = [values[a : b + 1] for a, b in zip(starts, last, strict=True)]
+        flagged = np.flatnonzero(events[flag[0]].to_numpy(bool)) if flag else np.arange(len(events))
+        # Per output row: the flagged positions in [first of its key, its last event], the last n of them.
+        hi = np.searchsorted(flagged, last, side="right")
+        lo = np.maximum(np.searchsorted(flagged, first_of_key[last]), hi - n)
+        items = [values[flagged[a:b]] for a, b in zip(lo, hi, strict=True)]
         columns[name] = pa.array(items, type=pa.list_(pa.from_numpy_dtype(values.dtype)))
-    columns["event_timestamp"] = pa.array(start + pd.to_timedelta(stamp_day[last], unit="D"))
+    columns["event_timestamp"] = pa.array(start + stamp[last] * period)
     return pa.table(columns)

@@ -137,28 +137,17 @@ def user_activity(data: Dataset, metadata: pd.DataFrame, every: int) -> pa.Table
         **{f"user_{t}": registered * shown[t].to_numpy(float) for t in TOPICS},
     )
     columns = {"user_shown": None, "user_registered": "registered", "user_not_interested": "not_interested"}
-    counts = cumulative_snapshots(sums, "user_id", data.start, every, {**columns, **{s: s for s in USER_SUMS}})
-    return with_registered_list(data, counts, "user_id", "registered_item_ids", "item_id", every)
+    registered_items = {"registered_item_ids": ("item_id", LIST_LENGTH, "registered")}
+    return cumulative_snapshots(
+        sums, "user_id", data.start, every, {**columns, **{s: s for s in USER_SUMS}}, registered_items
+    )
 
 
 def event_activity(data: Dataset, every: int) -> pa.Table:
     """Per event and snapshot: impressions, registrations, "not interested"s, and who registered."""
     columns = {"event_shown": None, "event_registered": "registered", "event_not_interested": "not_interested"}
-    counts = cumulative_snapshots(data.events, "item_id", data.start, every, columns)
-    return with_registered_list(data, counts, "item_id", "registered_user_ids", "user_id", every)
-
-
-def with_registered_list(data: Dataset, counts: pa.Table, key: str, name: str, value: str, every: int) -> pa.Table:
-    """`counts` (cumulative snapshots of every impression) with a list column `name`: the last
-    LIST_LENGTH `value`s of the key's registrations, as of each snapshot (carried over a snapshot with
-    impressions but no new registration)."""
-    registrations = data.events[data.events["registered"] == 1]
-    lists = cumulative_snapshots(registrations, key, data.start, every, {}, {name: (value, LIST_LENGTH)})
-    merged = counts.to_pandas().merge(lists.to_pandas(), on=[key, "event_timestamp"], how="left")
-    merged = merged.sort_values([key, "event_timestamp"], ignore_index=True)
-    merged[name] = merged.groupby(key)[name].ffill()
-    merged[name] = [v if isinstance(v, np.ndarray) else np.zeros(0, np.int64) for v in merged[name]]
-    return pa.Table.from_pandas(merged, preserve_index=False)
+    registrants = {"registered_user_ids": ("user_id", LIST_LENGTH, "registered")}
+    return cumulative_snapshots(data.events, "item_id", data.start, every, columns, registrants)
 
 
 def host_activity(data: Dataset, every: int) -> pa.Table:

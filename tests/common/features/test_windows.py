@@ -114,3 +114,27 @@ def test_cumulative_snapshots_known_answer():
     assert [list(r) for r in table["recent"]] == [[70, 71], [71, 72], [90], [90, 91], [91, 92]]
     weekly = cumulative_snapshots(events, "user_id", start, every=7, sums={"n": None}).to_pandas()
     assert weekly["n"].tolist() == [3, 3] and [t.day for t in weekly["event_timestamp"]] == [8, 8]
+
+
+def test_cumulative_snapshots_filtered_lists_and_minute_snapshots():
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    events = pd.DataFrame(
+        {
+            "post_id": [1, 1, 1, 2],
+            "event_timestamp": [start + pd.Timedelta(minutes=m) for m in (3, 7, 25, 12)],
+            "liked": np.array([1, 0, 1, 1], dtype=np.int8),
+            "user_id": [10, 11, 12, 13],
+        }
+    )
+    table = cumulative_snapshots(
+        events,
+        "post_id",
+        start,
+        every=pd.Timedelta(minutes=10),
+        sums={"impressions": None, "likes": "liked"},
+        lists={"likers": ("user_id", 5, "liked")},
+    ).to_pandas()
+    assert table["post_id"].tolist() == [1, 1, 2]
+    assert [(t - start).seconds // 60 for t in table["event_timestamp"]] == [10, 30, 20]
+    assert table["impressions"].tolist() == [2, 3, 1] and table["likes"].tolist() == [1, 2, 1]
+    assert [list(v) for v in table["likers"]] == [[10], [10, 12], [13]]

@@ -76,3 +76,45 @@ def distinct_ids_by_key(keys, values) -> dict[int, np.ndarray]:
         return {}
     distinct, starts = np.unique(keys, return_index=True)
     return dict(zip(distinct.tolist(), np.split(values, starts[1:]), strict=True))
+
+
+class ListLookup:
+    """Many (row, value) questions against one list per row at once: is the value in the row's list,
+    how often, and where (to read a column aligned with the list). A news feed asks it of each
+    impression: is the post's author among the user's followees (since when, as a friend?), how often
+    did the user react to that author. One vectorised search, the same for a training set of millions
+    of rows and for one served request.
+
+        lookup = ListLookup([np.array([7, 9, 7]), np.array([3])])
+        lookup.count([0, 0, 1], [7, 3, 3])   # [2, 0, 1]
+        lookup.first([0, 1], [9, 9])          # [1, -1]: the position in row 0's list; -1 where absent
+    """
+
+    def __init__(self, lists) -> None:
+        lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
+        flat = np.concatenate([np.asarray(v) for v in lists]) if lengths.sum() else np.zeros(0, dtype=np.int64)
+        self.offsets = np.r_[0, np.cumsum(lengths)]
+        codes, self.values = pd.factorize(flat, sort=True)
+        rows = np.repeat(np.arange(len(lists), dtype=np.int64), lengths)
+        keys = rows * max(len(self.values), 1) + codes
+        self.order = np.argsort(keys, kind="stable")  # stable: the first occurrence comes first
+        self.keys = keys[self.order]
+
+    def _query(self, rows, values) -> np.ndarray:
+        codes = pd.Index(self.values).get_indexer(np.asarray(values))
+        keys = np.asarray(rows, dtype=np.int64) * max(len(self.values), 1) + codes
+        return np.where(codes >= 0, keys, -1)
+
+    def count(self, rows, values) -> np.ndarray:
+        keys = self._query(rows, values)
+        counts = np.searchsorted(self.keys, keys, side="right") - np.searchsorted(self.keys, keys)
+        return np.where(keys >= 0, counts, 0)
+
+    def first(self, rows, values) -> np.ndarray:
+        """The position of the value's first occurrence within its row's list, -1 where absent."""
+        keys = self._query(rows, values)
+        if len(self.keys) == 0:
+            return np.full(len(keys), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        found = (keys >= 0) & (self.keys[at] == keys)
+        return np.where(found, self.order[at] - self.offsets[np.asarray(rows, dtype=np.int64)], -1)

@@ -233,6 +233,25 @@ class Dedupe:
 
 
 @dataclass
+class NearDuplicates:
+    """Near-duplicates by content: an item whose embedding (`catalog.vectors`, unit length) has a cosine
+    above `threshold` with a better-keyed item already kept is dropped (a reshare, a copied post with a
+    word changed: equal titles would miss them)."""
+
+    threshold: float = 0.9
+    kind: ClassVar[str] = "select"
+
+    def __call__(self, request, catalog, slate: Slate) -> Slate:
+        ranked = slate.by_key()
+        vectors = np.asarray(catalog.vectors[ranked.rows], dtype=np.float32)
+        kept: list[int] = []
+        for i in range(len(ranked.rows)):
+            if not kept or float(np.max(vectors[kept] @ vectors[i])) <= self.threshold:
+                kept.append(i)
+        return ranked.take(np.asarray(kept, dtype=np.int64))
+
+
+@dataclass
 class GroupCap:
     """At most `max_per_group` items of one value of `item` (genre, advertiser), best keys first."""
 
@@ -286,6 +305,7 @@ STEPS: dict[str, Any] = {
     "freshness": Freshness,
     "expected_value": ExpectedValue,
     "dedupe": Dedupe,
+    "near_duplicates": NearDuplicates,
     "group_cap": GroupCap,
     "diversify": Diversify,
 }

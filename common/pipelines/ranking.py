@@ -62,8 +62,9 @@ class FunnelState(Protocol):
     def funnel(self, model) -> Funnel:
         """The served funnel, ranking with `model`."""
 
-    def baselines(self) -> dict[str, Funnel]:
-        """The lists a ranker must beat (chronological, popular, nearby and popular...)."""
+    def baselines(self, models: dict) -> dict[str, Funnel]:
+        """The lists a ranker must beat (chronological, popular, nearby and popular...), and variants of
+        the trained ones (a score without some heads)."""
 
     def eligible(self, request: RetrievalRequest) -> np.ndarray:
         """The item ids the oracle ranks for this request: what the funnel could have shown."""
@@ -226,7 +227,10 @@ def evaluate_requests(
             continue
         users = np.sort(rng.choice(active, size=min(e["users_per_day"], len(active)), replace=False))
         state = task.state_at(data, repo, config, day)
-        funnels = {**{f"funnel: {name}": state.funnel(model) for name, model in models.items()}, **state.baselines()}
+        funnels = {
+            **{f"funnel: {name}": state.funnel(model) for name, model in models.items()},
+            **state.baselines(models),
+        }
         served = next(iter(funnels.values()))
         later = data.events[(times >= day) & (times < stop) & (data.events[task.labels[0]] > 0)]
         logged = distinct_ids_by_key(later["user_id"], later["item_id"])

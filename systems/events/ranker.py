@@ -101,7 +101,7 @@ class OfflineState:
     def funnel(self, model):
         return self.state.funnel(model)
 
-    def baselines(self) -> dict:
+    def baselines(self, models: dict) -> dict:
         return {"nearby and popular": self.state.nearby_and_popular()}
 
     def eligible(self, request: RetrievalRequest) -> np.ndarray:

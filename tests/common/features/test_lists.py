@@ -41,3 +41,21 @@ def test_distinct_ids_by_key():
     grouped = distinct_ids_by_key([3, 1, 3, 3, 1], [9, 5, 2, 9, 4])
     assert {k: v.tolist() for k, v in grouped.items()} == {1: [4, 5], 3: [2, 9]}
     assert distinct_ids_by_key([], []) == {}
+
+
+def test_list_lookup_counts_and_finds_values_in_each_rows_list():
+    from common.features.lists import ListLookup
+
+    lookup = ListLookup([np.array([7, 9, 7]), np.array([3]), np.array([], dtype=np.int64)])
+    assert lookup.count([0, 0, 1, 2, 0], [7, 3, 3, 7, 42]).tolist() == [2, 0, 1, 0, 0]
+    assert lookup.first([0, 0, 1, 1, 2], [9, 7, 3, 9, 9]).tolist() == [1, 0, 0, -1, -1]
+    empty = ListLookup([np.array([], dtype=np.int64)])
+    assert empty.count([0], [1]).tolist() == [0] and empty.first([0], [1]).tolist() == [-1]
+    # Against a plain Python answer on random lists.
+    rng = np.random.default_rng(0)
+    lists = [rng.integers(0, 20, rng.integers(0, 8)) for _ in range(50)]
+    rows, values = rng.integers(0, 50, 400), rng.integers(0, 25, 400)
+    lookup = ListLookup(lists)
+    assert lookup.count(rows, values).tolist() == [list(lists[r]).count(v) for r, v in zip(rows, values)]
+    expected = [list(lists[r]).index(v) if v in lists[r] else -1 for r, v in zip(rows, values)]
+    assert lookup.first(rows, values).tolist() == expected

@@ -86,3 +86,12 @@ def test_demote_lowers_the_listed_authors_whatever_the_sign_of_their_keys():
     np.testing.assert_allclose(demoted.keys, [0.2, 1.0, -5.0, 0.5])
     assert demoted.by_key().rows.tolist() == [1, 3, 0, 2]
     assert steps["demote"](SimpleNamespace(now_s=0.0, attributes={}), catalog, slate).keys.tolist() == keys.tolist()
+
+
+def test_near_duplicates_keep_the_best_keyed_copy_of_similar_content():
+    vectors = np.array([[1.0, 0.0], [0.995, 0.0999], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+    catalog = SimpleNamespace(vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    slate = Slate(np.array([0, 1, 2, 3]), np.zeros(4), np.array([0.5, 0.9, 0.4, 0.3]))
+    steps = dict(build_steps([{"step": "near_duplicates", "threshold": 0.95}], catalog))
+    kept = steps["near_duplicates"](None, catalog, slate)
+    assert kept.rows.tolist() == [1, 2, 3]  # 0 copies 1 (cosine 0.995), which has the better key

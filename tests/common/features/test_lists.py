@@ -56,6 +56,6 @@ def test_list_lookup_counts_and_finds_values_in_each_rows_list():
     lists = [rng.integers(0, 20, rng.integers(0, 8)) for _ in range(50)]
     rows, values = rng.integers(0, 50, 400), rng.integers(0, 25, 400)
     lookup = ListLookup(lists)
-    assert lookup.count(rows, values).tolist() == [list(lists[r]).count(v) for r, v in zip(rows, values)]
-    expected = [list(lists[r]).index(v) if v in lists[r] else -1 for r, v in zip(rows, values)]
+    assert lookup.count(rows, values).tolist() == [list(lists[r]).count(v) for r, v in zip(rows, values, strict=True)]
+    expected = [list(lists[r]).index(v) if v in lists[r] else -1 for r, v in zip(rows, values, strict=True)]
     assert lookup.first(rows, values).tolist() == expected

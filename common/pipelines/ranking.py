@@ -205,7 +205,8 @@ def label_metrics(models, test: Examples, labels, oracle, data: Dataset, example
                     "auc": auc(y, p) if binary else np.nan,
                     "logloss": log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)) if binary else np.nan,
                     "ece": expected_calibration_error(y, p) if binary else np.nan,
-                    "mae": float(np.mean(np.abs(y - p))) if not binary else np.nan,
+                    # A regression label (dwell seconds): the error of the expected value, which the oracle minimises.
+                    "rmse": float(np.sqrt(np.mean((y - p) ** 2))) if not binary else np.nan,
                 }
             )
     return pd.DataFrame(rows)
@@ -287,7 +288,7 @@ def _track(system, config, data, periods, task, models, fit_metrics, label_table
         metrics[name].update({f"test_{c.replace('@', '_at_')}": float(test_row[c]) for c in test_row.index if "@" in c})
         for row in label_table[label_table["model"] == name].to_dict("records"):
             metrics[name].update(
-                {f"test_{row['label']}_{m}": row[m] for m in ("auc", "logloss", "ece", "mae") if row[m] == row[m]}
+                {f"test_{row['label']}_{m}": row[m] for m in ("auc", "logloss", "ece", "rmse") if row[m] == row[m]}
             )
     champion = tracking.choose_champion(metrics, config["champion"], k=k)
     recall = evaluation["test"].candidate_recall(tuple(config["evaluation"]["recall_ks"]))
@@ -363,6 +364,6 @@ def results_markdown(
     parts += [
         "Each label on the test impressions (the oracle: the world's true probability)",
         "",
-        markdown_table(labels.to_dict("records"), ["model", "label", "auc", "logloss", "ece", "mae"]),
+        markdown_table(labels.to_dict("records"), ["model", "label", "auc", "logloss", "ece", "rmse"]),
     ]
     return "\n".join(parts)

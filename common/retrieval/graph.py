@@ -84,7 +84,8 @@ class AuthoredBySource:
         return cls(authors[order], created_s[order], item_ids, window_days, **options)
 
     def retrieve(self, request: RetrievalRequest, k: int) -> np.ndarray:
-        followed = np.unique(np.asarray(request.attributes.get(self.attribute) or [], dtype=np.int64))
+        listed = request.attributes.get(self.attribute)
+        followed = np.unique(np.asarray(listed if listed is not None else [], dtype=np.int64))
         if len(followed) == 0:
             return np.zeros(0, dtype=np.int64)
         lo, hi = np.searchsorted(self.authors, followed), np.searchsorted(self.authors, followed, side="right")

@@ -219,20 +219,38 @@ def pair_features(user: dict, event: dict, now_s, invited=None) -> dict[str, np.
     out["hour_gap"] = np.where(registered > 0, np.minimum(gap, 24 - gap), np.nan)
     out["request_hour"] = (now_s % DAY_S) / 3600.0
 
-    friends, going, invitees = user["friend_ids"], event["registered_user_ids"], event["invited_user_ids"]
-    hosts, user_ids = np.asarray(event["host_id"]), np.asarray(user["user_id"])
-    friends_going, hosted_by_friend, on_invite_list = np.zeros(n), np.zeros(n), np.zeros(n)
-    for i in range(n):
-        circle = friends[i]
-        if len(circle):
-            friends_going[i] = np.intersect1d(circle, going[i], assume_unique=True).size if len(going[i]) else 0
-            hosted_by_friend[i] = hosts[i] in circle
-        on_invite_list[i] = user_ids[i] in invitees[i] if len(invitees[i]) else 0
+    friends_going, hosted_by_friend, on_invite_list = social_features(
+        user["user_id"], user["friend_ids"], event["host_id"], event["registered_user_ids"], event["invited_user_ids"]
+    )
     out["friends_going"] = friends_going
     out["friends_going_share"] = friends_going / np.maximum(np.asarray(user["n_friends"], float), 1.0)
     out["hosted_by_friend"] = hosted_by_friend
     out["invited"] = on_invite_list if invited is None else np.asarray(invited, dtype=float)
     return out
+
+
+def social_features(user_ids, friends, hosts, going, invitees) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair: friends registered (|friends ∩ going|), hosted by a friend, on the invitee list.
+    A served request has one user for every candidate: its friends are one set, and the candidates'
+    lists are searched at once; a training set has a user per row, and is searched row by row."""
+    n = len(hosts)
+    user_ids, hosts = np.asarray(user_ids), np.asarray(hosts)
+    if n and (user_ids == user_ids[0]).all():
+        circle = np.asarray(friends[0], dtype=np.int64)
+        lengths = np.array([len(g) for g in going])
+        flat = np.concatenate([np.asarray(g, dtype=np.int64) for g in going]) if lengths.sum() else np.zeros(0, int)
+        owner = np.repeat(np.arange(n), lengths)
+        friends_going = np.bincount(owner[np.isin(flat, circle)], minlength=n).astype(float)
+        invited = np.array([user_ids[0] in np.asarray(i) if len(i) else False for i in invitees], dtype=float)
+        return friends_going, np.isin(hosts, circle).astype(float), invited
+    friends_going, hosted_by_friend, invited = np.zeros(n), np.zeros(n), np.zeros(n)
+    for i in range(n):
+        circle = friends[i]
+        if len(circle):
+            friends_going[i] = np.intersect1d(circle, going[i], assume_unique=True).size if len(going[i]) else 0
+            hosted_by_friend[i] = hosts[i] in circle
+        invited[i] = user_ids[i] in invitees[i] if len(invitees[i]) else 0
+    return friends_going, hosted_by_friend, invited
 
 
 def _rate(successes: np.ndarray, trials: np.ndarray) -> np.ndarray:

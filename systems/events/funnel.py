@@ -50,6 +50,24 @@ def fill_missing(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def fill_missing_row(row: dict) -> dict:
+    """fill_missing for one user read from the online store (a dict), without pandas: a served
+    request's budget is a few milliseconds."""
+    filled = {}
+    for column, value in row.items():
+        missing = value is None or (isinstance(value, float) and value != value)
+        if column in EVENT_COUNTS or column in USER_COUNTS:
+            value = 0.0 if missing else float(value)
+        elif column in LISTS:
+            value = _id_list(value)
+        elif column in PROFILE_TEXT:
+            value = "" if missing else value
+        elif column in PROFILE_NUMBERS:
+            value = np.nan if missing else float(value)
+        filled[column] = value
+    return filled
+
+
 def _id_list(value) -> np.ndarray:
     """A stored list of ids; anything else (None, NaN: no row yet) is an empty one."""
     return np.asarray(value, dtype=np.int64) if isinstance(value, list | np.ndarray) else np.zeros(0, np.int64)

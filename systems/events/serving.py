@@ -23,7 +23,7 @@ from common.serving.service import Served, open_serving
 from common.serving.timing import StageTimer
 from common.tracking.runs import Champion
 from systems.events.features import EVENT_VIEWS, USER_VIEWS
-from systems.events.funnel import EventsState, fill_missing, user_columns
+from systems.events.funnel import EventsState, fill_missing_row
 
 
 def online_event_frame(repo: FeatureRepo) -> pd.DataFrame:
@@ -55,8 +55,7 @@ class EventsService:
             values = self.repo.online(self.user_refs, [{"user_id": user_id}])
             row = {name: column[0] for name, column in values.items()}
             known = row.get("gender") is not None or row.get("user_shown") is not None
-            user = user_columns(fill_missing(pd.DataFrame([row]).astype(object)))[0]
-            user["user_id"] = user_id
+            user = fill_missing_row({**row, "user_id": user_id})
         request = self.state.request(user, location)
         ranked = self.funnel.recommend(request, k, timer)
         return Served(known, ranked, timer.milliseconds, user=request.attributes | {"user": user})

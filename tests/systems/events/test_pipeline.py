@@ -192,3 +192,27 @@ def test_the_kaggle_files_train_and_serve_end_to_end(tmp_path):
             users = pd.read_csv(FIXTURES / "train.csv")["user"].unique()
             body = recommend(client, {"user_id": int(users[0]), "k": 5})
             assert body["models"]["ranker"]["version"] == summary["champion_version"]
+
+
+def test_social_features_are_the_same_for_one_served_user_and_row_by_row():
+    from systems.events.features import social_features
+
+    rng = np.random.default_rng(1)
+    n = 60
+    friends = np.sort(rng.choice(100, 15, replace=False))
+    going = [np.sort(rng.choice(100, rng.integers(0, 20), replace=False)) for _ in range(n)]
+    invitees = [rng.choice(100, rng.integers(0, 4)) for _ in range(n)]
+    hosts = rng.integers(0, 100, n)
+    one_user = social_features(np.full(n, 7), [friends] * n, hosts, going, invitees)
+    # The row-by-row path, forced by a second user id on a copy of row 0.
+    rows = social_features(
+        np.r_[8, np.full(n, 7)],
+        [friends] * (n + 1),
+        np.r_[hosts[0], hosts],
+        [going[0], *going],
+        [invitees[0], *invitees],
+    )
+    for served, by_row in zip(one_user, rows, strict=True):
+        np.testing.assert_array_equal(served, by_row[1:])
+    expected = [len(set(friends) & set(g)) for g in going]
+    assert one_user[0].tolist() == expected

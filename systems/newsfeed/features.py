@@ -40,6 +40,14 @@ ACTIVITY_PERIOD = pd.Timedelta(minutes=10)  # the batch backfill of the streamin
 POST_COUNTS = ["post_impressions", *(f"post_{r}s" for r in REACTIONS)]
 USER_COUNTS = ["user_impressions", *(f"user_{r}s" for r in REACTIONS), "user_skips", "user_dwell_s"]
 PROFILE = ["gender", "country", "age"]
+LIST_COLUMNS = (
+    "followee_ids",
+    "followee_since_s",
+    "followee_is_friend",
+    "engaged_author_ids",
+    "hidden_author_ids",
+    "seen_post_ids",
+)
 LIST_LENGTHS = {"engaged_author_ids": 500, "hidden_author_ids": 200, "seen_post_ids": 2000}
 
 VIEWS = [
@@ -196,20 +204,26 @@ def post_activity(data: Dataset) -> pa.Table:
     return cumulative_snapshots(data.events, "item_id", data.start, ACTIVITY_PERIOD, sums)
 
 
-def fill_user_defaults(frame: pd.DataFrame) -> pd.DataFrame:
-    """A user with no row yet in a view: no follows, no activity (zeros, empty lists); a user the
-    store does not know at all: an empty profile ("" for text, NaN for the age)."""
-    frame = frame.copy()
-    for column in frame.columns:
+def filled_user_columns(columns: dict) -> dict[str, np.ndarray]:
+    """Column -> array, one value per user state, with what a missing row means: a user with no row
+    yet in a view has no follows and no activity (zeros, empty lists); a user the store does not know
+    at all has an empty profile ("" for text, NaN for the age). The same for a training set's states
+    (columns of a DataFrame) and a served user (one online row)."""
+    filled = {}
+    for column, values in columns.items():
+        values = np.asarray(values, dtype=object) if column in LIST_COLUMNS else np.asarray(values)
         if column in ("gender", "country"):
-            frame[column] = frame[column].fillna("").astype(object)
+            values = np.array(["" if v is None or v != v else v for v in values], dtype=object)
         elif column == "age":
-            frame[column] = frame[column].astype(float)
-        elif column.startswith(("followee_", "engaged_", "hidden_", "seen_")):
-            frame[column] = [_ids(v) for v in frame[column]]
+            values = values.astype(float)
+        elif column in LIST_COLUMNS:
+            lists = np.empty(len(values), dtype=object)
+            lists[:] = [_ids(v) for v in values]
+            values = lists
         elif column.startswith("user_") or column == "n_followees":
-            frame[column] = frame[column].astype(float).fillna(0.0)
-    return frame
+            values = np.nan_to_num(values.astype(float))
+        filled[column] = values
+    return filled
 
 
 def _ids(value) -> np.ndarray:
@@ -217,26 +231,32 @@ def _ids(value) -> np.ndarray:
 
 
 class UserStates:
-    """Users as of given times (rows of the user views), with their lists searchable in bulk."""
+    """Users as of given times (rows of the user views, a DataFrame or column -> values), with their
+    lists searchable in bulk."""
 
-    def __init__(self, frame: pd.DataFrame, config: dict):
+    def __init__(self, frame, config: dict):
         f = config["features"]
-        frame = fill_user_defaults(frame)
-        self.columns = {c: frame[c].to_numpy() for c in frame.columns}
-        self.follows = ListLookup(list(frame["followee_ids"]))
-        self.follow_since = _flat(frame["followee_since_s"])
-        self.follow_friend = _flat(frame["followee_is_friend"])
-        self.engaged_authors = ListLookup(list(frame["engaged_author_ids"]))
-        self.hidden_authors = ListLookup(list(frame["hidden_author_ids"]))
-        self.text = frame[[f"user_{c}" for c in text_columns(f["text_dims"])]].to_numpy(float)
-        self.hashtags = frame[[f"user_{c}" for c in hashtag_columns(f["hashtag_dims"])]].to_numpy(float)
-        self.topics = frame[[f"user_topic_{t}" for t in TOPIC_NAMES]].to_numpy(float)
+        columns = {c: (frame[c].to_numpy() if isinstance(frame, pd.DataFrame) else frame[c]) for c in frame}
+        self.columns = filled_user_columns(columns)
+        c = self.columns
+        self.follows = ListLookup(list(c["followee_ids"]))
+        self.follow_since = _flat(c["followee_since_s"])
+        self.follow_friend = _flat(c["followee_is_friend"])
+        self.engaged_authors = ListLookup(list(c["engaged_author_ids"]))
+        self.hidden_authors = ListLookup(list(c["hidden_author_ids"]))
+        self.text = _matrix(c, [f"user_{name}" for name in text_columns(f["text_dims"])])
+        self.hashtags = _matrix(c, [f"user_{name}" for name in hashtag_columns(f["hashtag_dims"])])
+        self.topics = _matrix(c, [f"user_topic_{t}" for t in TOPIC_NAMES])
 
     def __len__(self) -> int:
         return len(self.text)
 
 
-def _flat(lists: pd.Series) -> np.ndarray:
+def _matrix(columns: dict, names: list[str]) -> np.ndarray:
+    return np.column_stack([columns[name] for name in names]).astype(float)
+
+
+def _flat(lists) -> np.ndarray:
     return np.concatenate([np.asarray(v) for v in lists]) if len(lists) else np.zeros(0)
 
 

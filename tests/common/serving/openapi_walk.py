@@ -66,8 +66,8 @@ def split_nullable(spec: dict, schema: dict) -> tuple[dict, bool]:
 
 def sample(spec: dict, schema: dict, end: str) -> Any:
     """A value the schema accepts: at the low end of every bound (and required fields only) or at the high
-    end (every field). Arrays are empty: an item the schema accepts may still be unknown to the served
-    catalogue (a genre), which the schema says is a 422."""
+    end (every field). Arrays hold as few items as the schema allows (none, mostly): an item the schema
+    accepts may still be unknown to the served catalogue (a genre, a post id), which is a 422 saying so."""
     schema, _ = split_nullable(spec, schema)
     low = end == "low"
     if "enum" in schema:
@@ -82,7 +82,7 @@ def sample(spec: dict, schema: dict, end: str) -> Any:
     if kind == "boolean":
         return not low
     if kind == "array":
-        return []
+        return [sample(spec, schema["items"], end)] * schema.get("minItems", 0)
     if kind == "object":
         properties = schema.get("properties", {})
         names = schema.get("required", []) if low else list(properties)
@@ -202,6 +202,16 @@ def check_every_endpoint(client: TestClient, accepted_status: int) -> int:
             posted += 1
         for body in valid_bodies(spec, schema):
             response = client.post(path, json=body)
-            assert response.status_code == accepted_status, f"{path} {body}: {response.status_code} {response.text}"
+            # A body the schema accepts whose items the catalogue does not hold: a 422 that says so in words.
+            unknown_item = response.status_code == 422 and isinstance(response.json()["detail"], str)
+            accepted = response.status_code == accepted_status or (unknown_item and _has_items(body))
+            assert accepted, f"{path} {body}: {response.status_code} {response.text}"
             posted += 1
     return posted
+
+
+def _has_items(value: Any) -> bool:
+    """Whether a body holds a non-empty array anywhere."""
+    if isinstance(value, list):
+        return len(value) > 0
+    return isinstance(value, dict) and any(_has_items(v) for v in value.values())

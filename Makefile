@@ -7,12 +7,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SCALE_ARG := $(if $(SCALE),--scale $(SCALE),)
 DATA_ARG := $(if $(DATA),--data $(DATA),)
+SET ?=
+SET_ARG := $(foreach override,$(SET),--set $(override))
 
 .PHONY: help install train serve evaluate test bench mlflow-ui clean
 
 help:
 	@echo "make train SYSTEM=ads [SCALE=tiny]   generate data, features (Feast), train, register the champion"
-	@echo "make train SYSTEM=game DATA=/path    train on the public Steam files instead of the world"
+	@echo "make train SYSTEM=game DATA=/path    train on the public files instead of the world (game, events)"
+	@echo "make train SYSTEM=newsfeed SET=features.text_encoder.kind=lsa   override config values (space-separated)"
 	@echo "make serve SYSTEM=ads [PORT=8000]    serve the endpoint (trains first if no champion)"
 	@echo "make evaluate SYSTEM=ads             print the latest test table (WRITE_README=1: into the system's README)"
 	@echo "make bench SYSTEM=ads                latency / throughput / memory of the endpoint (WRITE_README=1 too)"
@@ -28,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 train: $(VENV)/.installed
-	$(PY) -m common.app.cli train --system $(SYSTEM) $(SCALE_ARG) $(DATA_ARG)
+	$(PY) -m common.app.cli train --system $(SYSTEM) $(SCALE_ARG) $(DATA_ARG) $(SET_ARG)
 
 serve: $(VENV)/.installed
 	$(PY) -m common.app.cli serve --system $(SYSTEM) $(SCALE_ARG) --port $(PORT)

@@ -12,6 +12,7 @@ import os
 from typing import Annotated
 
 import typer
+import yaml
 
 from common.app.config import load_config
 from common.app.logs import quiet_libraries
@@ -32,6 +33,22 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def set_value(config: dict, override: str) -> None:
+    """Apply one KEY=VALUE override: the dotted key must name an existing entry."""
+    key, separator, value = override.partition("=")
+    if not separator:
+        raise ValueError(f"--set {override!r}: expected KEY=VALUE")
+    *parents, name = key.split(".")
+    node = config
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise ValueError(f"--set {override!r}: the config has no section {part!r}")
+        node = node[part]
+    if name not in node:
+        raise ValueError(f"--set {override!r}: the config has no key {key!r}")
+    node[name] = yaml.safe_load(value)
+
+
 def _check_system(system: str) -> None:
     if system not in system_names():
         raise typer.BadParameter(f"unknown system {system!r}; choose one of {system_names()}", param_hint="--system")
@@ -43,13 +60,30 @@ DataOption = Annotated[
 ]
 
 
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a config value for this run, KEY=VALUE with a dotted key and a YAML value"
+        " (e.g. features.text_encoder.kind=lsa); repeatable",
+    ),
+]
+
+
 @app.command()
-def train(system: SystemOption, scale: ScaleOption = None, data: DataOption = None) -> None:
+def train(
+    system: SystemOption, scale: ScaleOption = None, data: DataOption = None, overrides: SetOption = None
+) -> None:
     """Generate the world (or read --data), build features into Feast, train and evaluate every
     model, track them in MLflow and register the best as <system>-ranker@champion."""
     _check_system(system)
     quiet_libraries()
     config = load_config(system, scale)
+    for override in overrides or []:
+        try:
+            set_value(config, override)
+        except ValueError as error:
+            _fail(str(error))
     if data is not None:
         if not get_system(system).accepts_data:
             _fail(

@@ -1,3 +1,4 @@
+import pytest
 from typer.testing import CliRunner
 
 from common.app.cli import app
@@ -44,3 +45,15 @@ def test_unreadable_data_files_are_a_clean_error(tmp_path, monkeypatch):
     result = runner.invoke(app, ["train", "--system", "game", "--scale", "tiny", "--data", str(tmp_path)])
     assert result.exit_code == 1
     assert result.output.startswith("error:") and "Traceback" not in result.output
+
+
+def test_set_overrides_an_existing_config_value_and_refuses_unknown_keys():
+    from common.app.cli import set_value
+
+    config = {"features": {"text_encoder": {"kind": "minilm"}, "text_dims": 32}}
+    set_value(config, "features.text_encoder.kind=lsa")
+    set_value(config, "features.text_dims=16")
+    assert config == {"features": {"text_encoder": {"kind": "lsa"}, "text_dims": 16}}
+    for bad in ("features.text_dim=3", "feature.text_dims=3", "features.text_dims"):
+        with pytest.raises(ValueError, match="--set"):
+            set_value(config, bad)

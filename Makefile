@@ -18,7 +18,7 @@ help:
 	@echo "make train SYSTEM=newsfeed SET=features.text_encoder.kind=lsa   override config values (space-separated)"
 	@echo "make serve SYSTEM=ads [PORT=8000]    serve the endpoint (trains first if no champion)"
 	@echo "make evaluate SYSTEM=ads             print the latest test table (WRITE_README=1: into the system's README)"
-	@echo "make bench SYSTEM=ads                latency / throughput / memory of the endpoint (WRITE_README=1 too)"
+	@echo "make bench SYSTEM=ads [K=10]         latency / throughput / memory of the endpoint (WRITE_README=1 too)"
 	@echo "make mlflow-ui                       MLflow UI on http://127.0.0.1:5000"
 	@echo "make test                            the whole test suite"
 
@@ -40,7 +40,7 @@ evaluate: $(VENV)/.installed
 	$(PY) -m common.app.cli evaluate --system $(SYSTEM) $(if $(WRITE_README),--write-readme,)
 
 bench: $(VENV)/.installed
-	$(PY) -m common.app.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT) $(if $(WRITE_README),--write-readme,)
+	$(PY) -m common.app.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT) $(if $(K),--k $(K),) $(if $(WRITE_README),--write-readme,)
 
 mlflow-ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/data/mlflow.db} --host 127.0.0.1 --port 5000

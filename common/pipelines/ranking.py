@@ -134,8 +134,7 @@ def train(system: str, config: dict, data: Dataset, task: RankingTask) -> dict:
         models, fit_metrics = fit_models(task.build_models(config), splits, task.labels)
         stages.update()
         stages.set_postfix_str("evaluate, MLflow")
-        oracle = data.oracle
-        label_table = label_metrics(models, splits["test"], task.labels, oracle, data, examples, periods)
+        label_table = label_metrics(models, splits["test"], task.labels, data, periods)
         evaluation = {
             split: evaluate_requests(task, data, repo, config, models, periods.start(split), periods.stop(split))
             for split in ("validation", "test")
@@ -180,14 +179,16 @@ def fit_models(models: dict, splits: dict[str, Examples], labels: tuple[str, ...
     return models, metrics
 
 
-def label_metrics(models, test: Examples, labels, oracle, data: Dataset, examples: Examples, periods) -> pd.DataFrame:
+def label_metrics(
+    models: dict, test: Examples, labels: tuple[str, ...], data: Dataset, periods: Periods
+) -> pd.DataFrame:
     """AUC, log loss and expected calibration error of every model's prediction of each label on the
     test impressions, with the oracle's row where the world knows the truth."""
     rows = []
     truth = None
-    if oracle is not None:
+    if data.oracle is not None:
         test_events = data.events.loc[periods.mask("test", data.events["event_timestamp"])].reset_index(drop=True)
-        truth = oracle.label_probabilities(test_events)
+        truth = data.oracle.label_probabilities(test_events)
     predictions = {name: heads(model, test.X) for name, model in models.items()}
     if truth is not None:
         predictions[ORACLE] = {label: truth[label].to_numpy() for label in labels if label in truth}

@@ -41,6 +41,9 @@ POST_COUNTS = ["post_impressions", *(f"post_{r}s" for r in REACTIONS)]
 USER_COUNTS = ["user_impressions", *(f"user_{r}s" for r in REACTIONS), "user_skips", "user_dwell_s"]
 PROFILE = ["gender", "country", "age"]
 LIST_COLUMNS = (
+    "user_text",
+    "user_hashtags",
+    "user_topics",
     "followee_ids",
     "followee_since_s",
     "followee_is_friend",
@@ -117,18 +120,13 @@ def post_vectors(posts: pd.DataFrame, config: dict) -> tuple[np.ndarray, np.ndar
 
 
 def feature_tables(data: Dataset, config: dict) -> dict[str, pd.DataFrame | pa.Table]:
-    f = config["features"]
     static_time = data.start - pd.Timedelta(days=1)
     posts = data.items
     text, hashtags = post_vectors(posts, config)
-    metadata = pd.concat(
-        [
-            posts[["item_id", "author_id", "topic", "media_type"]].reset_index(drop=True),
-            pd.DataFrame(text, columns=text_columns(f["text_dims"])),
-            pd.DataFrame(hashtags, columns=hashtag_columns(f["hashtag_dims"])),
-        ],
-        axis=1,
-    ).assign(
+    metadata = posts[["item_id", "author_id", "topic", "media_type"]].reset_index(drop=True)
+    metadata = metadata.assign(
+        text_vector=list(text.astype(np.float64)),  # one list feature, not text_dims scalar ones:
+        hashtag_vector=list(hashtags.astype(np.float64)),  # the online store keeps a row per feature
         created_s=seconds(posts["release_timestamp"]),
         n_hashtags=[len(tags) for tags in posts["hashtags"]],
         event_timestamp=static_time,
@@ -162,16 +160,26 @@ def user_follows(data: Dataset, every: int) -> pa.Table:
     return table.rename_columns([{"followee_id": "followee_ids"}.get(c, c) for c in table.column_names])
 
 
+def vector_matrix(values) -> np.ndarray:
+    """(n, d) from a column of equal-length vectors (a list feature); a 2-D array passes through."""
+    if isinstance(values, np.ndarray) and values.ndim == 2:
+        return values.astype(float)
+    return np.stack([np.asarray(v, dtype=float) for v in values]) if len(values) else np.zeros((0, 0))
+
+
 def user_activity(data: Dataset, metadata: pd.DataFrame, config: dict) -> pa.Table:
     """Per user and day: impressions, reactions, skips and dwell so far; the authors engaged with (one
     entry per engagement) and hidden; the posts seen; and over the posts engaged with (clicked, liked,
     commented or shared), the sums of their topic one-hots, text vectors and hashtag vectors."""
     f = config["features"]
-    post_columns = ["item_id", "author_id", "topic", *text_columns(f["text_dims"]), *hashtag_columns(f["hashtag_dims"])]
-    events = data.events.merge(metadata[post_columns], on="item_id", how="left")
+    rows = pd.Index(metadata["item_id"]).get_indexer(data.events["item_id"])
+    events = data.events.assign(
+        author_id=metadata["author_id"].to_numpy()[rows], topic=metadata["topic"].to_numpy()[rows]
+    )
     engaged = events[["click", "like", "comment", "share"]].to_numpy().any(axis=1)
     weight = engaged.astype(float)[:, None]
-    vectors = events[[*text_columns(f["text_dims"]), *hashtag_columns(f["hashtag_dims"])]].to_numpy(float) * weight
+    post_vectors_ = np.hstack([vector_matrix(metadata["text_vector"]), vector_matrix(metadata["hashtag_vector"])])
+    vectors = post_vectors_[rows] * weight
     topics = (events["topic"].to_numpy()[:, None] == np.asarray(TOPIC_NAMES)[None, :]) * weight
     sums_frame = pd.DataFrame(
         np.hstack([vectors, topics]),
@@ -195,7 +203,20 @@ def user_activity(data: Dataset, metadata: pd.DataFrame, config: dict) -> pa.Tab
         "hidden_author_ids": ("author_id", LIST_LENGTHS["hidden_author_ids"], "hide"),
         "seen_post_ids": ("item_id", LIST_LENGTHS["seen_post_ids"]),
     }
-    return cumulative_snapshots(events, "user_id", data.start, f["snapshot_every_days"], sums, lists)
+    table = cumulative_snapshots(events, "user_id", data.start, f["snapshot_every_days"], sums, lists)
+    # The interest sums as three list features (text, hashtags, topics) rather than dozens of scalars.
+    groups = {
+        "user_text": [f"user_{c}" for c in text_columns(f["text_dims"])],
+        "user_hashtags": [f"user_{c}" for c in hashtag_columns(f["hashtag_dims"])],
+        "user_topics": [f"user_topic_{t}" for t in TOPIC_NAMES],
+    }
+    for name, members in groups.items():
+        matrix = np.column_stack([table[c].to_numpy() for c in members]).astype(np.float64)
+        offsets = pa.array(np.arange(0, matrix.size + 1, matrix.shape[1], dtype=np.int32))
+        table = table.drop_columns(members).append_column(
+            name, pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))
+        )
+    return table
 
 
 def post_activity(data: Dataset) -> pa.Table:
@@ -244,16 +265,21 @@ class UserStates:
         self.follow_friend = _flat(c["followee_is_friend"])
         self.engaged_authors = ListLookup(list(c["engaged_author_ids"]))
         self.hidden_authors = ListLookup(list(c["hidden_author_ids"]))
-        self.text = _matrix(c, [f"user_{name}" for name in text_columns(f["text_dims"])])
-        self.hashtags = _matrix(c, [f"user_{name}" for name in hashtag_columns(f["hashtag_dims"])])
-        self.topics = _matrix(c, [f"user_topic_{t}" for t in TOPIC_NAMES])
+        self.text = _padded(c["user_text"], f["text_dims"])
+        self.hashtags = _padded(c["user_hashtags"], f["hashtag_dims"])
+        self.topics = _padded(c["user_topics"], len(TOPIC_NAMES))
 
     def __len__(self) -> int:
         return len(self.text)
 
 
-def _matrix(columns: dict, names: list[str]) -> np.ndarray:
-    return np.column_stack([columns[name] for name in names]).astype(float)
+def _padded(vectors, dims: int) -> np.ndarray:
+    """(n, dims): each user's vector; zeros for a user with none yet."""
+    matrix = np.zeros((len(vectors), dims))
+    for i, vector in enumerate(vectors):
+        if len(vector):
+            matrix[i] = vector
+    return matrix
 
 
 def _flat(lists) -> np.ndarray:
@@ -298,8 +324,7 @@ def pair_features(users: UserStates, rows: np.ndarray, posts: dict, now_s, devic
     out["topic_share"] = np.where(topic_codes >= 0, users.topics[rows, np.maximum(topic_codes, 0)], 0) / np.maximum(
         engaged, 1
     )
-    text = np.column_stack([np.asarray(posts[c], float) for c in text_columns(f["text_dims"])])
-    hashtags = np.column_stack([np.asarray(posts[c], float) for c in hashtag_columns(f["hashtag_dims"])])
+    text, hashtags = vector_matrix(posts["text_vector"]), vector_matrix(posts["hashtag_vector"])
     out["text_similarity"] = _cosine(users.text[rows], text)
     out["hashtag_similarity"] = _cosine(users.hashtags[rows], hashtags)
     out["n_hashtags"] = np.asarray(posts["n_hashtags"], float)

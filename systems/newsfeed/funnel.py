@@ -26,7 +26,7 @@ from common.funnel.funnel import ColumnScorer, Funnel
 from common.models.scorer import score
 from common.retrieval.graph import AuthoredBySource
 from common.retrieval.sources import RankedList, RetrievalRequest
-from systems.newsfeed.features import POST_COUNTS, UserStates, model_columns, pair_features, text_columns
+from systems.newsfeed.features import POST_COUNTS, UserStates, model_columns, pair_features, vector_matrix
 
 DAY_S = 86_400.0
 ENGAGEMENTS = ["post_likes", "post_comments", "post_shares"]
@@ -43,8 +43,10 @@ class PostCatalog(ItemTable):
         posts = posts.sort_values("item_id").reset_index(drop=True)
         for column in POST_COUNTS:
             posts[column] = posts[column].astype(float).fillna(0.0)
-        vectors = posts[text_columns(config["features"]["text_dims"])].to_numpy(np.float32)
-        return cls(posts["item_id"].to_numpy(np.int64), {c: posts[c].to_numpy() for c in posts.columns}, vectors)
+        vectors = vector_matrix(posts["text_vector"]).astype(np.float32)
+        columns = {c: posts[c].to_numpy() for c in posts.columns}
+        columns["text_vector"], columns["hashtag_vector"] = vectors, vector_matrix(posts["hashtag_vector"])
+        return cls(posts["item_id"].to_numpy(np.int64), columns, vectors)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from common.retrieval.sources import RetrievalRequest
 from systems.newsfeed.dataset import LABELS
 from systems.newsfeed.features import (
     ACTIVITY_PERIOD,
+    POST_COUNTS,
     SERVICE,
     USER_VIEWS,
     VIEWS,
@@ -27,6 +28,7 @@ from systems.newsfeed.features import (
     feature_tables,
     model_columns,
     pair_features,
+    vector_matrix,
 )
 from systems.newsfeed.funnel import FeedState
 
@@ -50,7 +52,12 @@ def user_states(repo: FeatureRepo, user_ids, at, config: dict) -> UserStates:
 def posts_at(repo: FeatureRepo, item_ids: np.ndarray, at) -> pd.DataFrame:
     """Each post's metadata and its counts as of `at` (one time, or one per post)."""
     rows = pd.DataFrame({"item_id": np.asarray(item_ids, dtype=np.int64), "event_timestamp": at})
-    return repo.as_of(("post_metadata", "post_activity"), rows)
+    return fill_post_counts(repo.as_of(("post_metadata", "post_activity"), rows))
+
+
+def fill_post_counts(posts: pd.DataFrame) -> pd.DataFrame:
+    """A post nobody has seen yet has no counts row: zeros."""
+    return posts.assign(**{c: posts[c].astype(float).fillna(0.0) for c in POST_COUNTS})
 
 
 def examples(data: Dataset, repo: FeatureRepo, config: dict) -> Examples:
@@ -60,12 +67,19 @@ def examples(data: Dataset, repo: FeatureRepo, config: dict) -> Examples:
     day = snapshot_of(data, events["event_timestamp"], config["features"]["snapshot_every_days"])
     user_codes, user_keys = pd.factorize(pd.MultiIndex.from_arrays([events["user_id"], day]))
     states = user_states(repo, user_keys.get_level_values(0), user_keys.get_level_values(1), config)
+    # Metadata once per post (static: read as of the logs' end), counts once per (post, 10 minutes).
+    metadata_codes, post_ids = pd.factorize(events["item_id"])
+    metadata = repo.as_of(("post_metadata",), pd.DataFrame({"item_id": post_ids, "event_timestamp": data.start}))
     bucket = events["event_timestamp"].dt.floor(ACTIVITY_PERIOD)
-    post_codes, post_keys = pd.factorize(pd.MultiIndex.from_arrays([events["item_id"], bucket]))
-    posts = posts_at(repo, post_keys.get_level_values(0), post_keys.get_level_values(1))
-    post_columns = {c: posts[c].to_numpy()[post_codes] for c in posts.columns}
-    for column in ("post_impressions", "post_clicks", "post_likes", "post_comments", "post_shares", "post_hides"):
-        post_columns[column] = np.nan_to_num(post_columns[column].astype(float))
+    count_codes, count_keys = pd.factorize(pd.MultiIndex.from_arrays([events["item_id"], bucket]))
+    counts = repo.as_of(
+        ("post_activity",),
+        pd.DataFrame({"item_id": count_keys.get_level_values(0), "event_timestamp": count_keys.get_level_values(1)}),
+    )
+    post_columns = {c: metadata[c].to_numpy()[metadata_codes] for c in metadata.columns if not c.endswith("_vector")}
+    for column in ("text_vector", "hashtag_vector"):
+        post_columns[column] = vector_matrix(metadata[column])[metadata_codes]
+    post_columns.update({c: fill_post_counts(counts)[c].to_numpy()[count_codes] for c in POST_COUNTS})
     now_s = (events["event_timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
     X = pd.DataFrame(
         pair_features(states, user_codes, post_columns, now_s.to_numpy(float), events["device"].to_numpy(), config)

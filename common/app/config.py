@@ -10,8 +10,8 @@ from common.app.paths import CONFIG_DIR
 
 
 def load_config(system: str, scale: str | None = None) -> dict[str, Any]:
-    """The system's config at one scale: `world` holds that scale's world parameters and
-    `models` the model settings with that scale's overrides applied."""
+    """The system's config at one scale: `world` holds that scale's world parameters, and any other
+    section the scale names (models, periods...) is merged over the top-level one, key by key."""
     path = CONFIG_DIR / f"{system}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no config for system {system!r} at {path}")
@@ -22,6 +22,17 @@ def load_config(system: str, scale: str | None = None) -> dict[str, Any]:
         raise ValueError(f"unknown scale {scale!r} for {system}; choose one of {sorted(scales)}")
     config["scale"] = scale
     config["world"] = dict(scales[scale]["world"], seed=config["seed"])
-    for model, overrides in scales[scale].get("models", {}).items():
-        config["models"][model] = {**config["models"].get(model, {}), **overrides}
+    for section, overrides in scales[scale].items():
+        if section != "world":
+            config[section] = _merged(config.get(section, {}), overrides)
     return config
+
+
+def _merged(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` applied recursively: a nested dict is merged, anything else replaced."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = (
+            _merged(base.get(key, {}), value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        )
+    return merged

@@ -85,7 +85,9 @@ class RankingTask:
     feature_tables: Callable[[Dataset, dict], dict]  # (dataset, config) -> {view name: table}
     views: list[View]
     services: dict[str, dict[str, list[str] | None]]
-    examples: Callable[[Dataset, FeatureRepo, dict], Examples]
+    # (dataset, repo, config, since) -> one example per logged impression from `since` on (the warm-up
+    # days before the first period only feed the features)
+    examples: Callable[[Dataset, FeatureRepo, dict, pd.Timestamp], Examples]
     build_models: Callable[[dict], dict]  # config -> {name: estimator}
     state_at: Callable[[Dataset, FeatureRepo, dict, pd.Timestamp], FunnelState]
     item_segments: Callable[[Dataset, Periods], dict[str, set]] = lambda data, periods: {}
@@ -125,7 +127,7 @@ def train(system: str, config: dict, data: Dataset, task: RankingTask) -> dict:
         )
         stages.update()
         stages.set_postfix_str("examples")
-        examples = task.examples(data, repo, config)
+        examples = task.examples(data, repo, config, periods.start(periods.names[0]))
         splits = {
             name: _select(examples, periods.mask(name, examples.timestamps)) for name in ("train", "validation", "test")
         }

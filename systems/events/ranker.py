@@ -49,10 +49,10 @@ def user_frame(repo: FeatureRepo, user_ids: np.ndarray, at: pd.Series | pd.Times
     return fill_missing(repo.as_of(USER_VIEWS, rows))
 
 
-def examples(data: Dataset, repo: FeatureRepo, config: dict) -> Examples:
+def examples(data: Dataset, repo: FeatureRepo, config: dict, since: pd.Timestamp) -> Examples:
     """One row per logged impression. Features are read once per (user, snapshot) and (event, snapshot),
     not per impression, then gathered."""
-    events = data.events
+    events = data.events[data.events["event_timestamp"] >= since].reset_index(drop=True)
     snapshot = snapshot_of(data, events["event_timestamp"], config["features"]["snapshot_every_days"])
     user_keys = pd.MultiIndex.from_arrays([events["user_id"], snapshot])
     event_keys = pd.MultiIndex.from_arrays([events["item_id"], snapshot])

@@ -60,10 +60,10 @@ def fill_post_counts(posts: pd.DataFrame) -> pd.DataFrame:
     return posts.assign(**{c: posts[c].astype(float).fillna(0.0) for c in POST_COUNTS})
 
 
-def examples(data: Dataset, repo: FeatureRepo, config: dict) -> Examples:
+def examples(data: Dataset, repo: FeatureRepo, config: dict, since: pd.Timestamp) -> Examples:
     """One row per logged impression. A user's state is read once per (user, day), a post's counts once
     per (post, 10 minutes): the snapshots change no more often."""
-    events = data.events
+    events = data.events[data.events["event_timestamp"] >= since].reset_index(drop=True)
     day = snapshot_of(data, events["event_timestamp"], config["features"]["snapshot_every_days"])
     user_codes, user_keys = pd.factorize(pd.MultiIndex.from_arrays([events["user_id"], day]))
     states = user_states(repo, user_keys.get_level_values(0), user_keys.get_level_values(1), config)

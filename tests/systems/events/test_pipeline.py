@@ -70,7 +70,7 @@ def test_training_rows_read_the_same_features_as_the_funnel(trained, dataset, co
     """An impression's features as the training set built them (gathered by user / event snapshot)
     equal the pair features of the funnel's user row and catalogue at that snapshot."""
     repo = FeatureRepo(SYSTEM)
-    built = examples(dataset, repo, config)
+    built = examples(dataset, repo, config, dataset.start)
     rows = np.random.default_rng(0).choice(len(built.X), size=40, replace=False)
     events = dataset.events.iloc[rows]
     at = snapshot_of(dataset, events["event_timestamp"], 1)

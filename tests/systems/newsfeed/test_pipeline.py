@@ -55,7 +55,7 @@ def test_the_learned_feed_beats_the_chronological_one_and_the_oracle_bounds_ever
 
 def test_training_rows_read_the_same_features_as_the_funnel(trained, dataset, config):
     repo = FeatureRepo(SYSTEM)
-    built = examples(dataset, repo, config)
+    built = examples(dataset, repo, config, dataset.start)
     rows = np.random.default_rng(0).choice(len(built.X), size=40, replace=False)
     events = dataset.events.iloc[rows]
     states = user_states(repo, events["user_id"], snapshot_of(dataset, events["event_timestamp"], 1).to_numpy(), config)

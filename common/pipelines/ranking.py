@@ -367,6 +367,6 @@ def results_markdown(
     parts += [
         "Each label on the test impressions (the oracle: the world's true probability)",
         "",
-        markdown_table(labels.to_dict("records"), ["model", "label", "auc", "logloss", "ece", "rmse"]),
+        markdown_table(labels.to_dict("records"), [c for c in labels.columns if labels[c].notna().any()]),
     ]
     return "\n".join(parts)

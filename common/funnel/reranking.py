@@ -244,11 +244,11 @@ class NearDuplicates:
     def __call__(self, request, catalog, slate: Slate) -> Slate:
         ranked = slate.by_key()
         vectors = np.asarray(catalog.vectors[ranked.rows], dtype=np.float32)
-        kept: list[int] = []
-        for i in range(len(ranked.rows)):
-            if not kept or float(np.max(vectors[kept] @ vectors[i])) <= self.threshold:
-                kept.append(i)
-        return ranked.take(np.asarray(kept, dtype=np.int64))
+        similar = np.triu(vectors @ vectors.T > self.threshold, k=1)  # [j, i]: a better-keyed j copies i
+        kept = np.ones(len(ranked.rows), dtype=bool)
+        for i in np.flatnonzero(similar.any(axis=0)):  # only the items some better one copies
+            kept[i] = not (similar[:i, i] & kept[:i]).any()
+        return ranked.take(np.flatnonzero(kept))
 
 
 @dataclass

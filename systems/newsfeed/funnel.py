@@ -50,6 +50,17 @@ class PostCatalog(ItemTable):
 
 
 @dataclass
+class FeedContext:
+    """What a feed request's scorer reads beyond the request: the user's state, the device, and the
+    post counts it read fresh (kept, so the response reports the very counts the ranking used)."""
+
+    states: UserStates
+    row: int
+    device: str
+    counts: dict[int, dict[str, float]] = field(default_factory=dict)  # post id -> its fresh counts
+
+
+@dataclass
 class FeedScorer:
     """The weighted engagement of each candidate for the request's user. `fresh_counts` (serving)
     replaces the catalogue's post counts with the online store's current ones."""
@@ -61,12 +72,15 @@ class FeedScorer:
     fresh_counts: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
 
     def __call__(self, request: RetrievalRequest, item_rows: np.ndarray) -> np.ndarray:
-        states, row, device = request.context
+        context: FeedContext = request.context
         posts = {name: values[item_rows] for name, values in self.catalog.columns.items()}
         if self.fresh_counts is not None:
-            posts.update(self.fresh_counts(self.catalog.item_ids[item_rows]))
-        rows = np.full(len(item_rows), row)
-        X = pd.DataFrame(pair_features(states, rows, posts, request.now_s, device, self.config))
+            ids = self.catalog.item_ids[item_rows]
+            fresh = self.fresh_counts(ids)
+            posts.update(fresh)
+            context.counts.update({int(i): {c: v[j] for c, v in fresh.items()} for j, i in enumerate(ids)})
+        rows = np.full(len(item_rows), context.row)
+        X = pd.DataFrame(pair_features(context.states, rows, posts, request.now_s, context.device, self.config))
         categorical, numeric = model_columns(self.config)
         return score(self.model, X[categorical + numeric], self.combination)
 
@@ -102,7 +116,7 @@ class FeedState:
         attributes = {"followee_ids": user["followee_ids"], "hidden_author_ids": user["hidden_author_ids"]}
         now_s = float(self.now.timestamp()) if now_s is None else now_s
         seen = np.asarray(user["seen_post_ids"], dtype=np.int64)
-        return RetrievalRequest(int(user["user_id"]), None, attributes, seen, now_s, (states, row, device))
+        return RetrievalRequest(int(user["user_id"]), None, attributes, seen, now_s, FeedContext(states, row, device))
 
     def funnel(self, model, combination: dict | None = None, fresh_counts=None) -> Funnel:
         serving = self.config["serving"]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from common.app.paths import system_dir
 from common.features.store import FeatureRepo
@@ -42,6 +43,9 @@ COUNT_OF = {"impression": "post_impressions", **{r: f"post_{r}s" for r in REACTI
 
 class NewsfeedService:
     def __init__(self, config: dict, champion: Champion, repo: FeatureRepo):
+        # A request scores a few hundred rows: one torch thread each, parallelism from worker processes
+        # (two threads per worker fight over the 2 cores and made the network's matmuls 5x slower).
+        torch.set_num_threads(1)
         self.config = config
         self.champion = champion
         self.repo = repo
@@ -85,12 +89,13 @@ class NewsfeedService:
         if not len(ranked.rows):
             return []
         request = served.user["request"]
-        states, row, device = request.context
+        context = request.context
+        ids = self.state.catalog.item_ids[ranked.rows]
         post_columns = {name: values[ranked.rows] for name, values in columns.items()}
-        post_columns.update(self.fresh_counts(self.state.catalog.item_ids[ranked.rows]))
-        X = pd.DataFrame(
-            pair_features(states, np.full(len(ranked.rows), row), post_columns, request.now_s, device, self.config)
-        )
+        # The counts the ranking read for these posts (no second online read).
+        post_columns.update({c: np.array([context.counts[int(i)][c] for i in ids]) for c in POST_COUNTS})
+        rows = np.full(len(ranked.rows), context.row)
+        X = pd.DataFrame(pair_features(context.states, rows, post_columns, request.now_s, context.device, self.config))
         categorical, numeric = model_columns(self.config)
         predicted = heads(self.champion.classifier, X[categorical + numeric])
         return [

@@ -95,3 +95,14 @@ def test_near_duplicates_keep_the_best_keyed_copy_of_similar_content():
     steps = dict(build_steps([{"step": "near_duplicates", "threshold": 0.95}], catalog))
     kept = steps["near_duplicates"](None, catalog, slate)
     assert kept.rows.tolist() == [1, 2, 3]  # 0 copies 1 (cosine 0.995), which has the better key
+
+
+def test_near_duplicates_compare_with_the_kept_items_only():
+    """A chain: B is close to A and to C, A is not close to C. B goes (A is kept); C stays,
+    since the only better item it is close to was dropped."""
+    angles = np.radians([0.0, 20.0, 40.0])
+    vectors = np.column_stack([np.cos(angles), np.sin(angles)]).astype(np.float32)
+    catalog = SimpleNamespace(vectors=vectors)
+    slate = Slate(np.array([2, 0, 1]), np.zeros(3), np.array([0.1, 0.9, 0.5]))
+    steps = dict(build_steps([{"step": "near_duplicates", "threshold": float(np.cos(np.radians(25)))}], catalog))
+    assert steps["near_duplicates"](None, catalog, slate).rows.tolist() == [0, 2]

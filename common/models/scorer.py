@@ -29,10 +29,16 @@ def heads(model, X) -> dict[str, np.ndarray]:
 
 def score(model, X, combination: dict) -> np.ndarray:
     """(n,) the ranking score, higher is better."""
+    if combination.get("combine", "probability") == "probability":
+        return model.predict_proba(X)[:, 1]
+    return combine(heads(model, X), combination)
+
+
+def combine(named: dict[str, np.ndarray], combination: dict) -> np.ndarray:
+    """(n,) the score from heads already predicted (a caller that also reports them)."""
     kind = combination.get("combine", "probability")
     if kind == "probability":
-        return model.predict_proba(X)[:, 1]
-    named = heads(model, X)
+        return named["probability"]
     if kind == "product":
         return np.prod([named[head] for head in combination["heads"]], axis=0)
     if kind == "weighted_sum":

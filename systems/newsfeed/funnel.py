@@ -23,7 +23,7 @@ import pandas as pd
 
 from common.funnel.catalog import ItemTable
 from common.funnel.funnel import ColumnScorer, Funnel
-from common.models.scorer import score
+from common.models.scorer import combine, heads
 from common.retrieval.graph import AuthoredBySource
 from common.retrieval.sources import RankedList, RetrievalRequest
 from systems.newsfeed.features import POST_COUNTS, UserStates, model_columns, pair_features, vector_matrix
@@ -58,6 +58,7 @@ class FeedContext:
     row: int
     device: str
     counts: dict[int, dict[str, float]] = field(default_factory=dict)  # post id -> its fresh counts
+    heads: dict[int, dict[str, float]] = field(default_factory=dict)  # post id -> the model's heads
 
 
 @dataclass
@@ -80,9 +81,13 @@ class FeedScorer:
             posts.update(fresh)
             context.counts.update({int(i): {c: v[j] for c, v in fresh.items()} for j, i in enumerate(ids)})
         rows = np.full(len(item_rows), context.row)
-        X = pd.DataFrame(pair_features(context.states, rows, posts, request.now_s, context.device, self.config))
+        features = pair_features(context.states, rows, posts, request.now_s, context.device, self.config)
         categorical, numeric = model_columns(self.config)
-        return score(self.model, X[categorical + numeric], self.combination)
+        # Columns, not a DataFrame: every model reads them, and a request builds no frame.
+        named = heads(self.model, {c: features[c] for c in categorical + numeric})
+        ids = self.catalog.item_ids[item_rows]
+        context.heads.update({int(i): {h: float(v[j]) for h, v in named.items()} for j, i in enumerate(ids)})
+        return combine(named, self.combination)
 
 
 @dataclass

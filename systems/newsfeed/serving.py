@@ -30,11 +30,10 @@ import torch
 
 from common.app.paths import system_dir
 from common.features.store import FeatureRepo
-from common.models.scorer import heads
 from common.serving.service import Served, open_serving
 from common.serving.timing import StageTimer
 from common.tracking.runs import Champion
-from systems.newsfeed.features import POST_COUNTS, REACTIONS, USER_VIEWS, UserStates, model_columns, pair_features
+from systems.newsfeed.features import POST_COUNTS, REACTIONS, USER_VIEWS, UserStates
 from systems.newsfeed.funnel import FeedState
 
 STREAM_REACTIONS = ("impression", *REACTIONS)  # what POST /newsfeed/events takes
@@ -90,14 +89,6 @@ class NewsfeedService:
             return []
         request = served.user["request"]
         context = request.context
-        ids = self.state.catalog.item_ids[ranked.rows]
-        post_columns = {name: values[ranked.rows] for name, values in columns.items()}
-        # The counts the ranking read for these posts (no second online read).
-        post_columns.update({c: np.array([context.counts[int(i)][c] for i in ids]) for c in POST_COUNTS})
-        rows = np.full(len(ranked.rows), context.row)
-        X = pd.DataFrame(pair_features(context.states, rows, post_columns, request.now_s, context.device, self.config))
-        categorical, numeric = model_columns(self.config)
-        predicted = heads(self.champion.classifier, X[categorical + numeric])
         return [
             {
                 "post_id": int(self.state.catalog.item_ids[r]),
@@ -105,7 +96,7 @@ class NewsfeedService:
                 "topic": str(columns["topic"][r]),
                 "media_type": str(columns["media_type"][r]),
                 "created_time": pd.Timestamp(int(columns["created_s"][r]), unit="s", tz="UTC").isoformat(),
-                "heads": {name: float(values[i]) for name, values in predicted.items()},
+                "heads": context.heads[int(self.state.catalog.item_ids[r])],
                 "score": float(ranked.scores[i]),
                 "sources": list(ranked.sources[i]),
             }

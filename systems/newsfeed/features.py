@@ -51,7 +51,9 @@ LIST_COLUMNS = (
     "hidden_author_ids",
     "seen_post_ids",
 )
-LIST_LENGTHS = {"engaged_author_ids": 500, "hidden_author_ids": 200, "seen_post_ids": 2000}
+# Kept per user: a feed's candidates are at most 3 days old, and 500 impressions cover them for the
+# heaviest users (longer lists are read, and paid for, on every request).
+LIST_LENGTHS = {"engaged_author_ids": 300, "hidden_author_ids": 100, "seen_post_ids": 500}
 
 VIEWS = [
     View("user_profile", "user_id"),

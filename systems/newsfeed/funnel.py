@@ -51,14 +51,13 @@ class PostCatalog(ItemTable):
 
 @dataclass
 class FeedContext:
-    """What a feed request's scorer reads beyond the request: the user's state, the device, and the
-    post counts it read fresh (kept, so the response reports the very counts the ranking used)."""
+    """What a feed request's scorer reads beyond the request (the user's state, the device), and what
+    it leaves for the response: each candidate's heads, as the ranking computed them."""
 
     states: UserStates
     row: int
     device: str
-    counts: dict[int, dict[str, float]] = field(default_factory=dict)  # post id -> its fresh counts
-    heads: dict[int, dict[str, float]] = field(default_factory=dict)  # post id -> the model's heads
+    scored: dict[str, np.ndarray] = field(default_factory=dict)  # item_id, and each head, per candidate
 
 
 @dataclass
@@ -77,16 +76,13 @@ class FeedScorer:
         posts = {name: values[item_rows] for name, values in self.catalog.columns.items()}
         if self.fresh_counts is not None:
             ids = self.catalog.item_ids[item_rows]
-            fresh = self.fresh_counts(ids)
-            posts.update(fresh)
-            context.counts.update({int(i): {c: v[j] for c, v in fresh.items()} for j, i in enumerate(ids)})
+            posts.update(self.fresh_counts(ids))
         rows = np.full(len(item_rows), context.row)
         features = pair_features(context.states, rows, posts, request.now_s, context.device, self.config)
         categorical, numeric = model_columns(self.config)
         # Columns, not a DataFrame: every model reads them, and a request builds no frame.
         named = heads(self.model, {c: features[c] for c in categorical + numeric})
-        ids = self.catalog.item_ids[item_rows]
-        context.heads.update({int(i): {h: float(v[j]) for h, v in named.items()} for j, i in enumerate(ids)})
+        context.scored = {"item_id": self.catalog.item_ids[item_rows], **named}
         return combine(named, self.combination)
 
 

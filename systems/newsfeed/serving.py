@@ -87,8 +87,9 @@ class NewsfeedService:
         ranked, columns = served.ranked, self.state.catalog.columns
         if not len(ranked.rows):
             return []
-        request = served.user["request"]
-        context = request.context
+        scored = served.user["request"].context.scored
+        position = {int(i): j for j, i in enumerate(scored["item_id"])}
+        names = [name for name in scored if name != "item_id"]
         return [
             {
                 "post_id": int(self.state.catalog.item_ids[r]),
@@ -96,7 +97,7 @@ class NewsfeedService:
                 "topic": str(columns["topic"][r]),
                 "media_type": str(columns["media_type"][r]),
                 "created_time": pd.Timestamp(int(columns["created_s"][r]), unit="s", tz="UTC").isoformat(),
-                "heads": context.heads[int(self.state.catalog.item_ids[r])],
+                "heads": {name: float(scored[name][position[int(self.state.catalog.item_ids[r])]]) for name in names},
                 "score": float(ranked.scores[i]),
                 "sources": list(ranked.sources[i]),
             }

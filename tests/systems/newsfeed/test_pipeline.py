@@ -125,16 +125,22 @@ def test_a_new_user_gets_the_popular_feed(client):
 def test_a_burst_of_likes_moves_a_post_up_in_the_next_feed(client, active_user):
     before = feed(client, {"user_id": active_user, "k": 100})["posts"]
     assert len(before) >= 10
-    target = before[-1]["post_id"]
-    events = [{"user_id": u, "post_id": target, "reaction": "like"} for u in range(200)]
+    position = len(before) // 2
+    target = before[position]["post_id"]
+    # It goes viral: 300 users see it, a third like it, some comment and share (rates of the world's
+    # best posts, within the range the rankers learned from).
+    reactions = {"impression": 300, "like": 100, "comment": 30, "share": 20}
+    events = [
+        {"user_id": u, "post_id": target, "reaction": reaction} for reaction, n in reactions.items() for u in range(n)
+    ]
     response = client.post("/newsfeed/events", json={"events": events})
     assert response.status_code == 200, response.text
     counts = response.json()["posts"][0]["counts"]
-    assert counts["post_likes"] >= 200
+    assert counts["post_likes"] >= 100 and counts["post_impressions"] >= 300
     after = [post["post_id"] for post in feed(client, {"user_id": active_user, "k": 100})["posts"]]
-    assert target in after and after.index(target) < len(before) - 1
+    assert target in after and after.index(target) < position
     logged = (system_dir(SYSTEM) / "stream" / "reactions.jsonl").read_text().splitlines()
-    assert sum(json.loads(line)["post_id"] == target for line in logged) >= 200
+    assert sum(json.loads(line)["post_id"] == target for line in logged) >= sum(reactions.values())
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from common.data.arrays import first_occurrence
+
 DAY_S = 86_400.0
 
 
@@ -55,14 +57,6 @@ def region_allowed(region: str | None, available_regions: list) -> np.ndarray:
     return np.array([not regions or region in regions for regions in available_regions], dtype=bool)
 
 
-def first_occurrence(keys: np.ndarray) -> np.ndarray:
-    """De-duplication: keep the first candidate of each key (an id, a near-duplicate cluster)."""
-    keep = np.zeros(len(keys), dtype=bool)
-    keep[np.unique(np.asarray(keys), return_index=True)[1]] = True
-    return keep
-
-
-# ---- score adjustments and orderings -------------------------------------------------------
 def freshness_boost(scores: np.ndarray, age_days: np.ndarray, weight: float, half_life_days: float) -> np.ndarray:
     """scores + weight * 2^(-age / half-life): new items get a lift that halves every half-life."""
     return np.asarray(scores, dtype=float) + weight * np.exp2(

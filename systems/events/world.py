@@ -69,6 +69,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.special import expit
 
+from common.data.arrays import draw_rows, first_in_row, first_occurrence
 from systems.events.kaggle import EVENTS_EXTRA, EVENTS_SCHEMA, RESPONSES, TIMESTAMP, WORD_COLUMNS, KaggleTables
 
 START = pd.Timestamp("2026-03-02", tz="UTC")  # a Monday
@@ -291,7 +292,7 @@ class EventsWorld:
         population = np.array([c.population for c in CITIES])
         city_given_country = np.where(CITY_COUNTRY == np.arange(len(COUNTRIES))[:, None], population, 0.0)
         city_given_country /= city_given_country.sum(axis=1, keepdims=True)
-        t["city"] = _draw_rows(rng, city_given_country[country])
+        t["city"] = draw_rows(rng, city_given_country[country])
         t["home_lat"], t["home_lng"] = _around(rng, t["city"], HOME_SPREAD_KM)
 
         # Ages 21-76 (birth years 1950-2005), mostly young adults.
@@ -328,7 +329,7 @@ class EventsWorld:
             [[LOCALES[country].get(name, 0.0) for name in locale_names] for country in COUNTRIES]
         )
         t["locale"] = np.asarray(locale_names, dtype=object)[
-            _draw_rows(rng, locale_given_country[CITY_COUNTRY[t["city"]]])
+            draw_rows(rng, locale_given_country[CITY_COUNTRY[t["city"]]])
         ]
 
     def _sample_friends(self, rng: np.random.Generator) -> None:
@@ -394,7 +395,7 @@ class EventsWorld:
         t["event_city"] = np.where(
             where < 0.85,
             host_city,
-            np.where(where < 0.95, _draw_rows(rng, in_country / in_country.sum(1)[:, None]), anywhere),
+            np.where(where < 0.95, draw_rows(rng, in_country / in_country.sum(1)[:, None]), anywhere),
         )
         t["lat"], t["lng"] = _around(rng, t["event_city"], EVENT_SPREAD_KM)
         t["lat"], t["lng"] = np.round(t["lat"], 3), np.round(t["lng"], 3)  # as precise as the real file
@@ -404,7 +405,7 @@ class EventsWorld:
         t["shows_zip"] = rng.random(n) < 0.6
 
         # Topics: one of the host's tastes, often mixed with a second topic.
-        primary = _draw_rows(rng, t["topic_pref"][t["host"]])
+        primary = draw_rows(rng, t["topic_pref"][t["host"]])
         second = (primary + rng.integers(1, N_TOPICS, n)) % N_TOPICS
         main_share = np.where(rng.random(n) < 0.5, rng.uniform(0.55, 0.85, n), 1.0)
         topics = np.zeros((n, N_TOPICS))
@@ -624,7 +625,7 @@ class EventsWorld:
                 else (np.empty(0, np.int64),) * 4
             )
             keep = self._registrations.first(exp_user * n_events + exp_event) == NEVER
-            keep &= _first_occurrence(exp_user * n_events + exp_event)
+            keep &= first_occurrence(exp_user * n_events + exp_event)
             exp_user, exp_event, exp_ms, exp_channel = exp_user[keep], exp_event[keep], exp_ms[keep], exp_channel[keep]
 
             user = np.concatenate([imp_user, exp_user])
@@ -658,7 +659,7 @@ class EventsWorld:
 
             # Registrations complete after the slot: nothing drawn in it affects its own draws.
             new = np.flatnonzero(registered)
-            new = new[_first_occurrence(user[new] * n_events + event[new])]
+            new = new[first_occurrence(user[new] * n_events + event[new])]
             reg_user, reg_event = user[new], event[new]
             # Before the start: shown events start an hour after the exposure at least, and a slot
             # lasts an hour at most.
@@ -702,7 +703,7 @@ class EventsWorld:
         n = self.n_days * self.sessions_per_day
         user = rng.choice(self.n_users, n, p=_weights(t["activity"]))
         evening = t["evening"][user][:, None]
-        hour = _draw_rows(rng, (1 - evening) * SESSION_HOURS_DAY + evening * SESSION_HOURS_EVENING)
+        hour = draw_rows(rng, (1 - evening) * SESSION_HOURS_DAY + evening * SESSION_HOURS_EVENING)
         local_ms = hour * HOUR_MS + rng.integers(0, HOUR_MS, n)
         offset = np.array([c.utc_offset_minutes for c in CITIES])[t["city"][user]] * MINUTE_MS
         day = np.repeat(np.arange(self.n_days), self.sessions_per_day)
@@ -764,7 +765,7 @@ class EventsWorld:
             & (t["start_ms"][c] > ms[:, None] + POLICY_MIN_LEAD_MS)
             & (self._shown.first(keys) == NEVER)
             & (self._registrations.first(keys) == NEVER)
-            & _first_in_row(candidates)
+            & first_in_row(candidates)
         )
         score = (
             POLICY_SAME_CITY * ((city[c] == user_city[:, None]) & (user_city[:, None] >= 0))
@@ -782,7 +783,7 @@ class EventsWorld:
         session, column = np.nonzero(shown)
         event = candidates[session, best[session, column]]
         # A user with two sessions in the slot sees an event once.
-        once = _first_occurrence(users[session] * self.n_events + event)
+        once = first_occurrence(users[session] * self.n_events + event)
         return session[once], event[once]
 
     def _friends_source(self, rng, users, active, registered) -> np.ndarray:
@@ -1016,30 +1017,6 @@ def _symmetric(a: np.ndarray, b: np.ndarray, n: int) -> sp.csr_matrix:
     graph.data[:] = 1.0
     graph.sort_indices()
     return graph
-
-
-def _first_occurrence(keys: np.ndarray) -> np.ndarray:
-    """True at the first occurrence of each key."""
-    first = np.zeros(len(keys), dtype=bool)
-    first[np.unique(keys, return_index=True)[1]] = True
-    return first
-
-
-def _first_in_row(ids: np.ndarray) -> np.ndarray:
-    """(rows, c) booleans: True at the first occurrence of each id within its row."""
-    order = np.argsort(ids, axis=1, kind="stable")
-    ordered = np.take_along_axis(ids, order, axis=1)
-    first = np.ones(ids.shape, dtype=bool)
-    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    result = np.empty_like(first)
-    np.put_along_axis(result, order, first, axis=1)
-    return result
-
-
-def _draw_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
-    """One categorical draw per row of a (n, k) probability matrix."""
-    draws = (probabilities.cumsum(axis=1) < rng.random((len(probabilities), 1))).sum(axis=1)
-    return np.minimum(draws, probabilities.shape[1] - 1)
 
 
 def _around(rng: np.random.Generator, city: np.ndarray, spread_km: float) -> tuple[np.ndarray, np.ndarray]:

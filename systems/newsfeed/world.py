@@ -45,6 +45,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.special import expit, ndtr
 
+from common.data.arrays import draw_rows
 from systems.newsfeed.vocabulary import GENERIC_HASHTAGS, TOPIC_NAMES, TOPICS, UNIFORMS_PER_POST, compose, reshare
 
 log = logging.getLogger(__name__)
@@ -287,9 +288,9 @@ class NewsfeedWorld:
         order = np.argsort(created, kind="stable")
         author, created = author[order], created[order]  # post_id = creation order
         n = len(author)
-        topic = _draw_rows(rng, t["taste"][author])
+        topic = draw_rows(rng, t["taste"][author])
         media_share = np.array([TOPICS[name].media_share for name in TOPIC_NAMES])
-        media = _draw_rows(rng, media_share[topic])
+        media = draw_rows(rng, media_share[topic])
         author_quality = rng.normal(0, 0.4, self.n_users)
         quality = author_quality[author] + rng.normal(0, 0.4, n)
         virality = rng.gamma(0.6, 0.8, n) - 0.48  # mean 0, a long tail of viral posts
@@ -326,7 +327,7 @@ class NewsfeedWorld:
             text[repeated] = [compose(TOPIC_NAMES[topic[i]], row) for i, row in zip(repeated, draws, strict=True)]
         text[copy] = [reshare(text[s], u) for s, u in zip(source, rng.random(len(copy)), strict=True)]
 
-        n_tags = _draw_rows(rng, np.broadcast_to(HASHTAG_COUNT_SHARE, (n, len(HASHTAG_COUNT_SHARE))))
+        n_tags = draw_rows(rng, np.broadcast_to(HASHTAG_COUNT_SHARE, (n, len(HASHTAG_COUNT_SHARE))))
         tag_draws, generic = rng.random((n, 3)), rng.random((n, 3)) < 0.1
         hashtags = []
         for k, count, draw, is_generic in zip(topic, n_tags, tag_draws, generic, strict=True):
@@ -660,12 +661,6 @@ class NewsfeedWorld:
                 "media_type": np.asarray(MEDIA_TYPES, dtype=object)[t["post_media"]],
             }
         )
-
-
-def _draw_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
-    """One categorical draw per row of a (n, k) probability matrix."""
-    draws = (probabilities.cumsum(axis=1) < rng.random((len(probabilities), 1))).sum(axis=1)
-    return np.minimum(draws, probabilities.shape[1] - 1)
 
 
 def _in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> np.ndarray:

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from common.data.arrays import draw_rows, first_in_row
+
 START = pd.Timestamp("2026-02-02", tz="UTC")
 DAY_S = 86_400
 POSITIVE_WATCH_FRACTION = 0.5  # the chapter's "watched at least half"
@@ -305,12 +307,6 @@ def _sigmoid_(x: np.ndarray) -> np.ndarray:
     return np.reciprocal(x, out=x)
 
 
-def _draw_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
-    """One categorical draw per row of a (n, k) probability matrix."""
-    draws = (probabilities.cumsum(axis=1) < rng.random((len(probabilities), 1))).sum(axis=1)
-    return np.minimum(draws, probabilities.shape[1] - 1)
-
-
 def seconds_since_start(timestamp: pd.Timestamp) -> float:
     timestamp = pd.Timestamp(timestamp)
     if timestamp.tzinfo is None:
@@ -382,7 +378,7 @@ class VideoWorld:
         t["age"] = rng.integers(AGE_EDGES[band], AGE_EDGES[band + 1])
         t["gender"] = rng.choice(len(GENDERS), n, p=GENDER_SHARE)
         t["country"] = rng.choice(len(COUNTRIES), n, p=COUNTRY_SHARE)
-        t["language"] = _draw_rows(rng, _country_language_share()[t["country"]])
+        t["language"] = draw_rows(rng, _country_language_share()[t["country"]])
         joins_late = rng.random(n) < self.new_user_share
         t["signup_s"] = np.where(
             joins_late, rng.uniform(0, 0.9 * self.n_days * DAY_S, n), -rng.exponential(400 * DAY_S, n) - 3600
@@ -684,7 +680,7 @@ class VideoWorld:
                 & t["video_available"][candidates, t["country"][u][:, None]]
                 & t["age_allowed"][u[:, None], t["video_rating"][candidates]]
                 & ~already_clicked
-                & _first_in_row(candidates)
+                & first_in_row(candidates)
             )
             score = np.where(valid, score, -np.inf)
             best = np.argpartition(-score, self.n_slots - 1, axis=1)[:, : self.n_slots]
@@ -773,14 +769,3 @@ def _top_k_per_row(score: np.ndarray, k: int, stride: int = 8) -> np.ndarray:
     rows, cols = rows[order], cols[order]
     rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
     return cols[rank < k].reshape(n_rows, k)
-
-
-def _first_in_row(ids: np.ndarray) -> np.ndarray:
-    """(rows, c) booleans: True at the first occurrence of each id within its row."""
-    order = np.argsort(ids, axis=1, kind="stable")
-    ordered = np.take_along_axis(ids, order, axis=1)
-    first = np.ones(ids.shape, dtype=bool)
-    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    result = np.empty_like(first)
-    np.put_along_axis(result, order, first, axis=1)
-    return result

@@ -94,12 +94,14 @@ class EventsScorer:
     combination: dict
 
     def __call__(self, request: RetrievalRequest, item_rows: np.ndarray) -> np.ndarray:
-        user = request.context
+        return score(self.model, self.features(request, item_rows), self.combination)
+
+    def features(self, request: RetrievalRequest, item_rows: np.ndarray) -> pd.DataFrame:
+        """The ranker's inputs of the request's user and these catalogue rows, at the request's time."""
         n = len(item_rows)
-        user_columns_ = {name: _repeat(value, n) for name, value in user.items()}
+        user = {name: _repeat(value, n) for name, value in request.context.items()}
         event = {name: values[item_rows] for name, values in self.catalog.columns.items()}
-        X = pd.DataFrame(pair_features(user_columns_, event, request.now_s))
-        return score(self.model, X, self.combination)
+        return pd.DataFrame(pair_features(user, event, request.now_s))
 
 
 def _repeat(value, n: int) -> np.ndarray:

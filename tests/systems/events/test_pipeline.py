@@ -1,6 +1,8 @@
 """The event system end to end at tiny scale: the shared ranking pipeline on the world, the features
 the same offline, online and at training, the served funnel over HTTP, and the Kaggle files."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,8 +17,8 @@ from common.retrieval.geo import haversine_km
 from common.serving.app import create_app
 from common.tracking.runs import load_champion
 from systems.events import load_dataset
-from systems.events.features import CATEGORICAL, NUMERIC, pair_features
-from systems.events.ranker import event_frame, examples, snapshot_of, user_frame
+from systems.events.features import CATEGORICAL, NUMERIC
+from systems.events.ranker import event_frame, examples, snapshot_of, state_at
 from systems.events.serving import EventsService
 from tests.common.serving.openapi_walk import assert_refused, check_every_endpoint
 from tests.conftest import data_dir_at
@@ -68,24 +70,25 @@ def test_the_funnel_beats_nearby_and_popular_and_the_oracle_bounds_every_list(tr
 
 def test_training_rows_read_the_same_features_as_the_funnel(trained, dataset, config):
     """An impression's features as the training set built them (gathered by user / event snapshot)
-    equal the pair features of the funnel's user row and catalogue at that snapshot."""
+    equal what the funnel's scorer computes for that user and event at that snapshot and time. Only
+    `invited` may differ: a logged row says it, the funnel reads the event's invitee list."""
     repo = FeatureRepo(SYSTEM)
     built = examples(dataset, repo, config, dataset.start)
-    rows = np.random.default_rng(0).choice(len(built.X), size=40, replace=False)
+    rows = np.random.default_rng(0).choice(len(built.X), size=30, replace=False)
     events = dataset.events.iloc[rows]
-    at = snapshot_of(dataset, events["event_timestamp"], 1)
-    users = user_frame(repo, events["user_id"].to_numpy(), at.to_numpy())
-    items = event_frame(repo, events["item_id"].to_numpy(), at.to_numpy())
-    now_s = (events["event_timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    again = pd.DataFrame(
-        pair_features(
-            {c: users[c].to_numpy() for c in users},
-            {c: items[c].to_numpy() for c in items},
-            now_s.to_numpy(float),
-            invited=events["invited"].to_numpy(),
+    days = snapshot_of(dataset, events["event_timestamp"], 1)
+    states = {day: state_at(dataset, repo, config, day) for day in days.unique()}
+    for row, event, day in zip(rows, events.itertuples(), days, strict=True):
+        state = states[day]
+        request = replace(
+            state.requests(np.array([event.user_id]))[0], now_s=float(event.event_timestamp.timestamp() // 1)
         )
-    )[CATEGORICAL + NUMERIC]
-    pd.testing.assert_frame_equal(built.X.iloc[rows].reset_index(drop=True), again, check_dtype=False)
+        scorer = state.funnel(load_champion(SYSTEM).classifier).scorer
+        served = scorer.features(request, state.state.catalog.rows(np.array([event.item_id])))
+        columns = [c for c in CATEGORICAL + NUMERIC if c != "invited"]
+        pd.testing.assert_frame_equal(
+            built.X.iloc[[row]][columns].reset_index(drop=True), served[columns], check_dtype=False
+        )
 
 
 def test_the_online_catalogue_is_the_offline_one_at_the_serving_clock(service):

@@ -53,7 +53,9 @@ def test_the_learned_feed_beats_the_chronological_one_and_the_oracle_bounds_ever
         assert (table["ndcg@10"] <= 1.0 + 1e-9).all()
 
 
-def test_training_rows_read_the_same_features_as_the_funnel(trained, dataset, config):
+def test_training_rows_are_the_pair_features_of_their_snapshot_states(trained, dataset, config):
+    """The training set reads each user once per day and each post's counts once per 10 minutes, then
+    gathers: a sample of its rows equals the pair features read row by row at those same times."""
     repo = FeatureRepo(SYSTEM)
     built = examples(dataset, repo, config, dataset.start)
     rows = np.random.default_rng(0).choice(len(built.X), size=40, replace=False)

@@ -1,0 +1,1 @@
+"""The social graph over time: snapshots, neighbourhood proximity, friends of friends."""

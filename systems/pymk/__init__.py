@@ -1,0 +1,1 @@
+"""People you may know (design-chapters/mlsd-pymk.md)."""

@@ -79,14 +79,17 @@ class FeatureRepo:
         services: dict[str, dict[str, list[str] | None]],
         start: datetime,
         end: datetime,
+        materialize: list[str] | None = None,
     ) -> None:
         """Write the tables as sources, register their views and services, and load the online store
         with the latest value per key. The range spans the world's whole time axis: materializing
-        "the last day" of old synthetic timestamps would load nothing."""
+        "the last day" of old synthetic timestamps would load nothing. `materialize` names the views to
+        load (default: all): a view added after training (precomputed lists) loads alone, its sources
+        beside the ones already written."""
         write_sources(tables, self.sources_dir)
         self.store.apply(definitions(self.system, self.sources_dir, views, services))
         log.info("materializing %s .. %s into the online store", start, end)
-        self.store.materialize(start_date=start, end_date=end)
+        self.store.materialize(start_date=start, end_date=end, feature_views=materialize)
 
     def historical(self, service_name: str, entity_rows: pd.DataFrame) -> pd.DataFrame:
         """Point-in-time join of the service's features onto `entity_rows` (keys + event_timestamp),

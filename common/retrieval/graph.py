@@ -4,8 +4,12 @@
                        shared), those most friends engaged with first
   AuthoredBySource     recent items by the accounts the user follows (the news feed's "unseen posts of
                        the people you follow"), newest first
+  FriendsOfFriendsSource  people you may know: the friends of the user's friends, those with the most
+                       mutual friends first (the item is a user)
+  SharedGroupSource    people in the user's group (school, employer), the best connected first: the
+                       candidates of a user with few friends, whom friends of friends cannot reach
 
-Both are sparse-matrix or sorted-array lookups, never a loop over the catalogue.
+All are sparse-matrix or sorted-array lookups, never a loop over the catalogue.
 """
 
 from __future__ import annotations
@@ -94,3 +98,56 @@ class AuthoredBySource:
         recent = (created < request.now_s) & (created >= request.now_s - self.window_days * DAY_S)
         rows = rows[recent]
         return self.item_ids[rows[np.argsort(-self.created_s[rows], kind="stable")[:k]]]
+
+
+@dataclass(frozen=True)
+class FriendsOfFriendsSource:
+    """Rows of `adjacency` are users (`user_ids`, sorted); one sparse row product per request: the
+    chapter's FoF service, 1B users -> ~1K friends -> ~1M friends of friends, here in milliseconds."""
+
+    user_ids: np.ndarray  # (n,) sorted
+    adjacency: sp.csr_matrix  # (n, n) symmetric 0/1: the friendships as of the source's time
+    name: str = "friends_of_friends"
+
+    def mutual_counts(self, user_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the user's friends of friends (not the user, not a friend) and their mutual friends."""
+        row = _rows_of(self.user_ids, [user_id])
+        if len(row) == 0:
+            return np.zeros(0, np.int64), np.zeros(0)
+        friends = self.adjacency[row[0]]
+        reach = (friends @ self.adjacency).tocsr()  # (1, n): mutual friends of every user reached
+        rows, mutual = reach.indices, reach.data
+        keep = (rows != row[0]) & ~np.isin(rows, friends.indices)
+        return rows[keep], mutual[keep]
+
+    def retrieve(self, request: RetrievalRequest, k: int) -> np.ndarray:
+        rows, mutual = self.mutual_counts(request.user_id)
+        best = rows[np.lexsort((rows, -mutual))[:k]]
+        return self.user_ids[best]
+
+
+@dataclass(frozen=True)
+class SharedGroupSource:
+    """Users sharing the request's `attribute` value (a school, an employer), by `rank` (degree: the
+    best connected first), asked only when the user has fewer than `max_friends` friends (request
+    attribute `friend_count`; a new user has none)."""
+
+    attribute: str
+    groups: np.ndarray  # (n,) each user's group, users sorted by (group, -rank)
+    user_ids: np.ndarray  # (n,)
+    max_friends: int
+    name: str
+
+    @classmethod
+    def build(cls, user_ids, groups, rank, attribute: str, max_friends: int, name: str) -> SharedGroupSource:
+        groups, rank = np.asarray(groups), np.asarray(rank, dtype=float)
+        order = np.lexsort((-rank, groups))
+        return cls(attribute, groups[order], np.asarray(user_ids, dtype=np.int64)[order], max_friends, name)
+
+    def retrieve(self, request: RetrievalRequest, k: int) -> np.ndarray:
+        group = request.attributes.get(self.attribute)
+        if group is None or request.attributes.get("friend_count", 0) >= self.max_friends:
+            return np.zeros(0, dtype=np.int64)
+        lo, hi = np.searchsorted(self.groups, group), np.searchsorted(self.groups, group, side="right")
+        members = self.user_ids[lo:hi]
+        return members[members != request.user_id][:k]

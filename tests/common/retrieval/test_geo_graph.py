@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from common.retrieval.geo import NearbySource, haversine_km
-from common.retrieval.graph import AuthoredBySource, FriendsItemsSource
+from common.retrieval.graph import AuthoredBySource, FriendsItemsSource, FriendsOfFriendsSource, SharedGroupSource
 from common.retrieval.sources import RetrievalRequest
 
 DAY = 86_400.0
@@ -49,3 +50,40 @@ def test_authored_by_returns_recent_posts_of_followed_accounts_newest_first():
     assert source.retrieve(request, 10).tolist() == [3, 2, 1]
     assert source.retrieve(request, 2).tolist() == [3, 2]
     assert len(source.retrieve(RetrievalRequest(1, attributes={"followee_ids": []}), 10)) == 0
+
+
+def _path_graph(ids, pairs) -> sp.csr_matrix:
+    n = len(ids)
+    a, b = np.array(pairs).T
+    return sp.csr_matrix((np.ones(2 * len(a)), (np.r_[a, b], np.r_[b, a])), shape=(n, n))
+
+
+def test_friends_of_friends_by_mutual_friends_never_self_or_friends():
+    # ids 100..105 are rows 0..5. 0's friends: 1, 2. 1 knows 3 and 4; 2 knows 3 and 1; 5 is nobody's.
+    ids = np.arange(100, 106)
+    adjacency = _path_graph(ids, [(0, 1), (0, 2), (1, 3), (1, 4), (2, 3), (1, 2)])
+    source = FriendsOfFriendsSource(ids, adjacency)
+    rows, mutual = source.mutual_counts(100)
+    assert dict(zip(rows.tolist(), mutual.tolist(), strict=True)) == {3: 2.0, 4: 1.0}
+    assert source.retrieve(RetrievalRequest(100), 10).tolist() == [103, 104]
+    assert source.retrieve(RetrievalRequest(100), 1).tolist() == [103]
+    assert source.retrieve(RetrievalRequest(105), 10).tolist() == []  # no friends, no friends of friends
+    assert source.retrieve(RetrievalRequest(999), 10).tolist() == []  # not in the graph
+
+
+def test_shared_group_source_serves_users_with_few_friends_best_connected_first():
+    source = SharedGroupSource.build(
+        user_ids=[1, 2, 3, 4, 5],
+        groups=[7, 7, 7, 8, 7],
+        rank=[5, 1, 9, 3, 0],
+        attribute="school_id",
+        max_friends=3,
+        name="same_school",
+    )
+    lonely = RetrievalRequest(2, attributes={"school_id": 7, "friend_count": 0})
+    assert source.retrieve(lonely, 10).tolist() == [3, 1, 5]  # never the user; by rank
+    assert source.retrieve(lonely, 2).tolist() == [3, 1]
+    popular = RetrievalRequest(2, attributes={"school_id": 7, "friend_count": 3})
+    assert source.retrieve(popular, 10).tolist() == []
+    assert source.retrieve(RetrievalRequest(9, attributes={"friend_count": 0}), 10).tolist() == []
+    assert source.retrieve(RetrievalRequest(9, attributes={"school_id": 99}), 10).tolist() == []

@@ -1,0 +1,149 @@
+"""The PYMK funnel at a time t (chapter section 7), one object offline and served:
+
+  candidates   friends of friends with their mutual-friend counts (common.retrieval.graph), plus people
+               from the user's school and employer for a user with few friends (a new user has none)
+  ranking      the pair features (systems.pymk.features) -> the model's P(friendship forms)
+  re-ranking   the request excludes the user, friends, pending requests, declined and blocked pairs
+
+The user's and the candidates' features come from `sides(rows)`: offline a frame of every user as of t
+(Feast, point in time), served the online store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.funnel.catalog import ItemTable
+from common.funnel.funnel import Funnel
+from common.graph import proximity
+from common.graph.snapshots import seconds
+from common.retrieval.graph import FriendsOfFriendsSource, SharedGroupSource
+from common.retrieval.sources import RetrievalRequest
+from systems.pymk.features import GNN_FEATURE, pair_features
+from systems.pymk.state import GraphState
+
+Sides = Callable[[np.ndarray], dict]  # node rows -> each user feature as an array aligned with the rows
+NEW_USER = -1  # the request's context for a user not in the graph (yet): no friends, no history
+
+
+@dataclass(frozen=True)
+class PairScorer:
+    """P(friendship) of each candidate from the pair features, the GNN's score among them when the model
+    reads it."""
+
+    state: GraphState
+    sides: Sides
+    model: object
+    embeddings: np.ndarray | None = None  # the GNN's node embeddings at t
+    gnn: object | None = None
+
+    def features(self, request: RetrievalRequest, rows: np.ndarray):
+        u = np.full(len(rows), request.context)
+        if request.context == NEW_USER:
+            user = request.attributes["features"]  # the new account's profile, as the request gave it
+        else:
+            user = {name: values[0] for name, values in self.sides(u[:1]).items()}
+        user = {name: np.repeat(value, len(rows)) for name, value in user.items()}
+        frame = pair_features(self.state, user, self.sides(rows), None if request.context == NEW_USER else u, rows)
+        if self.gnn is not None:
+            known = u >= 0
+            frame[GNN_FEATURE] = 0.0
+            if known.any():
+                frame.loc[known, GNN_FEATURE] = self.gnn.score(self.embeddings, u[known], rows[known])
+        return frame
+
+    def __call__(self, request: RetrievalRequest, rows: np.ndarray) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros(0)
+        return self.model.predict_proba(self.features(request, rows))[:, 1]
+
+
+@dataclass(frozen=True)
+class GraphScorer:
+    """A neighbourhood score of (user, candidate) on the graph at t: the baselines (common neighbours,
+    Adamic-Adar)."""
+
+    state: GraphState
+    score: Callable
+
+    def __call__(self, request: RetrievalRequest, rows: np.ndarray) -> np.ndarray:
+        if request.context == NEW_USER:
+            return np.zeros(len(rows))
+        return self.score(self.state.adjacency, np.full(len(rows), request.context), rows)
+
+
+@dataclass(frozen=True)
+class EmbeddingScorer:
+    """The GNN alone: P(edge) from the two node embeddings (the chapter's model without the ranker)."""
+
+    gnn: object
+    embeddings: np.ndarray
+
+    def __call__(self, request: RetrievalRequest, rows: np.ndarray) -> np.ndarray:
+        if request.context == NEW_USER:
+            return np.zeros(len(rows))
+        return self.gnn.score(self.embeddings, np.full(len(rows), request.context), rows)
+
+
+@dataclass(frozen=True)
+class VectorScorer:
+    """One precomputed score vector per requesting user (personalised PageRank from the user)."""
+
+    vectors: dict[int, np.ndarray]  # user row -> (n,) scores
+
+    def __call__(self, request: RetrievalRequest, rows: np.ndarray) -> np.ndarray:
+        vector = self.vectors.get(request.context)
+        return np.zeros(len(rows)) if vector is None else vector[rows]
+
+
+@dataclass
+class PymkFunnel:
+    """The candidate sources and catalogue at t; `funnel(scorer)` ranks with any scorer."""
+
+    state: GraphState
+    config: dict  # the serving section
+
+    def __post_init__(self) -> None:
+        c, state = self.config["candidates"], self.state
+        self.catalog = ItemTable(state.user_ids, {})
+        profile = state.data.users
+        self.sources = [FriendsOfFriendsSource(state.user_ids, state.adjacency)]
+        for column, name in (("school_id", "same_school"), ("employer_id", "same_employer")):
+            if column in profile and (profile[column] >= 0).any():
+                self.sources.append(
+                    SharedGroupSource.build(
+                        state.user_ids, profile[column].to_numpy(), state.degree, column, c["few_friends"], name
+                    )
+                )
+
+    def request(self, user_id: int, attributes: dict | None = None) -> RetrievalRequest:
+        """A known user's request at t; an unknown one (a new account) carries its attributes instead."""
+        row = self.state.rows([user_id])[0] if len(self.state.user_ids) else 0
+        known = row < len(self.state.user_ids) and self.state.user_ids[row] == user_id
+        profile = self.state.data.users
+        if known:
+            groups = {c: int(profile[c].iat[row]) for c in ("school_id", "employer_id") if c in profile}
+            attributes = {**groups, "friend_count": int(self.state.degree[row])}
+            exclude = self.state.exclude_ids(row)
+        else:
+            attributes, exclude = {"friend_count": 0, **(attributes or {})}, np.asarray([user_id], np.int64)
+        attributes = {k: v for k, v in attributes.items() if not isinstance(v, int) or v >= 0}
+        return RetrievalRequest(
+            int(user_id),
+            attributes=attributes,
+            exclude=exclude,
+            now_s=seconds([self.state.at])[0],
+            context=int(row) if known else NEW_USER,
+        )
+
+    def funnel(self, scorer) -> Funnel:
+        return Funnel(self.catalog, self.sources, scorer, self.config)
+
+    def baselines(self) -> dict[str, Funnel]:
+        return {
+            "common neighbours": self.funnel(GraphScorer(self.state, proximity.common_neighbours)),
+            "Adamic-Adar": self.funnel(GraphScorer(self.state, proximity.adamic_adar)),
+        }

@@ -58,6 +58,8 @@ class LevelResult:
     elapsed_s: float = 0.0
     client_ms: list[float] = field(default_factory=list)
     stage_ms: dict[str, list[float]] = field(default_factory=dict)  # in the order the server reports them
+    # A response naming its serving path (PYMK: "precomputed" or "on demand"): the client time per path.
+    path_ms: dict[str, list[float]] = field(default_factory=dict)
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
 
@@ -91,6 +93,7 @@ def _ms(value: float) -> str:
 def format_level(result: LevelResult) -> str:
     """One table: the client-side request time, then each server stage, then rps and errors."""
     rows = [(CLIENT_ROW, summarize(result.client_ms))]
+    rows += [(f"  path: {path} ({len(values)})", summarize(values)) for path, values in result.path_ms.items()]
     rows += [(f"  {stage}", summarize(values)) for stage, values in result.stage_ms.items()]
     width = max(len(name) for name, _ in rows)
     lines = [
@@ -269,7 +272,10 @@ async def _run_level(client: aiohttp.ClientSession, requests: list[tuple[str, di
                 result.record_error(f"HTTP {status}: {text[:200]}")
                 continue
             result.client_ms.append(elapsed_ms)
-            for stage, timing in json.loads(text).get("stages", {}).items():
+            answer = json.loads(text)
+            if "path" in answer:
+                result.path_ms.setdefault(answer["path"], []).append(elapsed_ms)
+            for stage, timing in answer.get("stages", {}).items():
                 result.stage_ms.setdefault(stage, []).append(timing["milliseconds"])
 
     started = time.perf_counter()

@@ -35,6 +35,14 @@ def test_level_table_lists_client_then_stages_in_server_order_with_rps_and_error
     assert text.count("HTTP 503") == 1  # the same cause is shown once
 
 
+def test_level_summarises_each_serving_path_apart():
+    result = LevelResult(concurrency=8, n_requests=3, elapsed_s=1.0, client_ms=[2.0, 40.0, 60.0])
+    result.path_ms = {"precomputed": [2.0], "on demand": [40.0, 60.0]}
+    lines = format_level(result).splitlines()
+    assert lines[3].strip().startswith("path: precomputed (1)") and "2.00" in lines[3]
+    assert lines[4].strip().startswith("path: on demand (2)") and "50.00" in lines[4]
+
+
 def test_report_has_setup_tables_and_memory():
     result = LevelResult(concurrency=1, n_requests=0)
     report = format_report("ads", 10, 0, "http://127.0.0.1:8765", True, [result], 300 * 2**20)

@@ -67,7 +67,7 @@ def snapshot_days(data: SocialData, config: dict) -> dict[str, list[pd.Timestamp
     names = ["gnn", "train", "validation", "test"]
     total = sum(p[name] for name in names)
     first = data.end - total * step
-    if first <= data.start:
+    if first < data.start:
         raise ValueError(f"{(data.end - data.start).days} days of logs are too few for the periods {p}")
     times, days = [first + i * step for i in range(total)], {}
     for name in names:

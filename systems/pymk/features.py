@@ -118,8 +118,11 @@ def user_frame(repo, user_ids: np.ndarray, at: pd.Timestamp) -> pd.DataFrame:
 
 
 def side_columns(users: pd.DataFrame, at_s: float) -> dict[str, np.ndarray]:
-    """A user frame's columns as arrays, with the account's age in days at `at_s`."""
+    """A user frame's columns as arrays, with the account's age in days at `at_s`; an unknown category
+    reads -1."""
     columns = {c: users[c].to_numpy() for c in users.columns if c not in ("user_id", "event_timestamp")}
+    for column in PROFILE_CATEGORICAL:  # no row yet (an account created later): unknown, -1
+        columns[column] = pd.to_numeric(users[column]).fillna(-1).to_numpy(np.int64)
     columns["account_days"] = (at_s - columns["created_s"].astype(float)) / 86_400.0
     return columns
 

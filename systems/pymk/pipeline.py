@@ -198,11 +198,14 @@ def train(config: dict, data: SocialData) -> dict:
     repo = FeatureRepo(system)
     write_raw(data, system_dir(system) / "raw")
     day = pd.Timedelta(days=1)
+    tables = feature_tables(data, [*all_days, data.end])
+    # From the oldest account on: materialization loads only the rows inside its range.
+    first = min(tables["user_profile"]["event_timestamp"].min(), data.start) - day
     repo.publish(
-        feature_tables(data, [*all_days, data.end]),
+        tables,
         VIEWS,
         SERVICES,
-        (data.start - 400 * day).to_pydatetime(),
+        first.to_pydatetime(),
         (data.end + day).to_pydatetime(),
     )
     e = config["evaluation"]
@@ -234,7 +237,7 @@ def train(config: dict, data: SocialData) -> dict:
     champion = served[summary["champion"]]
     lists = precompute_lists(final, champion.scorer(final.state, final.gather), config["serving"]["precompute"])
     if len(lists):
-        store_lists(repo, lists, (data.start - 400 * day).to_pydatetime(), (data.end + day).to_pydatetime())
+        store_lists(repo, lists, first.to_pydatetime(), (data.end + day).to_pydatetime())
     summary["precomputed_users"] = len(lists)
     summary["pipeline_seconds"] = time.perf_counter() - started
     log.info("pymk pipeline done in %.0fs; champion %s", summary["pipeline_seconds"], summary["champion"])

@@ -90,12 +90,11 @@ class PymkService:
 
     def recommend(self, user_id: int, k: int, profile: dict | None = None) -> Served:
         timer = StageTimer()
-        attributes = None
-        if profile:
-            attributes = {
-                **{c: profile[c] for c in ("school_id", "employer_id") if c in profile},
-                "features": new_user_features(profile, self.sides.now_s),
-            }
+        profile = profile or {}  # a known user's profile is the store's; a new one's, what the request says
+        attributes = {
+            **{c: profile[c] for c in ("school_id", "employer_id") if c in profile},
+            "features": new_user_features(profile, self.sides.now_s),
+        }
         request = self.people.request(user_id, attributes)
         if request.context != NEW_USER:
             with timer.stage("precomputed"):

@@ -6,6 +6,7 @@ friends (the candidate generator) and personalized PageRank (the chapter's basel
     adamic_adar(A, u, v), resource_allocation(A, u, v), jaccard(A, u, v)
     candidates = friends_of_friends(A, users)              # (len(users), n): mutual-friend counts
     ppr = personalized_pagerank(A, users)                  # (len(users), n) random walk with restart
+    Neighbourhood(A).scores(u, v)    # the four structural scores of many pairs at once (what a ranker reads)
 
 The graph is an n x n scipy CSR matrix, symmetric, without self loops, whose stored values are
 positive edge weights (1, or e.g. a time discount of the friendship's age). Stored entries are the
@@ -20,6 +21,8 @@ neighbourhood.
 """
 
 from __future__ import annotations
+
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,32 +81,52 @@ def common_neighbours(adjacency, u, v) -> np.ndarray:
 def adamic_adar(adjacency, u, v) -> np.ndarray:
     """Per pair: sum over common neighbours w of 1 / log(deg(w)): a mutual friend with few friends
     says more than a celebrity everyone follows."""
-    matrix = _csr(adjacency)
-    degree = _degrees(matrix)
-    # deg(w) = 1 makes log 0: such a w has a single neighbour, so it is never common to two distinct
-    # nodes; giving it 0 keeps the division finite for the pair (w's friend, w's friend).
-    inverse_log = np.divide(1.0, np.log(np.maximum(degree, 1)), out=np.zeros(len(degree)), where=degree > 1)
-    return _sum_over_common(_scaled_columns(matrix, inverse_log), _pattern(matrix), *_pairs(u, v))
+    return Neighbourhood(adjacency).scores(u, v)["adamic_adar"]
 
 
 def resource_allocation(adjacency, u, v) -> np.ndarray:
     """Per pair: sum over common neighbours w of 1 / deg(w) (the share of a unit of resource u
     sends to v through w); discounts hubs harder than Adamic-Adar."""
-    matrix = _csr(adjacency)
-    degree = _degrees(matrix)
-    inverse = np.divide(1.0, degree, out=np.zeros(len(degree)), where=degree > 0)
-    return _sum_over_common(_scaled_columns(matrix, inverse), _pattern(matrix), *_pairs(u, v))
+    return Neighbourhood(adjacency).scores(u, v)["resource_allocation"]
 
 
 def jaccard(adjacency, u, v) -> np.ndarray:
     """Per pair: |N(u) & N(v)| / |N(u) | N(v)|, 0 when both have no neighbours."""
-    matrix = _csr(adjacency)
-    u, v = _pairs(u, v)
-    pattern = _pattern(matrix)
-    common = _sum_over_common(pattern, pattern, u, v)
-    degree = _degrees(matrix)
-    union = degree[u] + degree[v] - common
-    return np.divide(common, union, out=np.zeros(len(u)), where=union > 0)
+    return Neighbourhood(adjacency).scores(u, v)["jaccard"]
+
+
+class Neighbourhood:
+    """One graph's structural pair scores, its per-node weights computed once: a ranker scoring many
+    pairs against the same snapshot gathers each pair's rows once for all four scores."""
+
+    def __init__(self, adjacency):
+        self.pattern = _pattern(_csr(adjacency))
+        self.degree = _degrees(self.pattern)
+
+    @cached_property
+    def inverse_log_degree(self) -> np.ndarray:
+        # deg(w) = 1 makes log 0: such a w has a single neighbour, so it is never common to two distinct
+        # nodes; giving it 0 keeps the division finite for the pair (w's friend, w's friend).
+        d = self.degree
+        return np.divide(1.0, np.log(np.maximum(d, 1)), out=np.zeros(len(d)), where=d > 1)
+
+    @cached_property
+    def inverse_degree(self) -> np.ndarray:
+        return np.divide(1.0, self.degree, out=np.zeros(len(self.degree)), where=self.degree > 0)
+
+    def scores(self, u, v) -> dict[str, np.ndarray]:
+        """Per pair: common_neighbours (the count), adamic_adar, resource_allocation, jaccard."""
+        u, v = _pairs(u, v)
+        out = {name: np.zeros(len(u)) for name in ("common_neighbours", "adamic_adar", "resource_allocation")}
+        for start in range(0, len(u), PAIR_BATCH):
+            batch = slice(start, start + PAIR_BATCH)
+            common = self.pattern[u[batch]].multiply(self.pattern[v[batch]]).tocsr()  # 1 at each common w
+            out["common_neighbours"][batch] = np.asarray(common.sum(axis=1)).ravel()
+            out["adamic_adar"][batch] = common @ self.inverse_log_degree
+            out["resource_allocation"][batch] = common @ self.inverse_degree
+        union = self.degree[u] + self.degree[v] - out["common_neighbours"]
+        out["jaccard"] = np.divide(out["common_neighbours"], union, out=np.zeros(len(u)), where=union > 0)
+        return out
 
 
 def _sum_over_common(left: sp.csr_matrix, right: sp.csr_matrix, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -197,11 +220,6 @@ def _csr(adjacency) -> sp.csr_matrix:
 def _pattern(matrix: sp.csr_matrix, dtype=np.float64) -> sp.csr_matrix:
     """The 0/1 matrix of the stored entries, sharing the index arrays."""
     return sp.csr_matrix((np.ones(matrix.nnz, dtype=dtype), matrix.indices, matrix.indptr), shape=matrix.shape)
-
-
-def _scaled_columns(matrix: sp.csr_matrix, column_weights: np.ndarray) -> sp.csr_matrix:
-    """The pattern with column w scaled by column_weights[w], sharing the (sorted) index arrays."""
-    return sp.csr_matrix((column_weights[matrix.indices], matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 def _degrees(matrix: sp.csr_matrix) -> np.ndarray:

@@ -131,12 +131,13 @@ def graph_features(state: GraphState, u: np.ndarray | None, v: np.ndarray) -> di
     """The pairs' neighbourhood on the graph at t; all 0 for a user not in the graph (u None)."""
     if u is None:
         return {name: np.zeros(len(v)) for name in PAIR[:6]}
+    structure = state.neighbourhood.scores(u, v)
     return {
-        "mutual_friends": proximity.common_neighbours(state.adjacency, u, v),
+        "mutual_friends": structure["common_neighbours"],
         "mutual_discounted": proximity.common_neighbours(state.discounted, u, v),
-        "adamic_adar": proximity.adamic_adar(state.adjacency, u, v),
-        "resource_allocation": proximity.resource_allocation(state.adjacency, u, v),
-        "jaccard": proximity.jaccard(state.adjacency, u, v),
+        "adamic_adar": structure["adamic_adar"],
+        "resource_allocation": structure["resource_allocation"],
+        "jaccard": structure["jaccard"],
         "pair_interactions": np.asarray(state.interactions[u, v]).ravel(),
     }
 

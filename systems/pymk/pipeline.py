@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from common.models.gnn import GraphSAGELinkPredictor, LinkGraph
 from tqdm import tqdm
 
 from common.app.paths import system_dir
@@ -36,6 +35,7 @@ from common.evaluation.requests import ORACLE, RequestLists, oracle_lists
 from common.features.store import FeatureRepo
 from common.graph import proximity
 from common.graph.snapshots import seconds
+from common.models.gnn import GraphSAGELinkPredictor, LinkGraph
 from common.models.tabular import LightGBMCTR, LogisticRegressionCTR
 from common.pipelines.ranking import Examples, fit_models, list_table
 from common.tracking import runs as tracking
@@ -47,6 +47,7 @@ from systems.pymk.features import (
     SERVICES,
     VIEWS,
     feature_tables,
+    pair_features,
     side_columns,
     user_frame,
 )
@@ -142,24 +143,23 @@ class DayExamples:
 
 
 def day_examples(snapshot: Snapshot, users: np.ndarray) -> DayExamples:
-    """Each user's candidates as the funnel finds them, their pair features, and whether they connected."""
+    """Each user's candidates as the funnel finds them, their pair features (all the day's pairs in one
+    pass: the served scorer computes the same per request), and whether they connected."""
     labels_u, labels_v = snapshot.state.labels()
     formed = set(zip(labels_u.tolist(), labels_v.tolist(), strict=True))
-    scorer = PairScorer(snapshot.state, snapshot.gather, model=None)
-    requests, candidates, merged, frames, pairs = [], [], [], [], []
+    generate = snapshot.funnel.funnel(None)
+    requests, candidates, merged = [], [], []
     for row in users:
         request = snapshot.funnel.request(int(snapshot.state.user_ids[row]))
-        slate, found, _ = snapshot.funnel.funnel(None).candidates(request)
+        slate, found, _ = generate.candidates(request)
         requests.append(request)
         candidates.append(slate.rows)
         merged.append(found)
-        frames.append(scorer.features(request, slate.rows))
-        pairs.append(np.full(len(slate.rows), row))
-    u, v = np.concatenate(pairs), np.concatenate(candidates)
+    u = np.repeat(np.asarray(users, np.int64), [len(c) for c in candidates])
+    v = np.concatenate(candidates) if candidates else np.zeros(0, np.int64)
+    X = pair_features(snapshot.state, snapshot.gather(u), snapshot.gather(v), u, v)
     y = np.fromiter(((a, b) in formed for a, b in zip(u.tolist(), v.tolist(), strict=True)), bool, len(u))
-    return DayExamples(
-        list(users), requests, candidates, merged, pd.concat(frames, ignore_index=True), y.astype(np.int64), (u, v)
-    )
+    return DayExamples(list(users), requests, candidates, merged, X, y.astype(np.int64), (u, v))
 
 
 def fit_gnn(config: dict, snapshots: dict, days: dict, examples: dict) -> GraphSAGELinkPredictor:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from common.graph.proximity import Neighbourhood
 from common.graph.snapshots import seconds
 from systems.pymk.dataset import SocialData
 
@@ -39,6 +40,9 @@ class GraphState:
     excluded: sp.csr_matrix
     degree: np.ndarray
     data: SocialData
+
+    def __post_init__(self) -> None:
+        self.neighbourhood = Neighbourhood(self.adjacency)  # its per-node weights, once per snapshot
 
     @classmethod
     def build(cls, data: SocialData, at: pd.Timestamp, config: dict) -> GraphState:

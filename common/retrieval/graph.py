@@ -6,8 +6,10 @@
                        the people you follow"), newest first
   FriendsOfFriendsSource  people you may know: the friends of the user's friends, those with the most
                        mutual friends first (the item is a user)
-  SharedGroupSource    people in the user's group (school, employer), the best connected first: the
-                       candidates of a user with few friends, whom friends of friends cannot reach
+  SharedGroupSource    people in the user's group (school, employer), the best connected first; also
+                       the candidates of a user with few friends, whom friends of friends cannot reach
+  RelationSource       the users a sparse relation links to the user (interactions of the last days),
+                       the strongest link first
 
 All are sparse-matrix or sorted-array lookups, never a loop over the catalogue.
 """
@@ -129,25 +131,46 @@ class FriendsOfFriendsSource:
 @dataclass(frozen=True)
 class SharedGroupSource:
     """Users sharing the request's `attribute` value (a school, an employer), by `rank` (degree: the
-    best connected first), asked only when the user has fewer than `max_friends` friends (request
-    attribute `friend_count`; a new user has none)."""
+    best connected first); with `max_friends`, asked only when the user has fewer friends than that
+    (request attribute `friend_count`; a new user has none)."""
 
     attribute: str
     groups: np.ndarray  # (n,) each user's group, users sorted by (group, -rank)
     user_ids: np.ndarray  # (n,)
-    max_friends: int
+    max_friends: int | None
     name: str
 
     @classmethod
-    def build(cls, user_ids, groups, rank, attribute: str, max_friends: int, name: str) -> SharedGroupSource:
+    def build(cls, user_ids, groups, rank, attribute: str, max_friends: int | None, name: str) -> SharedGroupSource:
         groups, rank = np.asarray(groups), np.asarray(rank, dtype=float)
         order = np.lexsort((-rank, groups))
         return cls(attribute, groups[order], np.asarray(user_ids, dtype=np.int64)[order], max_friends, name)
 
     def retrieve(self, request: RetrievalRequest, k: int) -> np.ndarray:
         group = request.attributes.get(self.attribute)
-        if group is None or request.attributes.get("friend_count", 0) >= self.max_friends:
+        few = self.max_friends is None or request.attributes.get("friend_count", 0) < self.max_friends
+        if group is None or not few:
             return np.zeros(0, dtype=np.int64)
         lo, hi = np.searchsorted(self.groups, group), np.searchsorted(self.groups, group, side="right")
         members = self.user_ids[lo:hi]
         return members[members != request.user_id][:k]
+
+
+@dataclass(frozen=True)
+class RelationSource:
+    """`relation[u, w]` > 0 links user row u to w (interactions between them in the last days: people
+    who talk before they connect); the strongest links first."""
+
+    user_ids: np.ndarray  # (n,) sorted: the rows and columns of `relation`
+    relation: sp.csr_matrix
+    name: str
+
+    def retrieve(self, request: RetrievalRequest, k: int) -> np.ndarray:
+        row = _rows_of(self.user_ids, [request.user_id])
+        if len(row) == 0:
+            return np.zeros(0, dtype=np.int64)
+        linked = self.relation[row[0]]
+        others, strength = linked.indices, linked.data
+        keep = others != row[0]
+        others, strength = others[keep], strength[keep]
+        return self.user_ids[others[np.lexsort((others, -strength))[:k]]]

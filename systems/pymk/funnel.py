@@ -1,7 +1,8 @@
 """The PYMK funnel at a time t (chapter section 7), one object offline and served:
 
-  candidates   friends of friends with their mutual-friend counts (common.retrieval.graph), plus people
-               from the user's school and employer for a user with few friends (a new user has none)
+  candidates   friends of friends with their mutual-friend counts (common.retrieval.graph), the people
+               the user interacted with lately, and people from the user's school and employer (a new
+               user has only these)
   ranking      the pair features (systems.pymk.features) -> the model's P(friendship forms)
   re-ranking   the request excludes the user, friends, pending requests, declined and blocked pairs
 
@@ -20,7 +21,7 @@ from common.funnel.catalog import ItemTable
 from common.funnel.funnel import Funnel
 from common.graph import proximity
 from common.graph.snapshots import seconds
-from common.retrieval.graph import FriendsOfFriendsSource, SharedGroupSource
+from common.retrieval.graph import FriendsOfFriendsSource, RelationSource, SharedGroupSource
 from common.retrieval.sources import RetrievalRequest
 from systems.pymk.features import GNN_FEATURE, pair_features
 from systems.pymk.state import GraphState
@@ -110,12 +111,20 @@ class PymkFunnel:
         c, state = self.config["candidates"], self.state
         self.catalog = ItemTable(state.user_ids, {})
         profile = state.data.users
-        self.sources = [FriendsOfFriendsSource(state.user_ids, state.adjacency)]
+        self.sources = [
+            FriendsOfFriendsSource(state.user_ids, state.adjacency),
+            RelationSource(state.user_ids, state.interactions, "interacted"),
+        ]
         for column, name in (("school_id", "same_school"), ("employer_id", "same_employer")):
             if column in profile and (profile[column] >= 0).any():
                 self.sources.append(
                     SharedGroupSource.build(
-                        state.user_ids, profile[column].to_numpy(), state.degree, column, c["few_friends"], name
+                        state.user_ids,
+                        profile[column].to_numpy(),
+                        state.degree,
+                        column,
+                        c["groups_below_friends"],
+                        name,
                     )
                 )
 

@@ -173,12 +173,21 @@ def fit_gnn(config: dict, snapshots: dict, days: dict, examples: dict) -> GraphS
     hard_v = np.concatenate([e.pairs[1][e.y == 0] for e in hard])
     check = examples[days["train"][0]]
     model = GraphSAGELinkPredictor(seed=config["seed"], threads=config["models"]["threads"], **config["models"][GNN])
-    return model.fit(
+    started = time.perf_counter()
+    model.fit(
         first.graph,
         np.stack([u, v]),
         negatives=np.stack([hard_u, hard_v]),
         validation=(snapshots[days["train"][0]].graph, np.stack(check.pairs), check.y),
     )
+    log.info(
+        "%s: fit in %.1fs, best epoch %d (validation ROC-AUC %.3f)",
+        GNN,
+        time.perf_counter() - started,
+        model.best_epoch_,
+        max(model.history_, default=float("nan")),
+    )
+    return model
 
 
 def build_models(config: dict) -> dict:

@@ -5,7 +5,13 @@ import pytest
 import scipy.sparse as sp
 
 from common.retrieval.geo import NearbySource, haversine_km
-from common.retrieval.graph import AuthoredBySource, FriendsItemsSource, FriendsOfFriendsSource, SharedGroupSource
+from common.retrieval.graph import (
+    AuthoredBySource,
+    FriendsItemsSource,
+    FriendsOfFriendsSource,
+    RelationSource,
+    SharedGroupSource,
+)
 from common.retrieval.sources import RetrievalRequest
 
 DAY = 86_400.0
@@ -87,3 +93,12 @@ def test_shared_group_source_serves_users_with_few_friends_best_connected_first(
     assert source.retrieve(popular, 10).tolist() == []
     assert source.retrieve(RetrievalRequest(9, attributes={"friend_count": 0}), 10).tolist() == []
     assert source.retrieve(RetrievalRequest(9, attributes={"school_id": 99}), 10).tolist() == []
+
+
+def test_relation_source_returns_the_strongest_links_first():
+    ids = np.array([10, 20, 30, 40])
+    talks = sp.csr_matrix(np.array([[0, 1, 3, 0], [1, 0, 0, 0], [3, 0, 0, 2], [0, 0, 2, 0]], dtype=float))
+    source = RelationSource(ids, talks, "interacted")
+    assert source.retrieve(RetrievalRequest(10), 5).tolist() == [30, 20]
+    assert source.retrieve(RetrievalRequest(10), 1).tolist() == [30]
+    assert source.retrieve(RetrievalRequest(99), 5).tolist() == []

@@ -22,43 +22,25 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from common.app.paths import system_dir
-from common.evaluation.classification import markdown_table
-from common.evaluation.metrics import auc
-from common.evaluation.requests import ORACLE, RequestLists, oracle_lists
 from common.features.store import FeatureRepo
-from common.graph import proximity
-from common.graph.snapshots import seconds
-from common.models.gnn import GraphSAGELinkPredictor, LinkGraph
+from common.models.gnn import GraphSAGELinkPredictor
 from common.models.tabular import LightGBMCTR, LogisticRegressionCTR
 from common.pipelines.ranking import Examples, fit_models, list_table
 from common.tracking import runs as tracking
 from systems.pymk.batch import precompute_lists, store_lists
 from systems.pymk.dataset import SocialData, write_raw
-from systems.pymk.features import (
-    FEATURES,
-    GNN_FEATURE,
-    SERVICES,
-    VIEWS,
-    feature_tables,
-    pair_features,
-    side_columns,
-    user_frame,
-)
-from systems.pymk.funnel import EmbeddingScorer, PairScorer, PymkFunnel, VectorScorer
+from systems.pymk.evaluation import GNN, LABEL, edge_auc, evaluate, results_markdown
+from systems.pymk.features import FEATURES, GNN_FEATURE, SERVICES, VIEWS, feature_tables
 from systems.pymk.serving import ServedPymk
-from systems.pymk.state import GraphState
+from systems.pymk.snapshots import FEW_FRIENDS, DayExamples, day_examples, requesting_users, take_snapshot
 
 log = logging.getLogger(__name__)
-LABEL = "friended"
-GNN = "graphsage"
-FEW_FRIENDS = 5
 
 
 def snapshot_days(data: SocialData, config: dict) -> dict[str, list[pd.Timestamp]]:
@@ -74,92 +56,6 @@ def snapshot_days(data: SocialData, config: dict) -> dict[str, list[pd.Timestamp
     for name in names:
         days[name], times = times[: p[name]], times[p[name] :]
     return days
-
-
-@dataclass
-class Snapshot:
-    """Everything read at one snapshot time t."""
-
-    state: GraphState
-    funnel: PymkFunnel
-    sides: dict[str, np.ndarray]  # every user's features as of t (Feast), by node row
-    graph: LinkGraph  # the GNN's input at t
-
-    def gather(self, rows: np.ndarray) -> dict:
-        return {name: values[rows] for name, values in self.sides.items()}
-
-
-def node_features(sides: dict[str, np.ndarray]) -> np.ndarray:
-    """The GNN's node features: log-scaled network counts, activity, account age, age, and the
-    background (school, employer, city, industry) hashed into a few buckets each, so friends of a
-    school share a direction the message passing can spread."""
-    numeric = [
-        np.log1p(np.maximum(np.nan_to_num(np.asarray(sides[c], float)), 0))
-        for c in (
-            "friends",
-            "friends_added_7d",
-            "requests_sent_7d",
-            "requests_received_7d",
-            "interactions_14d",
-            "account_days",
-            "activity",
-        )
-    ]
-    numeric.append(np.nan_to_num(np.asarray(sides["age"], float)) / 50.0)
-    columns = [np.stack(numeric, axis=1)]
-    for column, buckets in (("school_id", 16), ("employer_id", 16), ("city", 8), ("industry", 8)):
-        values = np.asarray(sides[column], np.int64)
-        one_hot = np.zeros((len(values), buckets), np.float32)
-        known = values >= 0
-        one_hot[np.flatnonzero(known), (values[known] * 2654435761) % buckets] = 1.0
-        columns.append(one_hot)
-    return np.concatenate(columns, axis=1).astype(np.float32)
-
-
-def take_snapshot(data: SocialData, repo: FeatureRepo, config: dict, at: pd.Timestamp) -> Snapshot:
-    state = GraphState.build(data, at, config["features"])
-    frame = user_frame(repo, state.user_ids, at)
-    sides = side_columns(frame, seconds([at])[0])
-    graph = LinkGraph(node_features(sides), data.edges.edges_at(seconds([at])[0]))
-    return Snapshot(state, PymkFunnel(state, config["serving"]), sides, graph)
-
-
-def requesting_users(snapshot: Snapshot, n: int, rng: np.random.Generator) -> np.ndarray:
-    """A seeded sample of the users who connect with someone eligible at t (node rows, sorted)."""
-    u, _ = snapshot.state.labels()
-    users = np.unique(u)
-    return np.sort(rng.choice(users, size=min(n, len(users)), replace=False))
-
-
-@dataclass
-class DayExamples:
-    rows: list[int]  # the requesting users' node rows
-    requests: list
-    candidates: list[np.ndarray]  # node rows per request
-    merged: list
-    X: pd.DataFrame
-    y: np.ndarray
-    pairs: tuple[np.ndarray, np.ndarray]  # (user rows, candidate rows), aligned with X
-
-
-def day_examples(snapshot: Snapshot, users: np.ndarray) -> DayExamples:
-    """Each user's candidates as the funnel finds them, their pair features (all the day's pairs in one
-    pass: the served scorer computes the same per request), and whether they connected."""
-    labels_u, labels_v = snapshot.state.labels()
-    formed = set(zip(labels_u.tolist(), labels_v.tolist(), strict=True))
-    generate = snapshot.funnel.funnel(None)
-    requests, candidates, merged = [], [], []
-    for row in users:
-        request = snapshot.funnel.request(int(snapshot.state.user_ids[row]))
-        slate, found, _ = generate.candidates(request)
-        requests.append(request)
-        candidates.append(slate.rows)
-        merged.append(found)
-    u = np.repeat(np.asarray(users, np.int64), [len(c) for c in candidates])
-    v = np.concatenate(candidates) if candidates else np.zeros(0, np.int64)
-    X = pair_features(snapshot.state, snapshot.gather(u), snapshot.gather(v), u, v)
-    y = np.fromiter(((a, b) in formed for a, b in zip(u.tolist(), v.tolist(), strict=True)), bool, len(u))
-    return DayExamples(list(users), requests, candidates, merged, X, y.astype(np.int64), (u, v))
 
 
 def fit_gnn(config: dict, snapshots: dict, days: dict, examples: dict) -> GraphSAGELinkPredictor:
@@ -220,10 +116,11 @@ def train(config: dict, data: SocialData) -> dict:
     e = config["evaluation"]
     snapshots, examples = {}, {}
     for period, period_days in days.items():
-        n = e["users_per_day"] if period in ("validation", "test") else config["examples"]["users_per_day"]
+        sample = e if period in ("validation", "test") else config["examples"]
         for at in tqdm(period_days, desc=f"{period} snapshots", leave=False):
             snapshots[at] = take_snapshot(data, repo, config, at)
-            examples[at] = day_examples(snapshots[at], requesting_users(snapshots[at], n, rng))
+            users = requesting_users(snapshots[at], sample["users_per_day"], sample["few_friends_per_day"], rng)
+            examples[at] = day_examples(snapshots[at], users)
     gnn = fit_gnn(config, snapshots, days, examples)
     embeddings = {}
     for at in [*days["train"], *days["validation"], *days["test"]]:
@@ -261,79 +158,14 @@ def _stack(day_examples_list: list[DayExamples], days: list[pd.Timestamp]) -> Ex
     return Examples(X[[*FEATURES, GNN_FEATURE]], pd.DataFrame({LABEL: y}), pd.to_datetime(times, utc=True), groups)
 
 
-def served_scorers(snapshot: Snapshot, models: dict, gnn, embeddings: np.ndarray) -> dict:
-    """The scorer of each trained model at a snapshot, the GNN alone among them."""
-    scorers = {
-        name: PairScorer(snapshot.state, snapshot.gather, model, embeddings, gnn) for name, model in models.items()
-    }
-    scorers[GNN] = EmbeddingScorer(gnn, embeddings)
-    return scorers
-
-
-def evaluate(config, data, snapshots: dict, examples: dict, models: dict, gnn, embeddings: dict) -> RequestLists:
-    """Every list for the sampled requests of each day: the funnel with each model, the baselines over the
-    same candidates, and the oracle's ranking of them; relevant = the friendships formed that day."""
-    k, result = config["evaluation"]["k"], RequestLists()
-    for at, snapshot in snapshots.items():
-        day = examples[at]
-        ppr = proximity.personalized_pagerank(
-            snapshot.state.adjacency, np.asarray(day.rows), **config["baselines"]["ppr"]
-        )
-        funnels = {
-            f"funnel: {name}": snapshot.funnel.funnel(s)
-            for name, s in served_scorers(snapshot, models, gnn, embeddings[at]).items()
-        }
-        funnels.update(snapshot.funnel.baselines())
-        funnels["personalised PageRank"] = snapshot.funnel.funnel(VectorScorer(dict(zip(day.rows, ppr, strict=True))))
-        labels_u, labels_v = snapshot.state.labels()
-        for i, (row, request) in enumerate(zip(day.rows, day.requests, strict=True)):
-            key = len(result.users)
-            relevant = snapshot.state.user_ids[labels_v[labels_u == row]]
-            lists = {name: f.catalog.item_ids[f.recommend(request, k).rows] for name, f in funnels.items()}
-            if data.oracle is not None:
-                candidates = snapshot.state.user_ids[day.candidates[i]]
-                truth = data.oracle(np.full(len(candidates), request.user_id), candidates, at)
-                lists[ORACLE] = oracle_lists(candidates, truth, k)
-            result.add(key, request.user_id, lists, relevant, dict.fromkeys(relevant.tolist(), 1.0), day.merged[i])
-    return result
-
-
-def edge_auc(test: Examples, models, gnn, days, examples, snapshots, embeddings, data) -> pd.DataFrame:
-    """ROC-AUC of each model and baseline as an edge classifier on the test candidate pairs (the
-    chapter's offline metric of the GNN), beside the oracle's."""
-    y = test.targets[LABEL].to_numpy()
-    scores = {name: model.predict_proba(test.X)[:, 1] for name, model in models.items()}
-    scores[GNN] = test.X[GNN_FEATURE].to_numpy()
-    scores["common neighbours"] = test.X["mutual_friends"].to_numpy()
-    scores["Adamic-Adar"] = test.X["adamic_adar"].to_numpy()
-    if data.oracle is not None:
-        truth = []
-        for at in days:
-            u, v = examples[at].pairs
-            ids = snapshots[at].state.user_ids
-            truth.append(data.oracle(ids[u], ids[v], at))
-        scores[ORACLE] = np.concatenate(truth)
-    return pd.DataFrame(
-        [
-            {"model": name, "roc_auc": auc(y, s), "pairs": len(y), "positives": int(y.sum())}
-            for name, s in scores.items()
-        ]
-    )
-
-
 def _track(system, config, data, days, served: dict, fit_metrics, evaluation, edge_table, splits, snapshots):
     k = config["evaluation"]["k"]
     few = {
-        split: {
-            int(snapshots[at].state.user_ids[row])
-            for at in days[split]
-            for row in np.flatnonzero(snapshots[at].state.degree < FEW_FRIENDS)
-        }
-        for split in ("validation", "test")
+        int(snapshots[at].state.user_ids[row])
+        for at in days["test"]
+        for row in np.flatnonzero(snapshots[at].state.degree < FEW_FRIENDS)
     }
-    test_lists = list_table(
-        evaluation["test"], k, {f"users with fewer than {FEW_FRIENDS} friends": (None, few["test"])}
-    )
+    test_lists = list_table(evaluation["test"], k, {f"users with fewer than {FEW_FRIENDS} friends": (None, few)})
     validation = evaluation["validation"].metrics(k).set_index("list")
     metrics = {}
     for name in served:
@@ -382,26 +214,3 @@ def _track(system, config, data, days, served: dict, fit_metrics, evaluation, ed
         "recall": recall,
         "evaluation": evaluation,
     }
-
-
-def results_markdown(k, lists: pd.DataFrame, edges: pd.DataFrame, recall: pd.DataFrame, champion, evaluation) -> str:
-    list_columns = ["list", f"precision@{k}", f"recall@{k}", f"map@{k}", "requests"]
-    parts = [
-        f"Candidate sources: recall@k of the friendships formed, {len(evaluation.merged)} test requests",
-        "",
-        markdown_table(recall.to_dict("records"), ["source", *(c for c in recall.columns if c.startswith("recall@"))]),
-        "",
-    ]
-    for segment, table in lists.groupby("segment", sort=False):
-        title = "all requests" if segment == "all" else segment
-        rows = [
-            {**r, "list": r["list"] + (" (champion)" if r["list"] == f"funnel: {champion}" else "")}
-            for r in table.to_dict("records")
-        ]
-        parts += [f"Lists (k={k}), {title}", "", markdown_table(rows, list_columns), ""]
-    parts += [
-        "Edge classifier on the test candidate pairs",
-        "",
-        markdown_table(edges.to_dict("records"), list(edges.columns)),
-    ]
-    return "\n".join(parts)

@@ -40,12 +40,13 @@ class GraphState:
     excluded: sp.csr_matrix
     degree: np.ndarray
     data: SocialData
+    step: pd.Timedelta = DAY  # the labels' window: a day in the world, a year for yearly collaborations
 
     def __post_init__(self) -> None:
         self.neighbourhood = Neighbourhood(self.adjacency)  # its per-node weights, once per snapshot
 
     @classmethod
-    def build(cls, data: SocialData, at: pd.Timestamp, config: dict) -> GraphState:
+    def build(cls, data: SocialData, at: pd.Timestamp, config: dict, step: pd.Timedelta = DAY) -> GraphState:
         at_s, nodes, n = seconds([at])[0], data.nodes, len(data.users)
         adjacency = data.edges.adjacency(at_s)
         discounted = data.edges.adjacency(at_s, half_life_days=config["mutual_half_life_days"])
@@ -54,9 +55,8 @@ class GraphState:
             (data.interactions["timestamp"] >= at - window) & (data.interactions["timestamp"] < at)
         ]
         interactions = _symmetric(n, nodes.rows(recent["user_id"]), nodes.rows(recent["other_id"]))
-        return cls(
-            at, nodes.ids, adjacency, discounted, interactions, _excluded(data, at), data.edges.degree(at_s), data
-        )
+        excluded = _excluded(data, at)
+        return cls(at, nodes.ids, adjacency, discounted, interactions, excluded, data.edges.degree(at_s), data, step)
 
     def rows(self, ids) -> np.ndarray:
         return np.searchsorted(self.user_ids, np.asarray(ids, dtype=np.int64))
@@ -67,9 +67,9 @@ class GraphState:
         return self.user_ids[rows]
 
     def labels(self) -> tuple[np.ndarray, np.ndarray]:
-        """Node rows (both directions) of the friendships formed in [at, at + 1 day) between pairs that
+        """Node rows (both directions) of the friendships formed in [at, at + step) between pairs that
         were eligible at `at`: one formed from a request already pending at `at` was not recommendable."""
-        start, stop = seconds([self.at, self.at + DAY])
+        start, stop = seconds([self.at, self.at + self.step])
         low, high = self.data.edges.formed_between(start, stop)
         eligible = np.asarray(self.excluded[low, high]).ravel() == 0
         low, high = low[eligible], high[eligible]

@@ -14,8 +14,8 @@ from common.serving.app import create_app
 from common.tracking.runs import load_champion
 from systems.pymk import load_data
 from systems.pymk.features import FEATURES
-from systems.pymk.pipeline import take_snapshot
 from systems.pymk.serving import PymkService
+from systems.pymk.snapshots import take_snapshot
 from tests.common.serving.openapi_walk import assert_refused, check_every_endpoint
 from tests.conftest import data_dir_at
 
@@ -155,7 +155,9 @@ def test_a_public_edge_list_trains_and_serves_end_to_end(tmp_path):
         from common.app.registry import get_system
 
         summary = get_system(SYSTEM).train(config)
-        assert "oracle" not in set(summary["lists"].index if "list" not in summary["lists"] else summary["lists"]["list"])
+        assert "oracle" not in set(
+            summary["lists"].index if "list" not in summary["lists"] else summary["lists"]["list"]
+        )
         assert summary["lists"]["requests"].max() > 0
         with TestClient(create_app([SYSTEM], "tiny")) as client:
             edges = pd.read_csv(FIXTURES / "edges.csv")

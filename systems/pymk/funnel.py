@@ -42,18 +42,17 @@ class PairScorer:
     gnn: object | None = None
 
     def features(self, request: RetrievalRequest, rows: np.ndarray):
-        u = np.full(len(rows), request.context)
         if request.context == NEW_USER:
-            user = request.attributes["features"]  # the new account's profile, as the request gave it
+            user, candidates = request.attributes["features"], self.sides(rows)  # the profile the request gave
         else:
-            user = {name: values[0] for name, values in self.sides(u[:1]).items()}
+            both = self.sides(np.concatenate([[request.context], rows]))  # one read: the user and the candidates
+            user = {name: values[0] for name, values in both.items()}
+            candidates = {name: values[1:] for name, values in both.items()}
         user = {name: np.repeat(value, len(rows)) for name, value in user.items()}
-        frame = pair_features(self.state, user, self.sides(rows), None if request.context == NEW_USER else u, rows)
+        u = None if request.context == NEW_USER else np.full(len(rows), request.context)
+        frame = pair_features(self.state, user, candidates, u, rows)
         if self.gnn is not None:
-            known = u >= 0
-            frame[GNN_FEATURE] = 0.0
-            if known.any():
-                frame.loc[known, GNN_FEATURE] = self.gnn.score(self.embeddings, u[known], rows[known])
+            frame[GNN_FEATURE] = 0.0 if u is None else self.gnn.score(self.embeddings, u, rows)
         return frame
 
     def __call__(self, request: RetrievalRequest, rows: np.ndarray) -> np.ndarray:

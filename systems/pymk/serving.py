@@ -22,6 +22,7 @@ from common.app.paths import system_dir
 from common.features.store import FeatureRepo
 from common.features.views import View
 from common.funnel.funnel import Ranked
+from common.graph.proximity import common_neighbours
 from common.graph.snapshots import seconds
 from common.serving.service import Served, open_serving
 from common.serving.timing import StageTimer
@@ -124,8 +125,6 @@ class PymkService:
         if request.context == NEW_USER:
             mutual, user = np.zeros(len(rows)), request.attributes["features"]
         else:
-            from common.graph.proximity import common_neighbours
-
             mutual = common_neighbours(self.state.adjacency, np.full(len(rows), request.context), rows)
             user = {c: values[0] for c, values in self.sides(np.asarray([request.context])).items()}
         others = self.sides(rows) if len(rows) else {}

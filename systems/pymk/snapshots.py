@@ -21,6 +21,7 @@ from systems.pymk.funnel import PymkFunnel
 from systems.pymk.state import GraphState
 
 FEW_FRIENDS = 5  # the chapter's hard case: users with fewer friends than this, evaluated apart
+CATEGORIES = ("school_id", "employer_id", "city", "industry")
 
 
 @dataclass
@@ -36,38 +37,23 @@ class Snapshot:
         return {name: values[rows] for name, values in self.sides.items()}
 
 
-def node_features(sides: dict[str, np.ndarray]) -> np.ndarray:
-    """The GNN's node features: log-scaled network counts, activity, account age, age, and the
-    background (school, employer, city, industry) hashed into a few buckets each, so friends of a
-    school share a direction the message passing can spread."""
-    numeric = [
-        np.log1p(np.maximum(np.nan_to_num(np.asarray(sides[c], float)), 0))
-        for c in (
-            "friends",
-            "friends_added_7d",
-            "requests_sent_7d",
-            "requests_received_7d",
-            "interactions_14d",
-            "account_days",
-            "activity",
-        )
-    ]
+def node_features(sides: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The GNN's node features: log-scaled network counts, activity, account age, age; and the background
+    (school, employer, city, industry) as categories, each learned as an embedding by the model."""
+    counts = ("friends", "friends_added_7d", "requests_sent_7d", "requests_received_7d", "interactions_14d",
+              "account_days", "activity")  # fmt: skip
+    numeric = [np.log1p(np.maximum(np.nan_to_num(np.asarray(sides[c], float)), 0)) for c in counts]
     numeric.append(np.nan_to_num(np.asarray(sides["age"], float)) / 50.0)
-    columns = [np.stack(numeric, axis=1)]
-    for column, buckets in (("school_id", 16), ("employer_id", 16), ("city", 8), ("industry", 8)):
-        values = np.asarray(sides[column], np.int64)
-        one_hot = np.zeros((len(values), buckets), np.float32)
-        known = values >= 0
-        one_hot[np.flatnonzero(known), (values[known] * 2654435761) % buckets] = 1.0
-        columns.append(one_hot)
-    return np.concatenate(columns, axis=1).astype(np.float32)
+    categories = np.stack([np.asarray(sides[c], np.int64) for c in CATEGORIES], axis=1)
+    return np.stack(numeric, axis=1).astype(np.float32), categories
 
 
 def take_snapshot(data: SocialData, repo: FeatureRepo, config: dict, at: pd.Timestamp) -> Snapshot:
     state = GraphState.build(data, at, config["features"], pd.Timedelta(days=config["periods"]["step_days"]))
     frame = user_frame(repo, state.user_ids, at)
     sides = side_columns(frame, seconds([at])[0])
-    graph = LinkGraph(node_features(sides), data.edges.edges_at(seconds([at])[0]))
+    numeric, categories = node_features(sides)
+    graph = LinkGraph(numeric, data.edges.edges_at(seconds([at])[0]), categories)
     return Snapshot(state, PymkFunnel(state, config["serving"]), sides, graph)
 
 

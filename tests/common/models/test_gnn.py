@@ -80,6 +80,27 @@ def test_ranks_future_edges_above_non_edges(world, fitted):
     assert trained > mutual_friends + 0.04
 
 
+def test_a_categorical_attribute_gets_an_embedding_that_carries_homophily(world, fitted):
+    """The community as a category column (with some unknown): its learned embedding lets the model
+    rank within-community pairs far better than the weak float features alone; a value unseen in fit
+    reads as unknown."""
+    test, pairs, labels = world["test"], world["pairs"], world["labels"]
+    community = world["community"].copy()
+    community[::10] = -1
+    with_groups = GraphSAGELinkPredictor(**FAST).fit(
+        LinkGraph(world["train"].features, world["train"].edges, community[:, None]), world["positives"]
+    )
+    graph = LinkGraph(test.features, test.edges, community[:, None])
+    assert (
+        auc(labels, with_groups.predict_pairs(graph, *pairs)) > auc(labels, fitted.predict_pairs(test, *pairs)) + 0.05
+    )
+    unseen = LinkGraph(test.features, test.edges, np.full((N, 1), COMMUNITIES + 5))
+    unknown = LinkGraph(test.features, test.edges, np.full((N, 1), -1))
+    np.testing.assert_allclose(with_groups.embed(unseen), with_groups.embed(unknown))
+    with pytest.raises(ValueError, match="category columns"):
+        with_groups.embed(test)
+
+
 def test_embeds_a_larger_graph_with_the_same_weights(world, fitted):
     """Inductive: 100 new users with their own edges get embeddings without retraining, and their
     future edges are ranked above chance; users the new ones do not touch keep their embeddings."""

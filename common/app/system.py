@@ -21,6 +21,9 @@ class System:
     accepts_data: bool = False
     # Catalogue sizes `make bench` also measures, grown with synthetic items (common.bench.padding).
     bench_catalog_sizes: tuple[int, ...] = ()
+    # Kinds of request `make bench` also measures alone, after the usual mix: sample_request then finds
+    # the kind in config["bench_workload"] (PYMK: users with a stored list, users computed on demand).
+    bench_workloads: tuple[str, ...] = ()
 
 
 class ServiceUnavailable(RuntimeError):

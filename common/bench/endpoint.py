@@ -245,9 +245,13 @@ def _server_rss(url: str, pid: int | None) -> int | None:
 # --- the load --------------------------------------------------------------------------
 
 
-def _requests(system: str, n: int, k: int, rng: np.random.Generator) -> list[tuple[str, dict]]:
+def _requests(
+    system: str, n: int, k: int, rng: np.random.Generator, workload: str | None = None
+) -> list[tuple[str, dict]]:
     # The scale the server runs at (MLSD_SCALE), so sampled user ids exist in its world.
     config = load_config(system, os.environ.get("MLSD_SCALE") or None)
+    if workload is not None:
+        config["bench_workload"] = workload  # the system's sample_request draws only that kind
     sample = get_system(system).sample_request
     return [sample(config, rng, k) for _ in range(n)]
 
@@ -316,12 +320,21 @@ def run_benchmark(
     # Generated before the clock starts, so sampling costs nothing in the measurements.
     warmup = _requests(system, WARMUP_REQUESTS, k, rng)
     levels = [(concurrency, _requests(system, n_requests, k, rng)) for concurrency in concurrency_levels]
+    workloads = {
+        name: [(concurrency, _requests(system, n_requests, k, rng, name)) for concurrency in concurrency_levels]
+        for name in get_system(system).bench_workloads
+    }
     with _server(system, url) as (health, started_server):
         _check_ready(system, health)
         log.info("benchmarking %s at %s (server pid %s)", system, url, health.get("pid"))
         results = asyncio.run(_drive(url, warmup, levels))
         rss = _server_rss(url, health.get("pid"))
+        alone = {name: asyncio.run(_drive(url, warmup, load)) for name, load in workloads.items()}
     reports = [format_report(system, k, n_requests, url, started_server, results, rss)]
+    reports += [
+        f"=== {name} requests alone ===\n\n" + "\n\n".join(format_level(result) for result in results)
+        for name, results in alone.items()
+    ]
     reports += [
         _grown_catalog_report(system, size, url, warmup, levels, k, n_requests)
         for size in get_system(system).bench_catalog_sizes

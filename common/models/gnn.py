@@ -6,15 +6,17 @@ graph at snapshot t, P(edge) from the embeddings of its two ends, trained on the
                                          validation=(LinkGraph(features_v, edges_v), pairs_v, labels_v))
     z = model.embed(LinkGraph(features_now, edges_now))     # (n, hidden): same weights, today's graph
     p = model.score(z, users, candidates)                   # P(edge) per pair, e.g. friends of friends
+    model.node_embeddings(graph).score(users, candidates)   # the same, numpy only (what serving keeps)
 
 Encoder. `layers` SAGEConv layers (Hamilton et al. 2017) with mean aggregation, ReLU and dropout in
 between, over the float features and a learned embedding of each categorical attribute (school,
 employer, city: `LinkGraph.categories`): a node's embedding is a function of its own attributes and
 its neighbours', not a lookup of its id, so the fitted weights embed any snapshot with the same
-columns (the model is inductive: new users get embeddings without retraining). Full-batch: PyG's neighbour samplers need pyg-lib / torch-sparse,
-which are not installed, while one full-graph pass over a torch sparse CSR adjacency (the fused
-sparse-dense product, no per-edge message tensor) takes ~0.7 s an epoch (2 threads; 1.1 s on one) for
-100k nodes, 4M directed edges and 16 features, where PyG's per-edge messages take twice the time and memory.
+columns (the model is inductive: new users get embeddings without retraining). Full-batch: PyG's
+neighbour samplers need pyg-lib / torch-sparse, which are not installed, while one full-graph pass over
+a torch sparse CSR adjacency (the fused sparse-dense product, no per-edge message tensor) takes ~0.7 s an
+epoch (2 threads; 1.1 s on one) for 100k nodes, 4M directed edges and 16 features, where PyG's per-edge
+messages take twice the time and memory.
 
 Decoder: logit = <z_u, z_v> + b. The dot product, not an MLP on z_u * z_v, because serving scores
 precomputed embeddings: a dot product is one matrix product over a user's friends-of-friends candidates,
@@ -47,15 +49,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.special import expit
 from sklearn.base import BaseEstimator
 from torch import nn
 from torch_geometric.nn import SAGEConv
 
 from common.evaluation.metrics import auc
 from common.graph.proximity import adjacency
-
-SCORE_BATCH = 1 << 16  # pairs per gather in score(): bounds the (batch, hidden) temporaries
+from common.models.node_embeddings import NodeEmbeddings
 
 
 @dataclass(frozen=True)
@@ -226,16 +226,14 @@ class GraphSAGELinkPredictor(BaseEstimator):
     def score(self, embeddings: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """P(edge) of each pair (u[i], v[i]) from their embeddings, in [0, 1]."""
         self._check_fitted()
-        u, v = (np.asarray(a, dtype=np.int64).ravel() for a in (u, v))
-        if u.shape != v.shape:
-            raise ValueError(f"u and v must have the same length, got {len(u)} and {len(v)}")
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        bias = float(self.module_.bias.detach())
-        logits = np.zeros(len(u))
-        for start in range(0, len(u), SCORE_BATCH):
-            batch = slice(start, start + SCORE_BATCH)
-            logits[batch] = np.einsum("ij,ij->i", embeddings[u[batch]], embeddings[v[batch]]) + bias
-        return expit(logits)  # stable for any logit
+        return NodeEmbeddings(np.asarray(embeddings, dtype=np.float32), self._bias()).score(u, v)
+
+    def node_embeddings(self, graph: LinkGraph) -> NodeEmbeddings:
+        """The embeddings of a snapshot with the decoder's bias: what scores its pairs without torch."""
+        return NodeEmbeddings(self.embed(graph), self._bias())
+
+    def _bias(self) -> float:
+        return float(self.module_.bias.detach())
 
     def predict_pairs(self, graph: LinkGraph, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """embed(graph), then score the pairs: P(edge) per pair."""

@@ -54,8 +54,9 @@ def _users(kind: str):
 
 
 def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
-    """As many requests from users with a stored list as from the others (whose lists are computed on demand)."""
-    kind = "precomputed" if rng.random() < 0.5 else "on_demand"
+    """As many requests from users with a stored list as from the others (whose lists are computed on
+    demand), or only one kind (config["bench_workload"])."""
+    kind = config.get("bench_workload") or ("precomputed" if rng.random() < 0.5 else "on_demand")
     return "/pymk/recommend", {"user_id": int(rng.choice(_users(kind))), "k": k}
 
 
@@ -66,4 +67,5 @@ SYSTEM = System(
     router=_router,
     sample_request=_sample_request,
     accepts_data=True,
+    bench_workloads=("precomputed", "on_demand"),
 )

@@ -13,11 +13,12 @@ and every feature built from them reads 0.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from common.graph.snapshots import EdgeLog, NodeIndex
 
@@ -58,6 +59,11 @@ class SocialData:
     @property
     def nodes(self) -> NodeIndex:
         return NodeIndex(self.users["user_id"])
+
+    def without_logs(self) -> SocialData:
+        """The same data without the request and interaction logs (hundreds of MB at 100k users), once
+        the graph's matrices are built from them."""
+        return replace(self, requests=empty_table("requests"), interactions=empty_table("interactions"))
 
     @classmethod
     def from_tables(cls, tables, oracle=None) -> SocialData:
@@ -112,7 +118,23 @@ def write_raw(data: SocialData, raw: Path) -> None:
     pd.DataFrame({"start": [data.start]}).to_parquet(raw / "start.parquet", index=False)
 
 
+# What the served graph is built from (GraphState, the candidate sources): the rest of the tables stays on
+# disk, which keeps a server process's memory down.
+SERVING_COLUMNS = {
+    "users": ["user_id", "school_id", "employer_id"],
+    "edges": ["src", "dst", "timestamp"],
+    "requests": ["sender", "recipient", "sent_timestamp", "status", "answered_timestamp"],
+    "interactions": ["user_id", "other_id", "timestamp"],
+    "blocks": ["user_id", "blocked_id", "timestamp"],
+}
+
+
 def read_raw(raw: Path) -> SocialData:
-    tables = {name: pd.read_parquet(raw / f"{name}.parquet") for name in RAW_TABLES}
+    """The tables the last training wrote, the columns serving reads (SERVING_COLUMNS)."""
+    tables = {}
+    for name, columns in SERVING_COLUMNS.items():
+        path = raw / f"{name}.parquet"
+        present = set(pq.read_schema(path).names)  # a public edge list's users may lack school and employer
+        tables[name] = pd.read_parquet(path, columns=[c for c in columns if c in present])
     start = pd.Timestamp(pd.read_parquet(raw / "start.parquet")["start"].iloc[0])
     return SocialData.from_tables(Tables(**tables, start=start))

@@ -15,6 +15,7 @@ from common.evaluation.classification import markdown_table
 from common.evaluation.metrics import auc
 from common.evaluation.requests import ORACLE, RequestLists, oracle_lists
 from common.graph import proximity
+from common.models.node_embeddings import NodeEmbeddings
 from common.pipelines.ranking import Examples
 from systems.pymk.features import GNN_FEATURE
 from systems.pymk.funnel import EmbeddingScorer, PairScorer, VectorScorer
@@ -24,16 +25,14 @@ LABEL = "friended"
 GNN = "graphsage"
 
 
-def served_scorers(snapshot: Snapshot, models: dict, gnn, embeddings: np.ndarray) -> dict:
+def served_scorers(snapshot: Snapshot, models: dict, links: NodeEmbeddings) -> dict:
     """The scorer of each trained model at a snapshot, the GNN alone among them."""
-    scorers = {
-        name: PairScorer(snapshot.state, snapshot.gather, model, embeddings, gnn) for name, model in models.items()
-    }
-    scorers[GNN] = EmbeddingScorer(gnn, embeddings)
+    scorers = {name: PairScorer(snapshot.state, snapshot.gather, model, links) for name, model in models.items()}
+    scorers[GNN] = EmbeddingScorer(links)
     return scorers
 
 
-def evaluate(config, data, snapshots: dict, examples: dict, models: dict, gnn, embeddings: dict) -> RequestLists:
+def evaluate(config, data, snapshots: dict, examples: dict, models: dict, embeddings: dict) -> RequestLists:
     """Every list for the sampled requests of each day: the funnel with each model, the baselines over the
     same candidates, and the oracle's ranking of them; relevant = the friendships formed that day."""
     k, result = config["evaluation"]["k"], RequestLists()
@@ -44,7 +43,7 @@ def evaluate(config, data, snapshots: dict, examples: dict, models: dict, gnn, e
         )
         funnels = {
             f"funnel: {name}": snapshot.funnel.funnel(s)
-            for name, s in served_scorers(snapshot, models, gnn, embeddings[at]).items()
+            for name, s in served_scorers(snapshot, models, embeddings[at]).items()
         }
         funnels.update(snapshot.funnel.baselines())
         funnels["personalised PageRank"] = snapshot.funnel.funnel(VectorScorer(dict(zip(day.rows, ppr, strict=True))))
@@ -61,7 +60,7 @@ def evaluate(config, data, snapshots: dict, examples: dict, models: dict, gnn, e
     return result
 
 
-def edge_auc(test: Examples, models, gnn, days, examples, snapshots, embeddings, data) -> pd.DataFrame:
+def edge_auc(test: Examples, models, days, examples, snapshots, data) -> pd.DataFrame:
     """ROC-AUC of each model and baseline as an edge classifier on the test candidate pairs (the
     chapter's offline metric of the GNN), beside the oracle's."""
     y = test.targets[LABEL].to_numpy()

@@ -21,6 +21,7 @@ from common.funnel.catalog import ItemTable
 from common.funnel.funnel import Funnel
 from common.graph import proximity
 from common.graph.snapshots import seconds
+from common.models.node_embeddings import NodeEmbeddings
 from common.retrieval.graph import FriendsOfFriendsSource, RelationSource, SharedGroupSource
 from common.retrieval.sources import RetrievalRequest
 from systems.pymk.features import GNN_FEATURE, pair_features
@@ -38,8 +39,7 @@ class PairScorer:
     state: GraphState
     sides: Sides
     model: object
-    embeddings: np.ndarray | None = None  # the GNN's node embeddings at t
-    gnn: object | None = None
+    links: NodeEmbeddings | None = None  # the GNN's node embeddings at t, when the model reads its score
 
     def features(self, request: RetrievalRequest, rows: np.ndarray):
         if request.context == NEW_USER:
@@ -51,8 +51,8 @@ class PairScorer:
         user = {name: np.repeat(value, len(rows)) for name, value in user.items()}
         u = None if request.context == NEW_USER else np.full(len(rows), request.context)
         frame = pair_features(self.state, user, candidates, u, rows)
-        if self.gnn is not None:
-            frame[GNN_FEATURE] = 0.0 if u is None else self.gnn.score(self.embeddings, u, rows)
+        if self.links is not None:
+            frame[GNN_FEATURE] = 0.0 if u is None else self.links.score(u, rows)
         return frame
 
     def __call__(self, request: RetrievalRequest, rows: np.ndarray) -> np.ndarray:
@@ -79,13 +79,12 @@ class GraphScorer:
 class EmbeddingScorer:
     """The GNN alone: P(edge) from the two node embeddings (the chapter's model without the ranker)."""
 
-    gnn: object
-    embeddings: np.ndarray
+    links: NodeEmbeddings
 
     def __call__(self, request: RetrievalRequest, rows: np.ndarray) -> np.ndarray:
         if request.context == NEW_USER:
             return np.zeros(len(rows))
-        return self.gnn.score(self.embeddings, np.full(len(rows), request.context), rows)
+        return self.links.score(np.full(len(rows), request.context), rows)
 
 
 @dataclass(frozen=True)

@@ -124,21 +124,21 @@ def train(config: dict, data: SocialData) -> dict:
     gnn = fit_gnn(config, snapshots, days, examples)
     embeddings = {}
     for at in [*days["train"], *days["validation"], *days["test"]]:
-        embeddings[at] = gnn.embed(snapshots[at].graph)
-        u, v = examples[at].pairs
-        examples[at].X[GNN_FEATURE] = gnn.score(embeddings[at], u, v)
+        embeddings[at] = gnn.node_embeddings(snapshots[at].graph)
+        examples[at].X[GNN_FEATURE] = embeddings[at].score(*examples[at].pairs)
     splits = {
         period: _stack([examples[at] for at in days[period]], days[period])
         for period in ("train", "validation", "test")
     }
     models, fit_metrics = fit_models(build_models(config), splits, (LABEL,))
     evaluation = {
-        split: evaluate(config, data, {at: snapshots[at] for at in days[split]}, examples, models, gnn, embeddings)
+        split: evaluate(config, data, {at: snapshots[at] for at in days[split]}, examples, models, embeddings)
         for split in ("validation", "test")
     }
-    edge_table = edge_auc(splits["test"], models, gnn, days["test"], examples, snapshots, embeddings, data)
+    edge_table = edge_auc(splits["test"], models, days["test"], examples, snapshots, data)
     final = take_snapshot(data, repo, config, data.end)  # the serving clock: the graph with every friendship
-    served = {name: ServedPymk(models.get(name), gnn, data.end, gnn.embed(final.graph)) for name in [*models, GNN]}
+    links = gnn.node_embeddings(final.graph)
+    served = {name: ServedPymk(models.get(name), data.end, links) for name in [*models, GNN]}
     summary = _track(system, config, data, days, served, fit_metrics, evaluation, edge_table, splits, snapshots)
     champion = served[summary["champion"]]
     lists = precompute_lists(final, champion.scorer(final.state, final.gather), config["serving"]["precompute"])

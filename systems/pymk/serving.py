@@ -24,6 +24,7 @@ from common.features.views import View
 from common.funnel.funnel import Ranked
 from common.graph.proximity import common_neighbours
 from common.graph.snapshots import seconds
+from common.models.node_embeddings import NodeEmbeddings
 from common.serving.service import Served, open_serving
 from common.serving.timing import StageTimer
 from common.tracking.runs import Champion
@@ -37,31 +38,34 @@ LISTS_VIEW = View("pymk_lists", "user_id")
 
 @dataclass
 class ServedPymk:
-    """What the registry holds: the ranker (None: the GNN alone ranks), the GNN, the serving clock and
-    the GNN's node embeddings of the graph at that time."""
+    """What the registry holds: the ranker (None: the GNN alone ranks), the serving clock and the GNN's
+    node embeddings of the graph at that time (numpy: serving loads no torch)."""
 
     model: object | None
-    gnn: object
     now: pd.Timestamp
-    embeddings: np.ndarray | None = None
+    links: NodeEmbeddings
 
     def scorer(self, state: GraphState, sides):
         if self.model is None:
-            return EmbeddingScorer(self.gnn, self.embeddings)
-        return PairScorer(state, sides, self.model, self.embeddings, self.gnn)
+            return EmbeddingScorer(self.links)
+        return PairScorer(state, sides, self.model, self.links)
 
 
-class OnlineSides:
-    """Users' features from the online store, by node row (the served `sides`)."""
+class OnlineUsers:
+    """Every user's features, read from the online store once when the server starts, by node row (the
+    served `sides`): a request gathers its few hundred candidates from memory, where as many online
+    lookups cost ~80 ms. The batch job writes the features daily; a restart reads the new ones."""
 
     def __init__(self, repo: FeatureRepo, user_ids: np.ndarray, now_s: float):
-        self.repo, self.user_ids, self.now_s = repo, user_ids, now_s
-        self.refs = repo.refs(USER_VIEWS)
+        frame = repo.online_frame(USER_VIEWS[0], "user_id", user_ids)
+        for view in USER_VIEWS[1:]:
+            frame = frame.merge(repo.online_frame(view, "user_id", user_ids), on="user_id")
+        frame = frame.set_index("user_id").reindex(user_ids).reset_index()  # node order
+        self.now_s = now_s
+        self.columns = side_columns(frame.fillna({c: 0 for c in SIDES if c in frame}), now_s)
 
     def __call__(self, rows: np.ndarray) -> dict:
-        values = self.repo.online(self.refs, [{"user_id": int(i)} for i in self.user_ids[rows]])
-        frame = pd.DataFrame(values)
-        return side_columns(frame.fillna({c: 0 for c in SIDES if c in frame}), self.now_s)
+        return {name: values[rows] for name, values in self.columns.items()}
 
 
 def new_user_features(profile: dict, now_s: float) -> dict:
@@ -79,8 +83,9 @@ class PymkService:
         self.champion, self.repo = champion, repo
         served: ServedPymk = champion.classifier
         self.state = GraphState.build(data, served.now, config["features"])
+        self.state.data = data.without_logs()  # the matrices hold what serving reads of them
         self.people = PymkFunnel(self.state, config["serving"])
-        self.sides = OnlineSides(repo, self.state.user_ids, seconds([served.now])[0])
+        self.sides = OnlineUsers(repo, self.state.user_ids, seconds([served.now])[0])
         self.funnel = self.people.funnel(served.scorer(self.state, self.sides))
         self.list_refs = repo.refs((LISTS_VIEW.name,))
 

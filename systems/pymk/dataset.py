@@ -61,9 +61,15 @@ class SocialData:
         return NodeIndex(self.users["user_id"])
 
     def without_logs(self) -> SocialData:
-        """The same data without the request and interaction logs (hundreds of MB at 100k users), once
-        the graph's matrices are built from them."""
-        return replace(self, requests=empty_table("requests"), interactions=empty_table("interactions"))
+        """The same users without the edge, request and interaction logs (hundreds of MB at 100k users),
+        once the graph's matrices are built from them."""
+        none = np.zeros(0, np.int64)
+        return replace(
+            self,
+            edges=EdgeLog(self.edges.n, none, none, np.zeros(0)),
+            requests=empty_table("requests"),
+            interactions=empty_table("interactions"),
+        )
 
     @classmethod
     def from_tables(cls, tables, oracle=None) -> SocialData:

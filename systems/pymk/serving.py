@@ -3,9 +3,9 @@
   precomputed   lists for the active users, computed by the batch job at the end of training and stored
                 in the online store (Feast view `pymk_lists`); a request reads its list and drops whoever
                 has become a friend, a pending request, declined or blocked since
-  on demand     everyone else, through the funnel the offline evaluation ran: friends of friends (and
-                school / employer for users with few friends) -> the pair features, both users' features
-                read from the online store -> the champion's P(friendship) -> exclusions
+  on demand     everyone else, through the funnel the offline evaluation ran: friends of friends, people
+                interacted with, school and employer -> the pair features (every user's row read from
+                the online store once, at start) -> the champion's P(friendship) -> exclusions
   a new user    (an id the graph does not know) with a profile: people from their school and employer
 
 The graph is the raw tables' as of the registered model's `now` (the world is frozen), in memory.
@@ -25,7 +25,7 @@ from common.funnel.funnel import Ranked
 from common.graph.proximity import common_neighbours
 from common.graph.snapshots import seconds
 from common.models.node_embeddings import NodeEmbeddings
-from common.serving.service import Served, open_serving
+from common.serving.service import Served, open_serving, release_freed_memory
 from common.serving.timing import StageTimer
 from common.tracking.runs import Champion
 from systems.pymk.dataset import SocialData, read_raw
@@ -88,6 +88,7 @@ class PymkService:
         self.sides = OnlineUsers(repo, self.state.user_ids, seconds([served.now])[0])
         self.funnel = self.people.funnel(served.scorer(self.state, self.sides))
         self.list_refs = repo.refs((LISTS_VIEW.name,))
+        release_freed_memory()  # the raw logs read to build the graph: ~300 MB a process
 
     @classmethod
     def load(cls, config: dict) -> PymkService:

@@ -278,17 +278,9 @@ def _track(system, config, data, periods, task, models, fit_metrics, label_table
         **{name: (items, None) for name, items in task.item_segments(data, periods).items()},
         **{name: (None, users) for name, users in task.user_segments(data).items()},
     }
-    validation = evaluation["validation"].metrics(k).set_index("list")
     test_lists = list_table(evaluation["test"], k, segments)
-    metrics = {}
+    metrics = funnel_metrics(models, fit_metrics, evaluation["validation"], test_lists, k)
     for name in models:
-        row = validation.loc[f"funnel: {name}"]
-        metrics[name] = {
-            **fit_metrics[name],
-            **{f"validation_{c.replace('@', '_at_')}": float(row[c]) for c in validation.columns if "@" in c},
-        }
-        test_row = test_lists[(test_lists["list"] == f"funnel: {name}") & (test_lists["segment"] == "all")].iloc[0]
-        metrics[name].update({f"test_{c.replace('@', '_at_')}": float(test_row[c]) for c in test_row.index if "@" in c})
         for row in label_table[label_table["model"] == name].to_dict("records"):
             metrics[name].update(
                 {f"test_{row['label']}_{m}": row[m] for m in ("auc", "logloss", "ece", "rmse") if row[m] == row[m]}
@@ -346,13 +338,30 @@ def _track(system, config, data, periods, task, models, fit_metrics, label_table
     }
 
 
-def results_markdown(
-    config, lists: pd.DataFrame, labels: pd.DataFrame, recall: pd.DataFrame, champion: str, evaluation: RequestLists
-) -> str:
-    k = config["evaluation"]["k"]
-    list_columns = ["list", f"precision@{k}", f"recall@{k}", f"map@{k}", f"ndcg@{k}", "requests"]
+def funnel_metrics(
+    names, fit_metrics: dict, validation: RequestLists, test_lists: pd.DataFrame, k: int
+) -> dict[str, dict[str, float]]:
+    """Per model: its fit metrics and its served funnel's list metrics on the validation requests and on
+    all test requests (validation_map_at_10, test_ndcg_at_10...): what the champion is chosen by."""
+    validation_table = validation.metrics(k).set_index("list")
+    metrics = {}
+    for name in names:
+        row = validation_table.loc[f"funnel: {name}"]
+        test_row = test_lists[(test_lists["list"] == f"funnel: {name}") & (test_lists["segment"] == "all")].iloc[0]
+        metrics[name] = {
+            **fit_metrics.get(name, {}),
+            **{f"validation_{c.replace('@', '_at_')}": float(row[c]) for c in validation_table.columns if "@" in c},
+            **{f"test_{c.replace('@', '_at_')}": float(test_row[c]) for c in test_row.index if "@" in c},
+        }
+    return metrics
+
+
+def lists_markdown(
+    k: int, lists: pd.DataFrame, recall: pd.DataFrame, champion: str, n_requests: int, relevant: str, columns: list
+) -> list[str]:
+    """The candidate sources' recall of the `relevant` items, then one table of the lists per segment."""
     parts = [
-        f"Candidate sources: recall@k of the relevant items, {len(evaluation.merged)} test requests",
+        f"Candidate sources: recall@k of {relevant}, {n_requests} test requests",
         "",
         markdown_table(recall.to_dict("records"), ["source", *(c for c in recall.columns if c.startswith("recall@"))]),
         "",
@@ -363,7 +372,16 @@ def results_markdown(
             {**r, "list": r["list"] + (" (champion)" if r["list"] == f"funnel: {champion}" else "")}
             for r in table.to_dict("records")
         ]
-        parts += [f"Final lists (k={k}), {title}", "", markdown_table(rows, list_columns), ""]
+        parts += [f"Final lists (k={k}), {title}", "", markdown_table(rows, columns), ""]
+    return parts
+
+
+def results_markdown(
+    config, lists: pd.DataFrame, labels: pd.DataFrame, recall: pd.DataFrame, champion: str, evaluation: RequestLists
+) -> str:
+    k = config["evaluation"]["k"]
+    list_columns = ["list", f"precision@{k}", f"recall@{k}", f"map@{k}", f"ndcg@{k}", "requests"]
+    parts = lists_markdown(k, lists, recall, champion, len(evaluation.merged), "the relevant items", list_columns)
     parts += [
         "Each label on the test impressions (the oracle: the world's true probability)",
         "",

@@ -16,7 +16,7 @@ from common.evaluation.metrics import auc
 from common.evaluation.requests import ORACLE, RequestLists, oracle_lists
 from common.graph import proximity
 from common.models.node_embeddings import NodeEmbeddings
-from common.pipelines.ranking import Examples
+from common.pipelines.ranking import Examples, lists_markdown
 from systems.pymk.features import GNN_FEATURE
 from systems.pymk.funnel import EmbeddingScorer, PairScorer, VectorScorer
 from systems.pymk.snapshots import Snapshot
@@ -84,20 +84,8 @@ def edge_auc(test: Examples, models, days, examples, snapshots, data) -> pd.Data
 
 
 def results_markdown(k, lists: pd.DataFrame, edges: pd.DataFrame, recall: pd.DataFrame, champion, evaluation) -> str:
-    list_columns = ["list", f"precision@{k}", f"recall@{k}", f"map@{k}", "requests"]
-    parts = [
-        f"Candidate sources: recall@k of the friendships formed, {len(evaluation.merged)} test requests",
-        "",
-        markdown_table(recall.to_dict("records"), ["source", *(c for c in recall.columns if c.startswith("recall@"))]),
-        "",
-    ]
-    for segment, table in lists.groupby("segment", sort=False):
-        title = "all requests" if segment == "all" else segment
-        rows = [
-            {**r, "list": r["list"] + (" (champion)" if r["list"] == f"funnel: {champion}" else "")}
-            for r in table.to_dict("records")
-        ]
-        parts += [f"Lists (k={k}), {title}", "", markdown_table(rows, list_columns), ""]
+    columns = ["list", f"precision@{k}", f"recall@{k}", f"map@{k}", "requests"]
+    parts = lists_markdown(k, lists, recall, champion, len(evaluation.merged), "the friendships formed", columns)
     parts += [
         "Edge classifier on the test candidate pairs",
         "",

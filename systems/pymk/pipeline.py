@@ -31,7 +31,7 @@ from common.app.paths import system_dir
 from common.features.store import FeatureRepo
 from common.models.gnn import GraphSAGELinkPredictor
 from common.models.tabular import LightGBMCTR, LogisticRegressionCTR
-from common.pipelines.ranking import Examples, fit_models, list_table
+from common.pipelines.ranking import Examples, fit_models, funnel_metrics, list_table
 from common.tracking import runs as tracking
 from systems.pymk.batch import precompute_lists, store_lists
 from systems.pymk.dataset import SocialData, write_raw
@@ -166,16 +166,8 @@ def _track(system, config, data, days, served: dict, fit_metrics, evaluation, ed
         for row in np.flatnonzero(snapshots[at].state.degree < FEW_FRIENDS)
     }
     test_lists = list_table(evaluation["test"], k, {f"users with fewer than {FEW_FRIENDS} friends": (None, few)})
-    validation = evaluation["validation"].metrics(k).set_index("list")
-    metrics = {}
+    metrics = funnel_metrics(served, fit_metrics, evaluation["validation"], test_lists, k)
     for name in served:
-        row = validation.loc[f"funnel: {name}"]
-        metrics[name] = {
-            **fit_metrics.get(name, {}),
-            **{f"validation_{c.replace('@', '_at_')}": float(row[c]) for c in validation.columns if "@" in c},
-        }
-        test_row = test_lists[(test_lists["list"] == f"funnel: {name}") & (test_lists["segment"] == "all")].iloc[0]
-        metrics[name].update({f"test_{c.replace('@', '_at_')}": float(test_row[c]) for c in test_row.index if "@" in c})
         metrics[name]["test_roc_auc"] = float(edge_table.loc[edge_table["model"] == name, "roc_auc"].iloc[0])
     champion = tracking.choose_champion(metrics, config["champion"], k=k)
     recall = evaluation["test"].candidate_recall(tuple(config["evaluation"]["recall_ks"]))

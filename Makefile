@@ -14,7 +14,7 @@ SET_ARG := $(foreach override,$(SET),--set $(override))
 
 help:
 	@echo "make train SYSTEM=ads [SCALE=tiny]   generate data, features (Feast), train, register the champion"
-	@echo "make train SYSTEM=game DATA=/path    train on the public files instead of the world (game, events)"
+	@echo "make train SYSTEM=game DATA=/path    train on the public files instead of the world (game, events, pymk)"
 	@echo "make train SYSTEM=newsfeed SET=features.text_encoder.kind=lsa   override config values (space-separated)"
 	@echo "make serve SYSTEM=ads [PORT=8000]    serve the endpoint (trains first if no champion)"
 	@echo "make evaluate SYSTEM=ads             print the latest test table (WRITE_README=1: into the system's README)"

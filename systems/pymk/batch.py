@@ -1,10 +1,10 @@
 """The batch job of chapter 7: "pre-compute PYMK tables for each / active users and store in DB".
 
-The active users (who sent a request, interacted or made a friend in the last `active_days`; the most
-active first, up to `max_users`) get their list through the champion's funnel on the graph as of the
-serving clock; the lists go into the online store as the Feast view `pymk_lists` (people, scores), which
-a request reads in one lookup. At a billion users this loop is the job Ray spreads over a cluster
-(issue 12); here it runs in process.
+The active users (who sent a request or made a friend in the last 7 days, or interacted in the last 14:
+the user_network features; the most active first, up to `max_users`) get their list through the
+champion's funnel on the graph as of the serving clock; the lists go into the online store as the Feast
+view `pymk_lists` (people, scores), which a request reads in one lookup. At a billion users this loop
+is the job Ray spreads over a cluster (issue 12); here it runs in process.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from systems.pymk.dataset import PROFILE_CATEGORICAL, PROFILE_NUMERIC, SocialDat
 from systems.pymk.state import GraphState
 
 DAY = pd.Timedelta(days=1)
-NETWORK = ("friends", "friends_added_7d", "requests_sent_7d", "requests_received_7d", "accept_rate", "interactions_14d")
 VIEWS = [View("user_profile", "user_id"), View("user_network", "user_id")]
 USER_VIEWS = ("user_profile", "user_network")
 SERVICES = {"pymk_ranker": {"user_profile": None, "user_network": None}}

@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from common.app.paths import system_dir
 from common.data.dataset import Dataset, write_raw_tables
 from common.data.periods import Periods
 from common.evaluation.classification import markdown_table, reliability_figure
@@ -289,8 +288,6 @@ def _track(system, config, data, periods, task, models, fit_metrics, label_table
     recall = evaluation["test"].candidate_recall(tuple(config["evaluation"]["recall_ks"]))
     table = results_markdown(config, test_lists, label_table, recall, champion, evaluation["test"])
 
-    tracking.use_experiment(system)
-    pipeline_run = f"{system}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"
     data_params = {
         "scale": config["scale"],
         "seed": config["seed"],
@@ -300,14 +297,6 @@ def _track(system, config, data, periods, task, models, fit_metrics, label_table
         **{f"n_{split}": len(examples.X) for split, examples in splits.items()},
         **periods.describe(),
     }
-    uris = {}
-    for name, model in models.items():
-        params = {**data_params, "model": name, **config["models"].get(name, {})}
-        tags = {"pipeline_run": pipeline_run, "champion": str(name == champion)}
-        served = ServedRanker(model, periods.end)
-        uris[name] = tracking.log_model_run(name, params, metrics[name], {}, served, splits["test"].X.head(100), tags)
-    version = tracking.promote(system, uris[champion])
-    (system_dir(system) / "results.md").write_text(table)
     figures = {}
     test = splits["test"]
     label = task.labels[0]
@@ -319,13 +308,12 @@ def _track(system, config, data, periods, task, models, fit_metrics, label_table
         figures["reliability.png"] = reliability_figure(
             test.targets[label].to_numpy(), {n: c for n, c in curves.items() if c is not None}
         )
-    tracking.log_summary_run(
-        f"{pipeline_run}-summary",
-        {"champion": champion, "champion_version": version, **data_params},
-        figures=figures,
-        texts={"results.md": table},
-        tags={"pipeline_run": pipeline_run},
-    )
+
+    def log_model(name: str, params: dict, tags: dict) -> str:
+        served = ServedRanker(models[name], periods.end)
+        return tracking.log_model_run(name, params, metrics[name], {}, served, test.X.head(100), tags)
+
+    version = tracking.record_pipeline(system, config, champion, models, data_params, table, log_model, figures)
     return {
         "champion": champion,
         "champion_version": version,

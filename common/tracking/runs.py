@@ -8,6 +8,7 @@ artifacts go next to it, by absolute path, so runs do not depend on the working 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 
@@ -18,7 +19,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from common.app.paths import data_dir, tracking_uri
+from common.app.paths import data_dir, system_dir, tracking_uri
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
@@ -166,6 +167,38 @@ def log_summary_run(run_name: str, params: dict, figures: dict, texts: dict, tag
             mlflow.log_figure(figure, filename)
         for filename, text in texts.items():
             mlflow.log_text(text, filename)
+
+
+def record_pipeline(
+    system: str,
+    config: dict,
+    champion: str,
+    names,
+    data_params: dict,
+    table: str,
+    log_model: Callable[[str, dict, dict], str],
+    figures: dict | None = None,
+) -> str:
+    """What one training leaves behind: a run per model (`log_model(name, params, tags)` logs it and
+    returns its URI; params are the data's and the model's config section), the champion registered as
+    `<system>-ranker@champion`, the results table in data/<system>/results.md and a summary run holding
+    the table and the joint plots. Returns the registered version."""
+    use_experiment(system)
+    pipeline_run = f"{system}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"
+    uris = {}
+    for name in names:
+        params = {**data_params, "model": name, **config["models"].get(name, {})}
+        uris[name] = log_model(name, params, {"pipeline_run": pipeline_run, "champion": str(name == champion)})
+    version = promote(system, uris[champion])
+    (system_dir(system) / "results.md").write_text(table)
+    log_summary_run(
+        f"{pipeline_run}-summary",
+        {"champion": champion, "champion_version": version, **data_params},
+        figures=figures or {},
+        texts={"results.md": table},
+        tags={"pipeline_run": pipeline_run},
+    )
+    return version
 
 
 def latest_results_table(system: str) -> str:

@@ -172,8 +172,6 @@ def _track(system, config, data, days, served: dict, fit_metrics, evaluation, ed
     champion = tracking.choose_champion(metrics, config["champion"], k=k)
     recall = evaluation["test"].candidate_recall(tuple(config["evaluation"]["recall_ks"]))
     table = results_markdown(k, test_lists, edge_table, recall, champion, evaluation["test"])
-    tracking.use_experiment(system)
-    pipeline_run = f"{system}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"
     data_params = {
         "scale": config["scale"],
         "seed": config["seed"],
@@ -182,20 +180,11 @@ def _track(system, config, data, days, served: dict, fit_metrics, evaluation, ed
         **{f"n_{split}": len(examples.X) for split, examples in splits.items()},
         **{f"{period}_start": str(period_days[0].date()) for period, period_days in days.items()},
     }
-    uris = {}
-    for name, bundle in served.items():
-        params = {**data_params, "model": name, **config["models"].get(name, {})}
-        tags = {"pipeline_run": pipeline_run, "champion": str(name == champion)}
-        uris[name] = tracking.log_object_run(name, params, metrics[name], bundle, {}, tags)
-    version = tracking.promote(system, uris[champion])
-    (system_dir(system) / "results.md").write_text(table)
-    tracking.log_summary_run(
-        f"{pipeline_run}-summary",
-        {"champion": champion, "champion_version": version, **data_params},
-        figures={},
-        texts={"results.md": table},
-        tags={"pipeline_run": pipeline_run},
-    )
+
+    def log_model(name: str, params: dict, tags: dict) -> str:
+        return tracking.log_object_run(name, params, metrics[name], served[name], {}, tags)
+
+    version = tracking.record_pipeline(system, config, champion, served, data_params, table, log_model)
     return {
         "champion": champion,
         "champion_version": version,

@@ -40,12 +40,20 @@ class NodeIndex:
 
     def rows(self, ids, strict: bool = True) -> np.ndarray:
         """Rows of `ids`; unknown ids raise (strict) or read -1."""
-        ids = np.asarray(ids, dtype=np.int64)
-        rows = np.minimum(np.searchsorted(self.ids, ids), max(len(self.ids) - 1, 0))
-        known = (self.ids[rows] == ids) if len(self.ids) else np.zeros(len(ids), bool)
-        if strict and not known.all():
-            raise KeyError(f"{int((~known).sum())} ids are not nodes, e.g. {ids[~known][:3].tolist()}")
-        return np.where(known, rows, -1)
+        rows = rows_in(self.ids, ids)
+        if strict and (rows < 0).any():
+            unknown = np.asarray(ids, dtype=np.int64)[rows < 0]
+            raise KeyError(f"{len(unknown)} ids are not nodes, e.g. {unknown[:3].tolist()}")
+        return rows
+
+
+def rows_in(sorted_ids: np.ndarray, ids) -> np.ndarray:
+    """Positions of `ids` in the sorted, distinct `sorted_ids`; -1 for an id it lacks."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(sorted_ids) == 0:
+        return np.full(len(ids), -1, dtype=np.int64)
+    rows = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return np.where(sorted_ids[rows] == ids, rows, -1)
 
 
 @dataclass(frozen=True)

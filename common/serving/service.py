@@ -46,6 +46,7 @@ def release_freed_memory() -> None:
     gc.collect()
     pa.default_memory_pool().release_unused()
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): its allocator keeps what it keeps
-        pass
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc (macOS, musl): that allocator keeps what it keeps
+    libc.malloc_trim(0)

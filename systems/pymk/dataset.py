@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ class SocialData:
     # The world's truth, None on public data: (user ids, other ids, day) -> P(friendship forms that day).
     oracle: Callable[[np.ndarray, np.ndarray, pd.Timestamp], np.ndarray] | None = None
 
-    @property
+    @cached_property
     def nodes(self) -> NodeIndex:
         return NodeIndex(self.users["user_id"])
 

@@ -27,13 +27,9 @@ DAY = pd.Timedelta(days=1)
 VIEWS = [View("user_profile", "user_id"), View("user_network", "user_id")]
 USER_VIEWS = ("user_profile", "user_network")
 SERVICES = {"pymk_ranker": {"user_profile": None, "user_network": None}}
+GRAPH = ("mutual_friends", "mutual_discounted", "adamic_adar", "resource_allocation", "jaccard", "pair_interactions")
 PAIR = (
-    "mutual_friends",
-    "mutual_discounted",
-    "adamic_adar",
-    "resource_allocation",
-    "jaccard",
-    "pair_interactions",
+    *GRAPH,
     "same_school",
     "same_employer",
     "same_industry",
@@ -129,7 +125,7 @@ def side_columns(users: pd.DataFrame, at_s: float) -> dict[str, np.ndarray]:
 def graph_features(state: GraphState, u: np.ndarray | None, v: np.ndarray) -> dict[str, np.ndarray]:
     """The pairs' neighbourhood on the graph at t; all 0 for a user not in the graph (u None)."""
     if u is None:
-        return {name: np.zeros(len(v)) for name in PAIR[:6]}
+        return {name: np.zeros(len(v)) for name in GRAPH}
     structure = state.neighbourhood.scores(u, v)
     return {
         "mutual_friends": structure["common_neighbours"],

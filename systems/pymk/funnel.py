@@ -128,8 +128,8 @@ class PymkFunnel:
 
     def request(self, user_id: int, attributes: dict | None = None) -> RetrievalRequest:
         """A known user's request at t; an unknown one (a new account) carries its attributes instead."""
-        row = self.state.rows([user_id])[0] if len(self.state.user_ids) else 0
-        known = row < len(self.state.user_ids) and self.state.user_ids[row] == user_id
+        row = int(self.state.rows([user_id])[0])
+        known = row >= 0
         profile = self.state.data.users
         if known:
             groups = {c: int(profile[c].iat[row]) for c in ("school_id", "employer_id") if c in profile}
@@ -143,7 +143,7 @@ class PymkFunnel:
             attributes=attributes,
             exclude=exclude,
             now_s=seconds([self.state.at])[0],
-            context=int(row) if known else NEW_USER,
+            context=row if known else NEW_USER,
         )
 
     def funnel(self, scorer) -> Funnel:

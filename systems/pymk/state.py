@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from common.graph.proximity import Neighbourhood
-from common.graph.snapshots import seconds
+from common.graph.snapshots import rows_in, seconds
 from systems.pymk.dataset import SocialData
 
 DAY = pd.Timedelta(days=1)
@@ -59,7 +59,8 @@ class GraphState:
         return cls(at, nodes.ids, adjacency, discounted, interactions, excluded, data.edges.degree(at_s), data, step)
 
     def rows(self, ids) -> np.ndarray:
-        return np.searchsorted(self.user_ids, np.asarray(ids, dtype=np.int64))
+        """Node rows of user ids; -1 for an id the graph does not know (a new account)."""
+        return rows_in(self.user_ids, ids)
 
     def exclude_ids(self, row: int) -> np.ndarray:
         """Ids a list for user `row` must not hold: the user, friends, pending, declined, blocked."""

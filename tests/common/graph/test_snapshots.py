@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.graph.snapshots import DAY_S, EdgeLog, NodeIndex, seconds
+from common.graph.snapshots import DAY_S, EdgeLog, NodeIndex, rows_in, seconds
 
 T0 = pd.Timestamp("2026-03-02", tz="UTC")
 
@@ -31,6 +31,8 @@ def test_node_index_maps_ids_to_sorted_rows():
     assert nodes.rows([30, 99], strict=False).tolist() == [2, -1]
     with pytest.raises(KeyError):
         nodes.rows([99])
+    assert rows_in(np.array([10, 20]), [5, 20, 25]).tolist() == [-1, 1, -1]
+    assert rows_in(np.zeros(0, np.int64), [1]).tolist() == [-1]
 
 
 def test_a_pair_forms_once_at_its_first_time_and_self_loops_drop(log):

@@ -155,9 +155,7 @@ def test_a_public_edge_list_trains_and_serves_end_to_end(tmp_path):
         from common.app.registry import get_system
 
         summary = get_system(SYSTEM).train(config)
-        assert "oracle" not in set(
-            summary["lists"].index if "list" not in summary["lists"] else summary["lists"]["list"]
-        )
+        assert "oracle" not in set(summary["lists"]["list"])
         assert summary["lists"]["requests"].max() > 0
         with TestClient(create_app([SYSTEM], "tiny")) as client:
             edges = pd.read_csv(FIXTURES / "edges.csv")

@@ -235,29 +235,30 @@ def mean_average_precision(
     )
 
 
-def dcg_at_k(gains_in_ranked_order: ArrayLike, k: int) -> float:
+def dcg_at_k(gains_in_ranked_order: ArrayLike, k: int, linear: bool = False) -> float:
     """DCG@k = sum_{i=1..k} (2^g_i - 1) / log2(i + 1), with exponential gain 2^g - 1.
 
     Exponential gain (Burges et al. 2005) stresses highly relevant items; for binary
-    relevance it equals linear gain.
+    relevance it equals linear gain. `linear` sums g_i / log2(i + 1) instead: the gains are
+    already the values to discount (the ESCI benchmark's 1 / 0.1 / 0.01 / 0).
     """
     _check_k(k)
     gains = np.asarray(gains_in_ranked_order, dtype=float)[:k]
     discounts = np.log2(np.arange(2, gains.size + 2))
-    return float(np.sum((2.0**gains - 1.0) / discounts))
+    return float(np.sum((gains if linear else 2.0**gains - 1.0) / discounts))
 
 
-def ndcg_at_k(ranked: Sequence[Hashable], gains: Mapping[Hashable, float], k: int) -> float:
+def ndcg_at_k(ranked: Sequence[Hashable], gains: Mapping[Hashable, float], k: int, linear: bool = False) -> float:
     """NDCG@k = DCG@k of ``ranked`` / DCG@k of the ideal ordering of all ``gains``.
 
     Ids missing from ``gains`` have gain 0. Returns 0.0 when the ideal DCG is 0
     (no relevant items), rather than NaN, so the query still averages cleanly.
     """
     _check_k(k)
-    ideal = dcg_at_k(sorted(gains.values(), reverse=True), k)
+    ideal = dcg_at_k(sorted(gains.values(), reverse=True), k, linear)
     if ideal == 0.0:
         return 0.0
-    return dcg_at_k([gains.get(item, 0.0) for item in ranked], k) / ideal
+    return dcg_at_k([gains.get(item, 0.0) for item in ranked], k, linear) / ideal
 
 
 def catalog_coverage(list_of_ranked: Sequence[Sequence[Hashable]], catalog_size: int) -> float:

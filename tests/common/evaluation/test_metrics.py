@@ -238,6 +238,14 @@ def test_ndcg_hand_computed():
     assert ndcg_at_k(["a", "b"], {"a": 0, "b": 0}, 2) == 0.0
 
 
+def test_linear_gain_discounts_the_gains_themselves():
+    # The ESCI gains (exact 1, substitute 0.1, complement 0.01): DCG of [S, E] = 0.1 + 1/log2(3).
+    assert dcg_at_k([0.1, 1.0], 2, linear=True) == pytest.approx(0.1 + 1 / math.log2(3))
+    gains = {"e": 1.0, "s": 0.1, "c": 0.01}
+    expected = (0.1 + 0.01 / math.log2(3)) / (1 + 0.1 / math.log2(3))
+    assert ndcg_at_k(["s", "c"], gains, 2, linear=True) == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("k", [1, 5, 20])
 def test_ndcg_matches_sklearn(seed, k):
@@ -254,6 +262,9 @@ def test_ndcg_matches_sklearn(seed, k):
     graded = rng.integers(0, 4, size=n)
     assert ndcg_at_k(ranked, dict(enumerate(graded)), k) == pytest.approx(
         skm.ndcg_score([2.0**graded - 1], [scores], k=k), abs=1e-12
+    )
+    assert ndcg_at_k(ranked, dict(enumerate(graded)), k, linear=True) == pytest.approx(
+        skm.ndcg_score([graded], [scores], k=k), abs=1e-12
     )
 
 

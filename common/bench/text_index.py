@@ -10,8 +10,9 @@ any inverted index. Queries are 2-4 distinct words of a random product's title.
 
 Both libraries index the same terms (our `tokenise`, pre-joined with spaces for tantivy's whitespace
 tokenizer) with the same field weights, k1 = 1.2 and b = 0.75, and score a document by the weighted sum
-of its fields' BM25 (tantivy: a boolean OR of boosted term queries per field). Each builds on one thread,
-serves from its saved index, and answers one query at a time (as one request does).
+of its fields' BM25 (tantivy: one boolean OR of (field, word) term queries, each boosted by its field's
+weight). Each builds on one thread, serves from its saved index, and answers one query at a time (as one
+request does).
 """
 
 from __future__ import annotations
@@ -234,7 +235,13 @@ def _timed(call, queries) -> tuple[np.ndarray, list]:
     return latencies, results
 
 
-def measure(library: str, ids: np.ndarray, fields, queries, directory: Path) -> LibraryResult:
+def measure(
+    library: str,
+    ids: np.ndarray,
+    fields: Mapping[str, Sequence[str]],
+    queries: Sequence[tuple[str, ...]],
+    directory: Path,
+) -> LibraryResult:
     log.info("%s: building over %d products", library, len(ids))
     started = time.perf_counter()
     if library == "bm25s":

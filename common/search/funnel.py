@@ -1,8 +1,8 @@
 """The search funnel (the chapter's architecture): query understanding -> candidate sources -> fusion
 (the blender) -> filters -> ranking stages, each keeping fewer candidates -> the page.
 
-    funnel = SearchFunnel(understanding, [TextSource(index), VectorSource(encode, ann)], {"kind": "rrf"},
-                          stages=[stage_1, stage_2])
+    sources = [TextSource(index), VectorSource(encode, ann, known=index.vocabulary)]
+    funnel = SearchFunnel(understanding, sources, {"kind": "rrf"}, stages=[stage_1, stage_2])
     result = funnel.search("red runing shoes", k=10, keep=lambda rows: price[rows] < 50, timer=timer)
     result.rows, result.scores, result.sources, result.counts, result.query.corrected
 
@@ -16,7 +16,7 @@ order is the page. With no stage, the fusion's order is the page (a system with 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -67,32 +67,37 @@ class Source(Protocol):
 
 
 class TextSource:
-    """An inverted index (common.search.inverted_index) over the expanded query; when nothing matches,
-    the query relaxed one word at a time (the least telling word dropped first)."""
+    """An inverted index (common.search.inverted_index) over the expanded query, every word required (one
+    of its synonyms, in any field) as a search box does; when nothing holds them all, the query relaxed one
+    word at a time (the least telling word dropped first); when even one word finds nothing, nothing."""
 
     def __init__(self, index, name: str = "bm25"):
         self.index, self.name = index, name
+        self.document_frequency = index.document_frequency()  # once: relaxation orders words by it
 
     def search(self, query: Understood, k: int) -> tuple[np.ndarray, np.ndarray, Understood]:
-        rows, scores = self.index.search(query.expanded, k)
+        rows, scores = self.index.search(query.expanded, k, match_all=True)
         if len(rows) or len(query.corrected) < 2:
             return rows, scores, query
-        for words in relaxations(query.corrected, self.index.document_frequency()):
+        for words in relaxations(query.corrected, self.document_frequency):
             groups = tuple(group for group in query.expanded if group[0] in words)
-            rows, scores = self.index.search(groups, k)
+            rows, scores = self.index.search(groups, k, match_all=True)
             if len(rows):
-                return rows, scores, Understood(query.original, query.tokens, query.corrected, groups, words)
-        return rows, scores, query
+                break
+        # The relaxation that matched, or the last one tried (a single word) when none did.
+        return rows, scores, Understood(query.original, query.tokens, query.corrected, groups, words)
 
 
 class VectorSource:
-    """A query encoder and an ANN index of the catalogue's vectors (inner product of unit vectors)."""
+    """A query encoder and an ANN index of the catalogue's vectors (inner product of unit vectors). A query
+    holding no word the catalogue knows gets nothing: its vector would still have nearest neighbours, but
+    of noise."""
 
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], ann, name: str = "semantic"):
-        self.encode, self.ann, self.name = encode, ann, name
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], ann, known: Container[str], name: str = "semantic"):
+        self.encode, self.ann, self.known, self.name = encode, ann, known, name
 
     def search(self, query: Understood, k: int) -> tuple[np.ndarray, np.ndarray, Understood]:
-        if not query.corrected:
+        if not any(word in self.known for word in query.corrected):
             return np.zeros(0, np.int64), np.zeros(0), query
         scores, rows = self.ann.search(self.encode([query.text]), k)
         found = rows[0] >= 0  # faiss pads a short answer with -1

@@ -126,7 +126,9 @@ class _HashedTwoTowerNet(nn.Module):
 
     def __init__(self, n_buckets: int, dim: int):
         super().__init__()
-        self.embedding = nn.EmbeddingBag(n_buckets, dim, mode="mean")  # an empty bag gives zeros
+        # Sparse gradients: a batch touches a few thousand of the table's rows, and the training loop steps
+        # only those (SparseAdam); a dense update of every row was most of the fit time.
+        self.embedding = nn.EmbeddingBag(n_buckets, dim, mode="mean", sparse=True)  # an empty bag gives zeros
         self.query_head = nn.Linear(dim, dim)
         self.product_head = nn.Linear(dim, dim)
 

@@ -62,7 +62,10 @@ class QueryOut(BaseModel):
     was_corrected: bool
     showing_results_for: str | None = Field(description='"showing results for ..." when the query was corrected')
     expanded: list[list[str]] = Field(description="Each word with the synonyms searched beside it")
-    relaxed: str | None = Field(description="The words kept when the whole query matched nothing in the index")
+    relaxed: str | None = Field(
+        description="The words kept when the whole query matched nothing in the index (when even the last"
+        " relaxation, one word, matched nothing: that word)"
+    )
 
 
 class SearchResponse(BaseModel):

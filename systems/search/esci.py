@@ -147,6 +147,7 @@ def _pick(products: np.ndarray, grades: np.ndarray, n: int, n_products: int, rng
     rng.shuffle(pairs)
     return pairs
 
+
 if __name__ == "__main__":
     # The test fixtures: python -m systems.search.esci tests/systems/search/fixtures/esci
     import sys

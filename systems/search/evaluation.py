@@ -6,7 +6,7 @@ linear as in the ESCI benchmark):
   bm25 / semantic          each source's own order
   <encoder> alone          other encoders searching the whole catalogue by cosine (MiniLM, fine-tuned)
   fusion                   reciprocal rank fusion of the two sources
-  stage 1                  the pointwise model over every candidate
+  stage 1: <model>         each pointwise stage-1 model over every candidate (the first one feeds stage 2)
   stage 2: <model>         each stage-2 model over stage 1's best (the served funnel)
   oracle over candidates   the candidates sorted by their true grade: the best any ranker could do
 and, where only some products are annotated (ESCI), each stage-2 model reordering exactly the annotated
@@ -33,7 +33,10 @@ from systems.search.dataset import Judged
 
 ORACLE = "oracle over candidates"
 FUSION = "fusion"
-STAGE_1 = "stage 1"
+
+
+def stage_1(name: str) -> str:
+    return f"stage 1: {name}"
 
 
 def stage_2(name: str) -> str:
@@ -68,7 +71,7 @@ def _recall(ranked: np.ndarray, exact: set[int]) -> float:
 
 def evaluate(
     funnel: SearchFunnel,
-    first: Stage,
+    firsts: Mapping[str, Stage],
     seconds: Mapping[str, Stage],
     judged: Judged,
     k: int,
@@ -92,15 +95,16 @@ def evaluate(
         for name, search in alone.items():
             lists[name] = search(candidates.query)
         if len(candidates.rows):
-            first_scores = first.score(candidates)
-            lists[STAGE_1] = candidates.rows[np.argsort(-first_scores, kind="stable")]
-            top = candidates.take(np.argsort(-first_scores, kind="stable")[: first.keep])
+            orders = {name: np.argsort(-stage.score(candidates), kind="stable") for name, stage in firsts.items()}
+            for name, order in orders.items():
+                lists[stage_1(name)] = candidates.rows[order]
+            served = next(iter(firsts))  # the first stage 1 feeds stage 2
+            top = candidates.take(orders[served][: firsts[served].keep])
             for name, stage in seconds.items():
                 lists[stage_2(name)] = top.rows[np.argsort(-stage.score(top), kind="stable")]
         else:
-            lists[STAGE_1] = candidates.rows
-            for name in seconds:
-                lists[stage_2(name)] = candidates.rows
+            for name in [*map(stage_1, firsts), *map(stage_2, seconds)]:
+                lists[name] = candidates.rows
         if not judged.complete:  # the ESCI reranking task: order the query's annotated products
             annotated = Candidates(candidates.query, rows_graded, np.zeros(len(rows_graded)), {})
             for name, stage in seconds.items():

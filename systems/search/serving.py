@@ -66,8 +66,10 @@ class SearchService:
             ModelStage("stage_1", served.stage_1, STAGE1, served.keep["stage_1"], cheap),
             ModelStage("stage_2", served.stage_2, STAGE2, served.keep["stage_2"], full),
         ]
-        sources = [TextSource(index), VectorSource(served.encoder.encode_queries, ann)]
-        self.funnel = SearchFunnel(served.understanding, sources, config["fusion"], stages, config["serving"]["per_source"])
+        sources = [TextSource(index), VectorSource(served.encoder.encode_queries, ann, index.vocabulary)]
+        self.funnel = SearchFunnel(
+            served.understanding, sources, config["fusion"], stages, config["serving"]["per_source"]
+        )
         release_freed_memory()
 
     @classmethod

@@ -52,6 +52,8 @@ def test_unknown_word_and_empty_query_return_nothing():
         assert ids.shape == (0,) and scores.shape == (0,)
     assert index.search(["lamp", "zebra"], k=10)[0].tolist() == [0]  # unknown words are ignored, not fatal
     assert index.search(["lamp"], k=0)[0].tolist() == []
+    with pytest.raises(TypeError, match="tokenise"):
+        index.search("red lamp", k=10)
 
 
 def test_field_scores_weighted_sum_is_the_search_score():
@@ -124,3 +126,13 @@ def test_rejects_inconsistent_input():
         InvertedIndex.build(np.arange(1), {"title": ["a"]}, {"body": 1.0})
     with pytest.raises(ValueError, match="positive"):
         InvertedIndex.build(np.arange(1), {"title": ["a"]}, {"title": 0.0})
+
+
+def test_match_all_keeps_the_documents_holding_every_group_in_any_field():
+    index = build(["red lamp", "red chair", "blue lamp"], ["", "", "red glass"])
+    ids, scores = index.search(["red", "lamp"], k=10, match_all=True)
+    assert sorted(ids.tolist()) == [0, 2]  # row 2 holds "red" in its description
+    either = dict(zip(*index.search(["red", "lamp"], k=10), strict=True))
+    np.testing.assert_allclose(scores, [either[i] for i in ids])  # the same scores, fewer documents
+    assert index.search([("sofa", "lamp"), ("blue",)], k=10, match_all=True)[0].tolist() == [2]
+    assert index.search(["red", "zebra"], k=10, match_all=True)[0].tolist() == []  # an unknown word: nothing

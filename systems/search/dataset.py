@@ -22,6 +22,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+SYSTEM = "search"
 TEXT_COLUMNS = ("product_title", "product_description", "product_bullet_point", "product_brand", "product_color")
 ATTRIBUTES = ("category", "product_type", "size", "material")
 NUMERIC = ("price", "review_count", "rating")

@@ -7,7 +7,8 @@ training, from the online store at serving):
                             chapter's "historical engagement, e.g. click rate of the item for that query"
 From the text and the models at request time:
   bm25 per field (title, description, attributes) and their weighted sum; the semantic cosine; intent
-  match (P(the product's category | the query)); the share of query words in the title
+  match (P(the product's category | the query)); the share of query words in the title, and in any field
+  counting synonyms
 From the catalogue (static, in memory): price, review count, rating, availability.
 
 Stage 1 reads the cheap ones (no per-pair lookup), stage 2 all of them.
@@ -30,7 +31,16 @@ COUNTS = ("impressions", "clicks", "long_dwells", "purchases")
 PREFIXES = ("product_", "pair_")  # the two views' count columns: product_clicks, pair_clicks...
 PRIOR_IMPRESSIONS = 20.0  # a product shown twice and clicked once is not a 50% CTR
 BM25_FIELDS = ("title", "description", "attributes")
-STAGE1 = ("bm25", "semantic", "intent_match", "title_coverage", "log_reviews", "rating", "product_ctr")
+STAGE1 = (
+    "bm25",
+    "semantic",
+    "intent_match",
+    "title_coverage",
+    "query_coverage",
+    "log_reviews",
+    "rating",
+    "product_ctr",
+)
 STAGE2 = (
     *STAGE1,
     *(f"bm25_{field}" for field in BM25_FIELDS),

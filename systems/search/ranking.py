@@ -1,7 +1,7 @@
 """The two ranking stages of product search (chapter section 6) and the features they read.
 
   stage 1  a pointwise logistic regression over every blended candidate (thousands): cheap features
-           only (BM25, semantic cosine, intent match, title coverage, reviews, rating, product CTR);
+           only (BM25, semantic cosine, intent match, query words held, reviews, rating, product CTR);
            trained on the logged impressions (engaged or not) plus random catalogue products as
            negatives, the chapter's "random negative samples from pages 10 and beyond"
   stage 2  LambdaMART (LightGBM lambdarank) over stage 1's best few hundred, with every feature,
@@ -48,10 +48,11 @@ class PairFeatures:
         if query_vectors is None:
             query_vectors = self.encode_query([q.text for q in queries])
         fields = np.zeros((len(rows), len(self.index.fields)), np.float32)
-        coverage = np.zeros(len(rows))
+        coverage, held = np.zeros(len(rows)), np.zeros(len(rows))
         for q, at in _by_query(query_of):
             fields[at] = self.index.field_scores(queries[q].expanded, rows[at])
             coverage[at] = self.catalogue.title_coverage(queries[q].corrected, rows[at])
+            held[at] = self.query_coverage(queries[q], rows[at])
         columns = {f"bm25_{name}": fields[:, j] for j, name in enumerate(self.index.fields)}
         columns["bm25"] = fields @ self.index.weights
         columns["semantic"] = np.einsum("ij,ij->i", self.product_vectors[rows], query_vectors[query_of])
@@ -61,11 +62,20 @@ class PairFeatures:
         else:
             columns["intent_match"] = np.full(len(rows), np.nan)
         columns["title_coverage"] = coverage
+        columns["query_coverage"] = held
         columns["log_reviews"] = self.catalogue.log_reviews[rows]
         columns["rating"] = self.catalogue.rating[rows]
         columns["price"] = self.catalogue.price[rows]
         columns["available"] = self.catalogue.available[rows]
         return columns
+
+    def query_coverage(self, query: Understood, rows: np.ndarray) -> np.ndarray:
+        """The share of the query's words each product holds, in any field, as the word or a synonym: what
+        tells an exact match (every word: the brand, the colour, the size) from a substitute."""
+        if not query.expanded:
+            return np.zeros(len(rows))
+        held = [self.index.field_scores(group, rows).sum(axis=1) > 0 for group in query.expanded]
+        return np.mean(held, axis=0)
 
 
 def _by_query(query_of: np.ndarray):

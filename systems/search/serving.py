@@ -26,9 +26,11 @@ from common.search.inverted_index import InvertedIndex
 from common.serving.service import release_freed_memory
 from common.serving.timing import StageTimer
 from common.tracking.runs import Champion, ChampionMissing, load_champion
+from systems.search.dataset import SYSTEM
 from systems.search.features import STAGE1, STAGE2, VIEWS, CatalogueColumns, Engagement, QueryKeys
-from systems.search.pipeline import SYSTEM, ServedSearch, vectors_path
+from systems.search.pipeline import ServedSearch
 from systems.search.ranking import ModelStage, PairFeatures, stage_features
+from systems.search.retrieval import vectors_path
 
 TRAIN = f"run: make train SYSTEM={SYSTEM}"
 

@@ -3,7 +3,7 @@ learnt from the logs: each click is a (query, category of the clicked item) exam
 
     intent = IntentClassifier().fit(queries, categories)     # one row per click
     intent.predict_proba(["red runing shoes"])                # (1, n_categories), columns intent.classes_
-    intent.match(["red runing shoes"], ["shoes", "kitchen"])  # P(each item's category | the query)
+    intent.category_columns(["shoes", "kitchen"])              # each item's column: P(its category | query)
 
 Character n-grams within words (2 to 4 letters) and whole words, TF-IDF weighted, into a multinomial
 logistic regression: the character n-grams keep a misspelt query ("runing") close to its clicks, and the
@@ -50,12 +50,7 @@ class IntentClassifier:
         """(len(queries), n_categories): P(category | query), columns in `classes_` order."""
         return self.model_.predict_proba(self._matrix(queries))
 
-    def match(self, queries: Sequence[str], categories: Sequence[str]) -> np.ndarray:
-        """P(categories[i] | queries[i]) for each i; 0 for a category no click ever had. Pairs repeating a
-        query are scored once per distinct query (a request scores hundreds of items for one query)."""
-        distinct, inverse = np.unique(np.asarray(queries, dtype=object), return_inverse=True)
-        probabilities = self.predict_proba(list(distinct))
-        columns = np.array([self._column.get(c, -1) for c in categories], dtype=np.int64)
-        out = probabilities[inverse.ravel(), np.maximum(columns, 0)]
-        out[columns < 0] = 0.0
-        return out
+    def category_columns(self, categories: Sequence[str]) -> np.ndarray:
+        """The column of `predict_proba` each category reads, -1 for a category no click ever had: an item's
+        "intent match" is P(its category | query) = predict_proba(query)[column], 0 where -1."""
+        return np.array([self._column.get(c, -1) for c in categories], dtype=np.int64)

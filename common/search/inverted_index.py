@@ -140,9 +140,20 @@ class InvertedIndex:
 
         Binary-searches the candidates in each query term's column: the cost grows with the candidates and the
         terms, not with the catalogue."""
+        return self._scores(self._term_ids(tokens), self._rows(np.asarray(ids)))
+
+    def group_scores(self, groups: Sequence[Sequence[str]], ids: np.ndarray) -> np.ndarray:
+        """(n_groups, len(ids), n_fields) float32: `field_scores` of each OR-group of a query on its own
+        (which groups a document holds, and where), the ids looked up once."""
         rows = self._rows(np.asarray(ids))
+        out = np.zeros((len(groups), len(rows), len(self.fields)), np.float32)
+        for g, group in enumerate(groups):
+            out[g] = self._scores(self._term_ids(group), rows)
+        return out
+
+    def _scores(self, term_ids: list[int], rows: np.ndarray) -> np.ndarray:
         out = np.zeros((len(rows), len(self.fields)), np.float32)
-        for position, postings, bm25 in self._columns(self._term_ids(tokens)):
+        for position, postings, bm25 in self._columns(term_ids):
             if len(postings) == 0:
                 continue  # the word never occurs in this field
             at = np.minimum(np.searchsorted(postings, rows), len(postings) - 1)

@@ -7,8 +7,8 @@ training, from the online store at serving):
                             chapter's "historical engagement, e.g. click rate of the item for that query"
 From the text and the models at request time:
   bm25 per field (title, description, attributes) and their weighted sum; the semantic cosine; intent
-  match (P(the product's category | the query)); the share of query words in the title, and in any field
-  counting synonyms
+  match (P(the product's category | the query)); the share of query words (or their synonyms) in the
+  title, and in any field
 From the catalogue (static, in memory): price, review count, rating, availability.
 
 Stage 1 reads the cheap ones (no per-pair lookup), stage 2 all of them.
@@ -161,7 +161,6 @@ class CatalogueColumns:
     rating: np.ndarray
     available: np.ndarray
     category: np.ndarray  # str per row, or None everywhere (ESCI)
-    titles: list[frozenset]  # each title's words, for the coverage feature
 
     @classmethod
     def from_products(cls, products: pd.DataFrame) -> CatalogueColumns:
@@ -171,15 +170,7 @@ class CatalogueColumns:
             rating=products["rating"].to_numpy(float),
             available=products["available"].to_numpy(bool).astype(float),
             category=products["category"].to_numpy(object),
-            titles=[frozenset(normalise(t).split()) for t in products["product_title"]],
         )
-
-    def title_coverage(self, tokens, rows: np.ndarray) -> np.ndarray:
-        """The share of the query's words in each product's title (1: every word is there)."""
-        words = set(tokens)
-        if not words:
-            return np.zeros(len(rows))
-        return np.array([len(words & self.titles[r]) / len(words) for r in rows])
 
 
 def engagement_as_of(logs: pd.DataFrame, keys: QueryKeys, n_products: int, before: pd.Timestamp) -> Engagement:

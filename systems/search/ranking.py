@@ -34,48 +34,53 @@ class PairFeatures:
     intent: object | None  # common.search.intent.IntentClassifier, None without categories
 
     def __post_init__(self):
-        self._query_vector = lru_cache(maxsize=1024)(lambda text: self.encode_query([text])[0])
+        # What depends on the query alone, once per distinct query text (head queries repeat).
+        self._query_side = lru_cache(maxsize=4096)(lambda text: self.query_side([text]))
+        # Each product's category as a column of the intent classifier's probabilities (-1: no click had it).
+        if self.intent is not None:
+            self._intent_column = self.intent.category_columns(self.catalogue.category)
+
+    def query_side(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(len(texts), dim) query vectors and (len(texts), n_categories) P(category | query), or None."""
+        probabilities = self.intent.predict_proba(texts) if self.intent is not None else None
+        return self.encode_query(texts), probabilities
 
     def cheap(self, query: Understood, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The columns of one request's candidates."""
-        return self.cheap_many([query], np.zeros(len(rows), np.int64), rows, self._query_vector(query.text)[None])
+        return self.cheap_many([query], np.zeros(len(rows), np.int64), rows, self._query_side(query.text))
 
-    def cheap_many(
-        self, queries: list[Understood], query_of: np.ndarray, rows: np.ndarray, query_vectors: np.ndarray | None = None
-    ) -> dict[str, np.ndarray]:
+    def cheap_many(self, queries: list[Understood], query_of: np.ndarray, rows: np.ndarray, query_side=None) -> dict:
         """The columns of many (query, product) pairs at once (training examples): pair i is
-        (queries[query_of[i]], rows[i]). The same code serves one request, so training and serving agree."""
-        if query_vectors is None:
-            query_vectors = self.encode_query([q.text for q in queries])
+        (queries[query_of[i]], rows[i]). The same code serves one request, so training and serving agree.
+
+        BM25 per field is the sum over the query's words (with their synonyms) of each word's BM25; the
+        coverages are the share of those words a product holds in its title, and anywhere: what tells an
+        exact match (every word: the brand, the colour, the size) from a substitute."""
+        vectors, intent = query_side if query_side is not None else self.query_side([q.text for q in queries])
         fields = np.zeros((len(rows), len(self.index.fields)), np.float32)
-        coverage, held = np.zeros(len(rows)), np.zeros(len(rows))
+        title, anywhere = np.zeros(len(rows)), np.zeros(len(rows))
         for q, at in _by_query(query_of):
-            fields[at] = self.index.field_scores(queries[q].expanded, rows[at])
-            coverage[at] = self.catalogue.title_coverage(queries[q].corrected, rows[at])
-            held[at] = self.query_coverage(queries[q], rows[at])
+            groups = queries[q].expanded
+            if not groups:
+                continue
+            scores = self.index.group_scores(groups, rows[at])  # (groups, pairs, fields)
+            fields[at] = scores.sum(axis=0)
+            title[at] = (scores[:, :, self.index.fields.index("title")] > 0).mean(axis=0)
+            anywhere[at] = (scores.sum(axis=2) > 0).mean(axis=0)
         columns = {f"bm25_{name}": fields[:, j] for j, name in enumerate(self.index.fields)}
         columns["bm25"] = fields @ self.index.weights
-        columns["semantic"] = np.einsum("ij,ij->i", self.product_vectors[rows], query_vectors[query_of])
-        if self.intent is not None and len(rows):
-            texts = [queries[q].text for q in query_of]
-            columns["intent_match"] = self.intent.match(texts, self.catalogue.category[rows])
-        else:
-            columns["intent_match"] = np.full(len(rows), np.nan)
-        columns["title_coverage"] = coverage
-        columns["query_coverage"] = held
+        columns["semantic"] = np.einsum("ij,ij->i", self.product_vectors[rows], vectors[query_of])
+        columns["intent_match"] = np.full(len(rows), np.nan)
+        if intent is not None:
+            column = self._intent_column[rows]
+            columns["intent_match"] = np.where(column >= 0, intent[query_of, np.maximum(column, 0)], 0.0)
+        columns["title_coverage"] = title
+        columns["query_coverage"] = anywhere
         columns["log_reviews"] = self.catalogue.log_reviews[rows]
         columns["rating"] = self.catalogue.rating[rows]
         columns["price"] = self.catalogue.price[rows]
         columns["available"] = self.catalogue.available[rows]
         return columns
-
-    def query_coverage(self, query: Understood, rows: np.ndarray) -> np.ndarray:
-        """The share of the query's words each product holds, in any field, as the word or a synonym: what
-        tells an exact match (every word: the brand, the colour, the size) from a substitute."""
-        if not query.expanded:
-            return np.zeros(len(rows))
-        held = [self.index.field_scores(group, rows).sum(axis=1) > 0 for group in query.expanded]
-        return np.mean(held, axis=0)
 
 
 def _by_query(query_of: np.ndarray):

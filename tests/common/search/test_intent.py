@@ -30,20 +30,14 @@ def test_the_clicked_category_is_the_most_likely_even_misspelt():
         assert intent.classes_[intent.predict_proba([query]).argmax()] == expected
 
 
-def test_probabilities_sum_to_one_and_match_reads_the_category_column():
+def test_probabilities_sum_to_one_and_each_category_has_its_column():
     intent = fitted()
     p = intent.predict_proba(["chef knife", "speaker"])
     assert np.allclose(p.sum(axis=1), 1.0)
-    matched = intent.match(["chef knife", "chef knife", "speaker"], ["kitchen", "shoes", "electronics"])
-    column = {c: j for j, c in enumerate(intent.classes_)}
-    assert matched[0] == pytest.approx(p[0, column["kitchen"]])
-    assert matched[1] == pytest.approx(p[0, column["shoes"]])
-    assert matched[2] == pytest.approx(p[1, column["electronics"]])
-    assert matched[0] > matched[1]
-
-
-def test_a_category_no_click_had_matches_nothing():
-    assert fitted().match(["chef knife"], ["garden"])[0] == 0.0
+    columns = intent.category_columns(["kitchen", "shoes", "electronics", "garden"])
+    assert [intent.classes_[c] for c in columns[:3]] == ["kitchen", "shoes", "electronics"]
+    assert columns[3] == -1  # no click had the category
+    assert p[0, columns[0]] > p[0, columns[1]]  # a chef knife is kitchen, not shoes
 
 
 def test_one_category_is_no_intent():

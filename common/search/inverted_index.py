@@ -122,7 +122,7 @@ class InvertedIndex:
             return self.ids[:0], np.zeros(0, np.float32)
         total = np.zeros(len(self), np.float32)  # (n,) the fused score of every document
         for position, rows, bm25 in self._columns(terms):
-            np.add.at(total, rows, bm25 * self.weights[position])
+            total[rows] += bm25 * self.weights[position]  # a column names each row once: no np.add.at needed
         if match_all:
             total[~self._holds_every_group(tokens)] = 0.0
         # Select among the matches only (a matching document scores > 0): partitioning the whole array, mostly

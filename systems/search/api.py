@@ -52,6 +52,7 @@ class ProductOut(BaseModel):
     brand: str
     category: str | None
     price: float | None
+    available: bool = Field(description="In stock")
     score: float = Field(description="The stage-2 ranker's score (LambdaMART: a sigmoid of its ranking score)")
     sources: list[str] = Field(description="What found the product: bm25, semantic")
 

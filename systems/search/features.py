@@ -152,6 +152,19 @@ class Engagement:
         return pair_columns({c: counts[:, j] for j, c in enumerate(COUNTS)})
 
 
+# What serving reads of the catalogue: the static columns below, and what a response shows.
+CATALOGUE_COLUMNS = (
+    "product_id",
+    "product_title",
+    "product_brand",
+    "category",
+    "price",
+    "review_count",
+    "rating",
+    "available",
+)
+
+
 @dataclass
 class CatalogueColumns:
     """The static columns of every product, by row, in memory."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from common.app.paths import system_dir
 from common.app.system import ServiceUnavailable
@@ -27,12 +28,21 @@ from common.serving.service import release_freed_memory
 from common.serving.timing import StageTimer
 from common.tracking.runs import Champion, ChampionMissing, load_champion
 from systems.search.dataset import SYSTEM
-from systems.search.features import STAGE1, STAGE2, VIEWS, CatalogueColumns, Engagement, QueryKeys
+from systems.search.features import (
+    CATALOGUE_COLUMNS,
+    STAGE1,
+    STAGE2,
+    VIEWS,
+    CatalogueColumns,
+    Engagement,
+    QueryKeys,
+)
 from systems.search.pipeline import ServedSearch
 from systems.search.ranking import ModelStage, PairFeatures, stage_features
 from systems.search.retrieval import vectors_path
 
 TRAIN = f"run: make train SYSTEM={SYSTEM}"
+SHOWN = ("product_id", "product_title", "product_brand", "category", "price", "available")
 
 
 @dataclass(frozen=True)
@@ -55,11 +65,14 @@ def online_engagement(repo: FeatureRepo, keys: QueryKeys, n_products: int) -> En
 class SearchService:
     def __init__(self, config: dict, champion: Champion, products: pd.DataFrame, engagement: Engagement):
         served: ServedSearch = champion.classifier
-        self.champion, self.products, self.engagement = champion, products, engagement
+        self.champion, self.engagement = champion, engagement
+        # What a response shows, as Arrow columns: a million titles as Python strings held ~250 MB a worker.
+        self.products = pa.Table.from_pandas(products[list(SHOWN)], preserve_index=False)
         folder = system_dir(SYSTEM) / "index"
         index = InvertedIndex.load(folder / "text")
         ann = ANNIndex.load(folder / served.semantic_index)
-        vectors = np.load(vectors_path(folder, served.semantic_index))
+        # Memory-mapped: the server's worker processes share one copy in the page cache.
+        vectors = np.load(vectors_path(folder, served.semantic_index), mmap_mode="r")
         self.catalogue = CatalogueColumns.from_products(products)
         self.categories = frozenset(products["category"].dropna().unique())
         features = PairFeatures(self.catalogue, index, vectors, served.encoder.encode_queries, served.intent)
@@ -83,7 +96,7 @@ class SearchService:
             raise ServiceUnavailable(str(error)) from error
         if not (raw / "products.parquet").exists():
             raise ServiceUnavailable(f"no {SYSTEM} catalogue at {raw}: {TRAIN}")
-        products = pd.read_parquet(raw / "products.parquet")
+        products = pd.read_parquet(raw / "products.parquet", columns=list(CATALOGUE_COLUMNS))
         keys_path = raw / "query_keys.parquet"
         if keys_path.exists():  # logs were published (the world): counts from the online store
             repo = FeatureRepo(SYSTEM)
@@ -124,19 +137,17 @@ class SearchService:
         return result, timer.milliseconds
 
     def describe(self, result: SearchResult) -> list[dict]:
-        p = self.products
-        out = []
-        for row, score, sources in zip(result.rows, result.scores, result.sources, strict=True):
-            price = p["price"].iat[row]
-            out.append(
-                {
-                    "product_id": str(p["product_id"].iat[row]),
-                    "title": p["product_title"].iat[row],
-                    "brand": p["product_brand"].iat[row],
-                    "category": p["category"].iat[row] if isinstance(p["category"].iat[row], str) else None,
-                    "price": None if np.isnan(price) else float(price),
-                    "score": float(score),
-                    "sources": list(sources),
-                }
-            )
-        return out
+        shown = self.products.take(pa.array(result.rows, pa.int64())).to_pylist()  # NaN prices read None
+        return [
+            {
+                "product_id": str(product["product_id"]),
+                "title": product["product_title"],
+                "brand": product["product_brand"],
+                "category": product["category"],
+                "price": product["price"],
+                "available": bool(product["available"]),
+                "score": float(score),
+                "sources": list(sources),
+            }
+            for product, score, sources in zip(shown, result.scores, result.sources, strict=True)
+        ]

@@ -111,13 +111,14 @@ def test_a_misspelt_query_says_what_it_showed_results_for(client, service):
 
 
 def test_filters_keep_only_what_the_request_allows(client, service):
-    category = service.products["category"].value_counts().index[0]
-    prices = service.products["price"]
+    products = service.products.to_pandas()
+    category = products["category"].value_counts().index[0]
+    prices = products["price"]
     low, high = float(prices.quantile(0.2)), float(prices.quantile(0.8))
     filters = {"category": category, "min_price": low, "max_price": high, "available_only": True}
     body = search(client, {"query": "black", "k": 20, "filters": filters})
     assert body["products"], "a common word in the largest category finds something"
-    rows = service.products.set_index(service.products["product_id"].astype(str))
+    rows = products.set_index(products["product_id"].astype(str))
     for product in body["products"]:
         row = rows.loc[product["product_id"]]
         assert row["category"] == category and low <= row["price"] <= high and row["available"]

@@ -23,6 +23,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import Any
 
+import faiss
 import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -162,6 +163,7 @@ def create_app(systems: list[str] | None = None, scale: str | None = None) -> Fa
         services = Services(names, scale)
         for name in names:
             services.load(name)
+        faiss.omp_set_num_threads(1)  # likewise for a single query's ANN search (loading an index resets it)
         app.state.services = services
         # The loaded bundles live as long as the process: keep the garbage collector from
         # walking them again and again (long pauses in the latency tail).

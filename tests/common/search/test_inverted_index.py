@@ -136,3 +136,15 @@ def test_match_all_keeps_the_documents_holding_every_group_in_any_field():
     np.testing.assert_allclose(scores, [either[i] for i in ids])  # the same scores, fewer documents
     assert index.search([("sofa", "lamp"), ("blue",)], k=10, match_all=True)[0].tolist() == [2]
     assert index.search(["red", "zebra"], k=10, match_all=True)[0].tolist() == []  # an unknown word: nothing
+
+
+def test_an_and_query_scores_the_same_by_lookup_and_by_a_pass(monkeypatch):
+    import common.search.inverted_index as inverted_index
+
+    index = build(["red lamp", "red chair", "blue lamp", "red lamp shade"], ["", "lamp", "red glass", ""])
+    by_lookup = index.search(["red", "lamp"], k=10, match_all=True)
+    monkeypatch.setattr(inverted_index, "FEW_MATCHES", -1)  # every query takes the pass over the postings
+    by_pass = index.search(["red", "lamp"], k=10, match_all=True)
+    assert by_lookup[0].tolist() == by_pass[0].tolist()
+    assert sorted(by_lookup[0].tolist()) == [0, 1, 2, 3]  # each holds both words, in one field or two
+    np.testing.assert_allclose(by_lookup[1], by_pass[1], rtol=1e-6)

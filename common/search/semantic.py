@@ -75,7 +75,7 @@ def _pair_features(tokens: Sequence[str]) -> list[str]:
     return [f"b{a} {b}" for a, b in pairwise(tokens)]
 
 
-class _TextHasher:
+class TextHasher:
     """Texts -> bags of hashed feature ids. Catalogue titles repeat their words, so each word's ids and
     each word pair's id are hashed once per hasher (one per call: a cache kept across serving calls would
     grow with every misspelling ever typed)."""
@@ -110,10 +110,10 @@ class _TextHasher:
 
 def hashed_bags(texts: Sequence[str], n_buckets: int) -> _Bags:
     """Each text's hashed feature ids (the rows of the shared embedding table it averages)."""
-    return _Bags(*_TextHasher(n_buckets).bags(texts))
+    return _Bags(*TextHasher(n_buckets).bags(texts))
 
 
-def _distinct(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def distinct_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(codes, distinct texts): texts[i] == distinct_texts[codes[i]]."""
     codes, uniques = pd.factorize(np.asarray(texts, dtype=object))
     if (codes < 0).any():
@@ -224,8 +224,8 @@ class QueryProductEncoder(BaseEstimator):
         torch.manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
 
-        query_codes, query_texts = _distinct(queries)
-        product_codes, product_index = _distinct(product_texts)
+        query_codes, query_texts = distinct_texts(queries)
+        product_codes, product_index = distinct_texts(product_texts)
         pair_queries, pair_products = query_codes[query_rows], product_codes[product_rows]
         held_out = (rng.random(len(query_texts)) < self.validation_share)[pair_queries]  # (n_pairs,)
         train = ~held_out
@@ -292,8 +292,8 @@ class QueryProductEncoder(BaseEstimator):
     def _encode(self, tower, texts: Sequence[str]) -> np.ndarray:
         if not hasattr(self, "module_"):
             raise RuntimeError("QueryProductEncoder is not fitted; call fit first")
-        codes, texts = _distinct(texts)
-        hasher = _TextHasher(self.n_buckets)
+        codes, texts = distinct_texts(texts)
+        hasher = TextHasher(self.n_buckets)
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(texts), ENCODE_BATCH_SIZE):
@@ -351,8 +351,8 @@ def fine_tune_sentence_encoder(
 
     query_rows, product_rows = (np.asarray(rows, dtype=np.int64) for rows in pairs)
     drawn = rng.choice(len(query_rows), size=min(max_pairs, len(query_rows)), replace=False)
-    query_codes, query_texts = _distinct(queries)
-    product_codes, product_index = _distinct(product_texts)
+    query_codes, query_texts = distinct_texts(queries)
+    product_codes, product_index = distinct_texts(product_texts)
     pair_queries, pair_products = query_codes[query_rows[drawn]], product_codes[product_rows[drawn]]
     held_out = (rng.random(len(query_texts)) < validation_share)[pair_queries]
 

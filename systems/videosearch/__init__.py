@@ -1,0 +1,1 @@
+"""Multimodal video search (design-chapters/mlsd-mm-video-search.md)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,6 @@ NUMERIC = ("price", "review_count", "rating")
 GRADE_OF_ESCI = {"E": 3, "S": 2, "C": 1, "I": 0}
 ESCI_NAMES = {3: "exact", 2: "substitute", 1: "complement", 0: "irrelevant"}
 ESCI_GAINS = {3: 1.0, 2: 0.1, 1: 0.01, 0: 0.0}  # the ESCI paper's nDCG gains
-ENGAGEMENT_GRADES = {0: "impression", 1: "click", 2: "dwell beyond T", 3: "add to cart", 4: "purchase"}
 
 
 def engagement_grade(impressions: pd.DataFrame, dwell_seconds: float) -> np.ndarray:
@@ -67,10 +65,6 @@ class SearchData:
     judged: dict[str, Judged]  # "validation", "test"
     engaged_grade: int  # the lowest grade that counts as engagement (semantic pairs, stage 1 positives)
     source: str  # "world" or the path of the files
-
-    @cached_property
-    def product_rows(self) -> pd.Index:
-        return pd.Index(self.products["product_id"])
 
     @property
     def product_text(self) -> list[str]:

@@ -34,8 +34,6 @@ import pandas as pd
 from systems.search.queries import COLOUR_SYNONYM, FILLER, MISSPELLED, SHUFFLED, SYNONYM, VAGUE, Intent, compose
 from systems.search.vocabulary import BULLETS, CATEGORIES, COLOURS, DESCRIPTIONS
 
-GRADE_NAMES = {3: "exact", 2: "substitute", 1: "complement", 0: "irrelevant"}
-ESCI_GAINS = {3: 1.0, 2: 0.1, 1: 0.01, 0: 0.0}  # the ESCI paper's nDCG gains
 EXACT, SUBSTITUTE, COMPLEMENT, IRRELEVANT = 3, 2, 1, 0
 ATTRIBUTES = ("brand", "color", "material", "size")  # what an intent can specify, in the attribute arrays' order
 

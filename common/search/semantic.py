@@ -179,9 +179,9 @@ class QueryProductEncoder(BaseEstimator):
     encoder pickles with the standard library pickle (its size is the table: n_buckets x dim float32).
 
     Measured on one CPU thread, dim 64, 5-10-word texts: encoding 1M product texts takes about 11 s, one
-    query 0.15 ms. Fitting 100k pairs for 5 epochs takes about 190 s at 2**18 buckets and 50 s at 2**16:
-    Adam updates the whole dense table at every step (about 0.25 s a step at 2**18), whatever the batch
-    touched, so the table's size, not the number of pairs, sets the cost of a step.
+    query 0.15 ms. The table's gradients are sparse and SparseAdam steps only the rows a batch touched: with
+    a dense Adam, fitting 100k pairs for 5 epochs took about 190 s at 2**18 buckets (the whole table
+    rewritten at every step); sparse, the product-search world's 71k pairs for 6 epochs at 2**16 take ~13 s.
     """
 
     def __init__(

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from common.search.funnel import Candidates, Understood
-from systems.search.features import STAGE1, STAGE2, CatalogueColumns, Engagement
+from systems.search.features import CatalogueColumns, Engagement
 
 
 @dataclass
@@ -119,6 +119,3 @@ def stage_features(features: PairFeatures, engagement: Engagement) -> tuple[Call
         return columns
 
     return first, second
-
-
-STAGE_COLUMNS = {"stage_1": STAGE1, "stage_2": STAGE2}

@@ -186,6 +186,15 @@ def reciprocal_rank(ranked: Sequence[Hashable], relevant: Collection[Hashable]) 
     return 1.0 / float(hit_positions[0] + 1) if hit_positions.size else 0.0
 
 
+def shuffled_reciprocal_rank(n_relevant: int, depth: int | None = None) -> float:
+    """Expected reciprocal rank of one target among `n_relevant` equally relevant items ranked first in random
+    order (the best list that cannot tell them apart), counted to `depth`: H(min(n, depth)) / n."""
+    if n_relevant < 1:
+        raise ValueError(f"n_relevant must be >= 1, got {n_relevant}")
+    counted = n_relevant if depth is None else min(n_relevant, depth)
+    return float((1.0 / np.arange(1, counted + 1)).sum() / n_relevant)
+
+
 def _check_same_length(list_of_ranked: Sequence, list_of_relevant: Sequence) -> None:
     if len(list_of_ranked) != len(list_of_relevant):
         raise ValueError(f"got {len(list_of_ranked)} ranked lists but {len(list_of_relevant)} relevant sets")

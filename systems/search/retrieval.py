@@ -18,7 +18,6 @@ from common.models.text import SentenceEncoder
 from common.retrieval.ann import ANNIndex
 from common.search.funnel import QueryUnderstanding, SearchFunnel, TextSource, Understood, VectorSource
 from common.search.inverted_index import InvertedIndex
-from common.search.query import SpellCorrector, mine_synonyms, tokenise
 from common.search.semantic import QueryProductEncoder, fine_tune_sentence_encoder
 from systems.search.dataset import SYSTEM, SearchData
 
@@ -38,19 +37,16 @@ def index_fields(products: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def build_understanding(index: InvertedIndex, queries: pd.Series, engaged: pd.DataFrame, config: dict):
-    """The speller knows the catalogue's words, each counted by how often queries use it (plus one, so
-    a word no query used yet still corrects); synonyms come from the training clicks."""
-    counts = dict.fromkeys(index.term_counts(), 1)
-    for tokens in queries.map(tokenise):
-        for word in tokens:
-            if word in counts:
-                counts[word] += 1
-    speller = SpellCorrector.build(counts, **config["understanding"]["spelling"])
-    synonyms = mine_synonyms(
-        engaged["query"].tolist(), engaged["product"].tolist(), **config["understanding"]["synonyms"]
+    """The speller over the catalogue's words weighted by the training queries; synonyms from the clicks."""
+    u = config["understanding"]
+    pairs = (engaged["query"].tolist(), engaged["product"].tolist())
+    understanding = QueryUnderstanding.build(index, queries.tolist(), pairs, u["spelling"], u["synonyms"])
+    log.info(
+        "speller over %d words; %d synonym words mined from the clicks",
+        len(index.vocabulary),
+        len(understanding.synonyms),
     )
-    log.info("speller: %d words; %d synonym words mined from the clicks", len(counts), len(synonyms))
-    return QueryUnderstanding(speller, synonyms, index.document_frequency())
+    return understanding
 
 
 def fit_semantic(config: dict, data: SearchData, engaged: pd.DataFrame) -> tuple[QueryProductEncoder, np.ndarray]:

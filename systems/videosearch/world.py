@@ -4,7 +4,10 @@ pairs, with the relevance of any (query, video) known exactly (the oracle).
 
     python -c "from systems.videosearch.world import *; print(VideoSearchWorld(2000).generate()['queries'])"
 
-Catalogue: systems/video/world.py's videos (title, tags, genre, language, latent factors), without its users.
+Catalogue: systems/video/world.py's videos (title, tags, genre, language, channel, age rating, regions, latent
+factors), without its users, each filmed in a place (a real city name) that its description names. The video
+world's words are genre-level (a few hundred tags and nouns shared by thousands of videos); the place is what
+makes a query about one video specific, as a real title's names are.
 Concepts: each video shows 1-3 visual concepts (real words: kitchen, dog, sunset, ...), drawn mostly from its
 genre's (a cooking video shows a kitchen) and sometimes from all of them. Each concept is mentioned in the
 video's text (its tags and description) with probability `mention_rate`; the others only show in the frames,
@@ -13,10 +16,11 @@ Frames: what public video datasets ship, a pre-extracted vector per sampled fram
 frame_dim). A frame sees one of the video's concepts and the video's latent factors (so the genre and tags
 too) through one fixed random projection, plus noise; a share `blank_frame_rate` of frames (titles, fades,
 transitions) sees nothing but noise.
-Queries: 1-4 real words written for one video (the annotated pair): "text" queries take words of its text
-(tags, title noun, genre, mentioned concepts), "visual" ones name concepts its text never mentions, "both"
-mix one of each. A video whose every concept is mentioned only gets text queries. Splits are by distinct
-query text, so no test query text was trained on.
+Queries: 1-6 real words written for one video (the annotated pair), made of units (a tag such as "street
+food" is one): "text" queries take 2-3 units of its text (tags, title noun, genre, place, mentioned
+concepts), "visual" ones name 1-2 concepts its text never mentions, "both" take 1-2 units of its text and one
+such concept. A video whose every concept is mentioned only gets text queries. Splits are by distinct query
+text, so no test query text was trained on.
 Oracle (binary): a video is relevant to a query when it is the query's annotated video or when its content
 (the words of its title, description and tags, and its visual concepts) holds every word of the query.
 """
@@ -58,9 +62,26 @@ GENRE_CONCEPTS = {
 }
 # Shown by any genre's videos now and then (through the uniform part of the draw) and by no genre's mostly.
 OTHER_CONCEPTS = ("bicycle", "airplane", "waterfall", "train", "bridge", "sand")
+# Where videos are filmed: one-word city names, none of them a word of the video world's text or a concept.
+PLACES = tuple(
+    """
+    amsterdam athens auckland austin bangkok barcelona beijing berlin bogota boston brisbane brussels budapest
+    cairo calgary chicago copenhagen dallas delhi denver dubai dublin edinburgh florence geneva glasgow hamburg
+    hanoi havana helsinki honolulu houston istanbul jakarta johannesburg kyoto lagos lima lisbon liverpool london
+    lyon madrid manchester manila marseille melbourne miami milan montreal moscow mumbai munich nairobi naples
+    nashville oslo osaka paris perth phoenix portland prague quebec reykjavik riga rome santiago seattle seoul
+    seville shanghai singapore stockholm sydney taipei tokyo toronto valencia vancouver venice vienna warsaw
+    zurich
+    """.split()
+)
 CONCEPTS = sorted({c for cs in GENRE_CONCEPTS.values() for c in cs} | set(OTHER_CONCEPTS))
 MAX_CONCEPTS = 3
 KINDS = ("text", "visual", "both")
+VIDEO_COLUMNS = (
+    "video_id", "title", "description", "tags", "genre", "language", "place", "channel_id", "age_rating",
+    "available_regions",
+)  # fmt: skip
+MAX_QUERY_WORDS = 6
 SPLITS = ("train", "validation", "test")
 
 
@@ -74,12 +95,13 @@ class VideoSearchWorld:
     mention_rate: float = 0.3  # per concept: named in the video's tags and description
     genre_concept_share: float = 0.75  # of a video's concept draws from its genre's concepts, the rest uniform
     concept_count_share: tuple[float, float, float] = (0.4, 0.4, 0.2)  # videos showing 1, 2, 3 concepts
-    kind_share: tuple[float, float, float] = (0.4, 0.35, 0.25)  # of queries: text, visual, both
+    kind_share: tuple[float, float, float] = (0.4, 0.2, 0.4)  # of queries: text, visual, both
     split_share: tuple[float, float, float] = (0.8, 0.1, 0.1)  # of distinct query texts
     concept_dim: int = 16
     latent_weight: float = 0.5  # of the video's latent factors in a frame, against 1 for its concept
     frame_noise: float = 0.5
     blank_frame_rate: float = 0.2
+    place_rate: float = 0.8  # of text and "both" queries: name where the video was filmed
     frame_dtype: type = np.float16  # as shipped: half the memory (100k x 8 x 64 = 100 MB)
     truth: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -115,6 +137,7 @@ class VideoSearchWorld:
         signal_dim = t["video_latent"].shape[1] + self.concept_dim
         t["frame_projection"] = rng.normal(0, 1 / np.sqrt(signal_dim), (signal_dim, self.frame_dim))
         self._frame_rng_seed = int(rng.integers(2**31))  # frames are drawn on demand, from their own stream
+        t["video_place"] = rng.integers(0, len(PLACES), v)
 
     def frames(self) -> np.ndarray:
         """(n_videos, n_frames, frame_dim) frame features, the same on every call; built in chunks so the
@@ -149,19 +172,20 @@ class VideoSearchWorld:
     # ---- the catalogue's text ----------------------------------------------------------------
     def _videos_table(self) -> pd.DataFrame:
         t = self.truth
-        videos = self.catalogue_._videos_table()[["video_id", "title", "genre", "language", "tags"]].copy()
+        videos = self.catalogue_._videos_table()
+        videos["place"] = np.asarray(PLACES)[t["video_place"]]
         concepts = np.asarray(CONCEPTS)
         mentioned = [
             list(concepts[ids[said]]) for ids, said in zip(t["video_concepts"], t["concept_mentioned"], strict=True)
         ]
         descriptions = []
-        for genre, tags, words in zip(videos["genre"], videos["tags"], mentioned, strict=True):
+        for genre, tags, place, words in zip(videos["genre"], videos["tags"], videos["place"], mentioned, strict=True):
             about = " and ".join(tag.replace("-", " ") for tag in tags[:2])
             showing = f", showing {' and '.join(words)}" if words else ""
-            descriptions.append(f"A {genre} video about {about}{showing}.")
+            descriptions.append(f"A {genre} video about {about}, filmed in {place.capitalize()}{showing}.")
         videos["description"] = descriptions
         videos["tags"] = [list(tags) + words for tags, words in zip(videos["tags"], mentioned, strict=True)]
-        return videos[["video_id", "title", "description", "tags", "genre", "language"]]
+        return videos[list(VIDEO_COLUMNS)]
 
     def _content_matrix(self) -> sp.csr_matrix:
         """(n_videos, vocabulary) 0/1: the words a video holds, in its text or among its visual concepts."""
@@ -183,8 +207,8 @@ class VideoSearchWorld:
         # Per video: the units a text query takes (a tag such as "street food" is one) and the concepts only its
         # frames show; a noun may also be a tag or the genre, hence the de-duplication.
         textual = [
-            list(dict.fromkeys([tag.replace("-", " ") for tag in tags] + [genre, noun]))
-            for tags, genre, noun in zip(videos["tags"], videos["genre"], nouns, strict=True)
+            list(dict.fromkeys([tag.replace("-", " ") for tag in tags] + [genre, noun, place]))
+            for tags, genre, noun, place in zip(videos["tags"], videos["genre"], nouns, videos["place"], strict=True)
         ]
         unsaid = [
             list(concepts[ids[(ids >= 0) & ~said]])
@@ -192,21 +216,22 @@ class VideoSearchWorld:
         ]
         video = rng.integers(0, self.n_videos, self.n_queries)
         kind = rng.choice(len(KINDS), self.n_queries, p=self.kind_share)
-        n_units = rng.integers(1, 3, self.n_queries)  # 1 or 2 of the kind's units
-        draws = rng.random((self.n_queries, 4))
+        n_text = np.where(kind == 0, rng.integers(2, 4, self.n_queries), rng.integers(1, 3, self.n_queries))
+        n_visual = np.where(kind == 1, rng.integers(1, 3, self.n_queries), 1)
+        # A random order of up to 12 units per query: the first n of it are picked.
+        keys = rng.random((self.n_queries, 2, 12))
+        flip = rng.random(self.n_queries) < 0.5
+        place_first = rng.random(self.n_queries) < self.place_rate
         texts = []
         for q, v in enumerate(video):
             if not unsaid[v]:
-                kind[q] = 0  # nothing that only the frames show: a text query
-            if kind[q] == 0:
-                units = _pick(textual[v], n_units[q], draws[q, :2])
-            elif kind[q] == 1:
-                units = _pick(unsaid[v], n_units[q], draws[q, :2])
-            else:
-                units = _pick(textual[v], 1, draws[q, :1]) + _pick(unsaid[v], 1, draws[q, 1:2])
-            while len(units) > 1 and sum(len(u.split()) for u in units) > 4:
-                units.pop()  # at most 4 words ("day in the life" is four)
-            if draws[q, 2] < 0.5:
+                kind[q], n_text[q] = 0, max(n_text[q], 2)  # nothing that only the frames show: a text query
+            units = [] if kind[q] == 1 else _pick(textual[v], n_text[q], keys[q, 0], first=place_first[q])
+            if kind[q] != 0:
+                units += _pick(unsaid[v], n_visual[q], keys[q, 1])
+            while len(units) > 1 and sum(len(u.split()) for u in units) > MAX_QUERY_WORDS:
+                units.pop(0)  # "day in the life" is four words
+            if flip[q]:
                 units.reverse()
             texts.append(" ".join(units))
         codes, distinct = pd.factorize(np.asarray(texts, dtype=object))
@@ -254,12 +279,13 @@ class VideoSearchWorld:
         return out
 
 
-def _pick(units: list[str], n: int, draws: np.ndarray) -> list[str]:
-    """min(n, 2) distinct units, chosen by uniform draws in [0, 1)."""
-    first = int(draws[0] * len(units))
-    if n == 1 or len(units) == 1:
-        return [units[first]]
-    return [units[first], units[(first + 1 + int(draws[1] * (len(units) - 1))) % len(units)]]
+def _pick(units: list[str], n: int, keys: np.ndarray, first: bool = False) -> list[str]:
+    """min(n, len(units)) distinct units: those with the smallest of uniform `keys` (one per unit); the last
+    unit always among them when `first`."""
+    keys = keys[: len(units)].copy()
+    if first:
+        keys[-1] = -1.0
+    return [units[i] for i in np.argsort(keys)[:n]]
 
 
 def _word_matrix(word_sets: list[set[str]], vocabulary: dict[str, int]) -> sp.csr_matrix:

@@ -1,5 +1,6 @@
 """Known-answer tests for common.evaluation.metrics: hand-computed cases and agreement with scikit-learn."""
 
+import itertools
 import math
 
 import numpy as np
@@ -24,6 +25,7 @@ from common.evaluation.metrics import (
     recall_at_k,
     reciprocal_rank,
     roc_curve,
+    shuffled_reciprocal_rank,
 )
 
 SEEDS = [0, 1, 2]
@@ -280,3 +282,14 @@ def test_intra_list_diversity():
     assert intra_list_diversity(["a", "c", "d"], group_of) == 1.0
     assert intra_list_diversity(["a", "b"], group_of) == 0.0
     assert intra_list_diversity(["a"], group_of) == 0.0
+
+
+def test_shuffled_reciprocal_rank_known_answers():
+    assert shuffled_reciprocal_rank(1) == 1.0
+    assert shuffled_reciprocal_rank(2) == pytest.approx((1 + 1 / 2) / 2)
+    assert shuffled_reciprocal_rank(4, depth=2) == pytest.approx((1 + 1 / 2) / 4)  # ranks 3, 4 count 0
+    # The mean over every order of 3 items, enumerated.
+    orders = list(itertools.permutations(range(3)))
+    assert shuffled_reciprocal_rank(3) == pytest.approx(np.mean([reciprocal_rank(o, {0}) for o in orders]))
+    with pytest.raises(ValueError):
+        shuffled_reciprocal_rank(0)

@@ -3,7 +3,7 @@ import pytest
 
 from common.search.query import tokenise
 from systems.video.world import GENRE_NAMES, GENRES, TAG_NAMES, TITLE_OPENERS
-from systems.videosearch.world import CONCEPTS, VideoSearchWorld
+from systems.videosearch.world import CONCEPTS, MAX_QUERY_WORDS, PLACES, VIDEO_COLUMNS, VideoSearchWorld
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +30,28 @@ def test_same_seed_same_world(tables):
 
 def test_shapes(tables):
     videos, frames, queries = tables["videos"], tables["frames"], tables["queries"]
-    assert list(videos.columns) == ["video_id", "title", "description", "tags", "genre", "language"]
+    assert list(videos.columns) == list(VIDEO_COLUMNS)
     assert frames.shape == (2000, 8, 64) and frames.dtype == np.float16 and np.isfinite(frames).all()
     assert list(queries.columns) == ["query_id", "text", "video_id", "split", "kind"]
     assert set(queries["split"]) == {"train", "validation", "test"}
     assert set(queries["kind"]) == {"text", "visual", "both"}
-    assert queries["text"].map(lambda text: 1 <= len(tokenise(text)) <= 4).all()
+    assert queries["text"].map(lambda text: 1 <= len(tokenise(text)) <= MAX_QUERY_WORDS).all()
 
 
-def test_concepts_are_words_the_catalogue_text_never_uses():
+def test_concepts_and_places_are_words_the_catalogue_text_never_uses():
     catalogue = {w for text in TAG_NAMES + TITLE_OPENERS + GENRE_NAMES for w in tokenise(text)}
     catalogue |= {w for genre in GENRES.values() for noun in genre.nouns for w in tokenise(noun)}
-    assert not catalogue & set(CONCEPTS)
+    assert not catalogue & set(CONCEPTS) and not catalogue & set(PLACES) and not set(CONCEPTS) & set(PLACES)
+    assert all(tokenise(place) == (place,) for place in PLACES)
+
+
+def test_each_description_names_the_place_and_most_text_queries_do(tables):
+    videos, queries = tables["videos"], tables["queries"]
+    assert all(place.capitalize() in text for place, text in zip(videos["place"], videos["description"], strict=True))
+    written = queries[queries["kind"] != "visual"]
+    place = videos["place"].to_numpy()[written["video_id"].to_numpy()]
+    names_it = [p in tokenise(text) for p, text in zip(place, written["text"], strict=True)]
+    assert 0.7 < np.mean(names_it) < 0.9  # place_rate 0.8
 
 
 def test_concepts_follow_the_genre_and_are_mentioned_at_the_configured_rate(world, tables):
@@ -68,6 +78,9 @@ def test_visual_queries_name_words_absent_from_their_video_text(world, tables):
         assert words <= shown
     for query in queries[queries["kind"] == "text"].head(300).itertuples():
         assert set(tokenise(query.text)) <= _text_words(videos, query.video_id)
+    for query in queries[queries["kind"] == "both"].head(300).itertuples():
+        words = set(tokenise(query.text))
+        assert words & _text_words(videos, query.video_id) and words - _text_words(videos, query.video_id)
 
 
 def test_oracle_on_hand_cases(world, tables):

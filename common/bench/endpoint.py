@@ -114,6 +114,7 @@ def format_report(
     started_server: bool,
     results: Sequence[LevelResult],
     rss_bytes: int | None,
+    pss_bytes: int | None = None,
 ) -> str:
     setup = (
         f"bench: system={system} k={k} requests={n_requests} per level url={url} "
@@ -125,6 +126,10 @@ def format_report(
         if rss_bytes is None
         else f"server RSS (all its processes): {rss_bytes / 2**20:.1f} MB"
     )
+    if rss_bytes is not None and pss_bytes is not None:
+        # RSS counts a page shared by the workers (a memory-mapped index, the page cache) once per worker;
+        # PSS divides it among them: what the server costs the machine.
+        memory += f"; PSS, shared pages counted once: {pss_bytes / 2**20:.1f} MB"
     return "\n\n".join([setup, *(format_level(result) for result in results), memory])
 
 
@@ -225,21 +230,27 @@ def _check_ready(system: str, health: dict) -> None:
         raise RuntimeError(f"{system} cannot serve ({status}). Run: make train SYSTEM={system}")
 
 
-def _server_rss(url: str, pid: int | None) -> int | None:
-    """Resident memory of the whole server: the worker that answered /healthz, and when it
-    is one of several uvicorn workers, its supervisor and every sibling. None when the
-    server is not a process on this machine."""
+def _server_memory(url: str, pid: int | None) -> tuple[int | None, int | None]:
+    """(RSS, PSS) of the whole server: the worker that answered /healthz, and when it is one of
+    several uvicorn workers, its supervisor and every sibling. None when the server is not a
+    process on this machine (PSS: or the system does not report it)."""
     if pid is None or urlsplit(url).hostname not in LOOPBACK_HOSTS:
-        return None
+        return None, None
     try:
         worker = psutil.Process(pid)
         parent = worker.parent()
         command = " ".join(parent.cmdline()) if parent is not None else ""
         serving = "uvicorn" in command or "common.app.cli serve" in command  # a supervisor, not the bench
         root = parent if serving else worker
-        return sum(process.memory_info().rss for process in [root, *root.children(recursive=True)])
+        processes = [root, *root.children(recursive=True)]
+        rss = sum(process.memory_info().rss for process in processes)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
+        return None, None
+    try:
+        pss = sum(getattr(process.memory_full_info(), "pss", 0) for process in processes) or None
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pss = None
+    return rss, pss
 
 
 # --- the load --------------------------------------------------------------------------
@@ -328,9 +339,9 @@ def run_benchmark(
         _check_ready(system, health)
         log.info("benchmarking %s at %s (server pid %s)", system, url, health.get("pid"))
         results = asyncio.run(_drive(url, warmup, levels))
-        rss = _server_rss(url, health.get("pid"))
+        rss, pss = _server_memory(url, health.get("pid"))
         alone = {name: asyncio.run(_drive(url, warmup, load)) for name, load in workloads.items()}
-    reports = [format_report(system, k, n_requests, url, started_server, results, rss)]
+    reports = [format_report(system, k, n_requests, url, started_server, results, rss, pss)]
     reports += [
         f"=== {name} requests alone ===\n\n" + "\n\n".join(format_level(result) for result in results)
         for name, results in alone.items()
@@ -356,6 +367,6 @@ def _grown_catalog_report(system, size, url, warmup, levels, k, n_requests) -> s
         _check_ready(system, health)
         log.info("benchmarking %s with a %d-item catalogue at %s", system, size, grown_url)
         results = asyncio.run(_drive(grown_url, warmup, levels))
-        rss = _server_rss(grown_url, health.get("pid"))
-    served = format_report(system, k, n_requests, grown_url, True, results, rss)
+        rss, pss = _server_memory(grown_url, health.get("pid"))
+    served = format_report(system, k, n_requests, grown_url, True, results, rss, pss)
     return f"=== catalogue grown to {size} items (common.bench.padding) ===\n\n{ann}\n\n{served}"

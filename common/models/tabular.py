@@ -69,7 +69,9 @@ class LogisticRegressionCTR:
         self.classes_ = np.array([0, 1])
         return self
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: Columns) -> np.ndarray:
+        if not isinstance(X, pd.DataFrame):  # column -> array, as the LightGBM models take too
+            X = pd.DataFrame(X)
         return self.pipeline_.predict_proba(_as_str(X, self.categorical))
 
 

@@ -40,6 +40,9 @@ Tokens = Sequence[str] | Sequence[Sequence[str]]
 # 8.3 and 27 ms by the pass; the two cost the same at 10-30k documents (no query held more), so past 50k the
 # pass is kept.
 FEW_MATCHES = 50_000
+# An AND query whose rarest word (with its synonyms) has at most this many postings over all fields starts from
+# them instead of masking the catalogue.
+RARE_POSTINGS = 8_192
 
 
 @dataclass(eq=False)
@@ -52,9 +55,11 @@ class InvertedIndex:
     document_counts: np.ndarray  # (n_words,) documents holding the word in any field
     occurrences: np.ndarray  # (n_words,) occurrences of the word over all fields
     by_id: np.ndarray = field(init=False, repr=False)  # (n,) rows in id order: ids to rows by binary search
+    ids_are_rows: bool = field(init=False, repr=False)  # ids 0..n-1 in order: an id is its row
 
     def __post_init__(self) -> None:
         self.by_id = np.argsort(self.ids, kind="stable")
+        self.ids_are_rows = bool(np.array_equal(self.ids, np.arange(len(self.ids))))
 
     @classmethod
     def build(
@@ -126,7 +131,7 @@ class InvertedIndex:
         if not terms or k <= 0:
             return self.ids[:0], np.zeros(0, np.float32)
         if match_all:
-            holding = np.flatnonzero(self._holds_every_group(tokens))
+            holding = self._holding_rows(tokens)
             if len(holding) <= FEW_MATCHES:
                 # Scoring only the documents that hold every word, by lookup, skips summing the long posting
                 # lists of common words ("black") over the whole catalogue: the usual case of an AND query.
@@ -136,7 +141,7 @@ class InvertedIndex:
         for position, rows, bm25 in self._columns(terms):
             total[rows] += bm25 * self.weights[position]  # a column names each row once: no np.add.at needed
         if match_all:
-            total[~self._holds_every_group(tokens)] = 0.0
+            return self._top(holding, total[holding], k)
         # Select among the matches only (a matching document scores > 0): partitioning the whole array, mostly
         # tied zeros, is several times slower than finding them first (and a boolean mask finds them 5x faster
         # than flatnonzero on the floats).
@@ -169,13 +174,16 @@ class InvertedIndex:
         return out
 
     def _scores(self, term_ids: list[int], rows: np.ndarray) -> np.ndarray:
+        # The rows in ascending order: numpy's binary search starts each needle where the last one ended.
+        order = np.argsort(rows, kind="stable")
+        ascending = rows[order]
         out = np.zeros((len(rows), len(self.fields)), np.float32)
         for position, postings, bm25 in self._columns(term_ids):
             if len(postings) == 0:
                 continue  # the word never occurs in this field
-            at = np.minimum(np.searchsorted(postings, rows), len(postings) - 1)
-            hit = postings[at] == rows
-            out[hit, position] += bm25[at[hit]]
+            at = np.minimum(np.searchsorted(postings, ascending), len(postings) - 1)
+            hit = postings[at] == ascending
+            out[order[hit], position] += bm25[at[hit]]
         return out
 
     def document_frequency(self) -> dict[str, int]:
@@ -208,6 +216,11 @@ class InvertedIndex:
             bm25s.BM25.load(directory / name, mmap=True, load_vocab=False, show_progress=False)
             for name in meta["fields"]
         )
+        for retriever in retrievers:
+            # Plain ndarray views of the same mapped memory: slicing a np.memmap goes through its Python
+            # __getitem__, a few microseconds each, and a request slices a few hundred columns.
+            for key in ("data", "indices", "indptr"):
+                retriever.scores[key] = np.asarray(retriever.scores[key])
         return cls(
             ids=np.load(directory / "ids.npy"),
             fields=tuple(meta["fields"]),
@@ -226,16 +239,36 @@ class InvertedIndex:
         words = itertools.chain.from_iterable((token,) if isinstance(token, str) else token for token in tokens)
         return list(dict.fromkeys(self.vocabulary[word] for word in words if word in self.vocabulary))
 
-    def _holds_every_group(self, tokens: Tokens) -> np.ndarray:
-        """(n,) bool: the documents holding, for each group of the query, one of its words in some field."""
+    def _holding_rows(self, tokens: Tokens) -> np.ndarray:
+        """Ascending rows of the documents holding, for each group of the query, one of its words in some field.
+
+        When the rarest group's postings are short, its rows are the start and each other group keeps those it
+        holds (a binary search in its postings): the cost follows the rarest word, not the catalogue. Otherwise
+        a mask over the catalogue per group (sorting long postings would cost more than the mask)."""
         groups = [(token,) if isinstance(token, str) else tuple(token) for token in tokens]
-        every = np.ones(len(self), bool)
-        for group in groups:
-            holds = np.zeros(len(self), bool)
-            for _, rows, _ in self._columns(self._term_ids(group)):
-                holds[rows] = True
-            every &= holds
-        return every
+        postings = sorted(
+            ([rows for _, rows, _ in self._columns(self._term_ids(group))] for group in groups),
+            key=lambda lists: sum(len(rows) for rows in lists),
+        )
+        if not postings or not any(len(rows) for rows in postings[0]):
+            return np.zeros(0, np.int64)
+        if sum(len(rows) for rows in postings[0]) > RARE_POSTINGS:
+            every = np.ones(len(self), bool)
+            for lists in postings:
+                holds = np.zeros(len(self), bool)
+                for rows in lists:
+                    holds[rows] = True
+                every &= holds
+            return np.flatnonzero(every)
+        found = np.unique(np.concatenate(postings[0])).astype(np.int64)
+        for lists in postings[1:]:
+            kept = np.zeros(len(found), bool)
+            for rows in lists:
+                if len(rows):
+                    at = np.minimum(np.searchsorted(rows, found), len(rows) - 1)
+                    kept |= rows[at] == found
+            found = found[kept]
+        return found
 
     def _columns(self, term_ids: Sequence[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """(field position, rows holding the word ascending, their BM25 in that field) for each term and field:
@@ -247,6 +280,12 @@ class InvertedIndex:
                 yield position, indices[start:stop], data[start:stop]
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
+        if self.ids_are_rows:  # the usual case; a binary search over a million ids cost 0.7 ms a request
+            ids = np.asarray(ids)
+            if len(ids) and (ids.min() < 0 or ids.max() >= len(self)):
+                bad = ids[(ids < 0) | (ids >= len(self))]
+                raise KeyError(f"ids not in the index: {bad[:10].tolist()}")
+            return ids.astype(np.int64, copy=False)
         at = self.by_id[np.minimum(np.searchsorted(self.ids, ids, sorter=self.by_id), len(self) - 1)]
         known = self.ids[at] == ids
         if not known.all():

@@ -72,7 +72,8 @@ class SearchService:
         index = InvertedIndex.load(folder / "text")
         ann = ANNIndex.load(folder / served.semantic_index)
         # Memory-mapped: the server's worker processes share one copy in the page cache.
-        vectors = np.load(vectors_path(folder, served.semantic_index), mmap_mode="r")
+        # A plain view of the mapping: np.memmap's own indexing runs Python code on every request.
+        vectors = np.asarray(np.load(vectors_path(folder, served.semantic_index), mmap_mode="r"))
         self.catalogue = CatalogueColumns.from_products(products)
         self.categories = frozenset(products["category"].dropna().unique())
         features = PairFeatures(self.catalogue, index, vectors, served.encoder.encode_queries, served.intent)
@@ -81,7 +82,7 @@ class SearchService:
             ModelStage("stage_1", served.stage_1, STAGE1, served.keep["stage_1"], cheap),
             ModelStage("stage_2", served.stage_2, STAGE2, served.keep["stage_2"], full),
         ]
-        sources = [TextSource(index), VectorSource(served.encoder.encode_queries, ann, index.vocabulary)]
+        sources = [TextSource(index), VectorSource(features.query_vectors, ann, index.vocabulary)]
         self.funnel = SearchFunnel(
             served.understanding, sources, config["fusion"], stages, config["serving"]["per_source"]
         )

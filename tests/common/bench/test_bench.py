@@ -51,4 +51,6 @@ def test_report_has_setup_tables_and_memory():
     )
     assert "concurrency 1:" in report
     assert report.endswith("server RSS (all its processes): 300.0 MB")
+    shared = format_report("ads", 10, 0, "http://127.0.0.1:8765", True, [result], 300 * 2**20, 200 * 2**20)
+    assert shared.endswith("server RSS (all its processes): 300.0 MB; PSS, shared pages counted once: 200.0 MB")
     assert format_report("ads", 10, 0, "http://h", False, [result], None).endswith("n/a (server not on this machine)")

@@ -195,6 +195,21 @@ def shuffled_reciprocal_rank(n_relevant: int, depth: int | None = None) -> float
     return float((1.0 / np.arange(1, counted + 1)).sum() / n_relevant)
 
 
+def paired_bootstrap_interval(
+    a: ArrayLike, b: ArrayLike, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean of a - b, low, high): the mean difference of paired per-query values (two lists' nDCG of the
+    same queries) and its percentile bootstrap interval, queries resampled with replacement."""
+    difference = np.asarray(a, float) - np.asarray(b, float)
+    if difference.ndim != 1 or difference.size == 0:
+        raise ValueError("a and b must be 1-D, of the same non-zero length")
+    rng = np.random.default_rng(seed)
+    means = difference[rng.integers(0, len(difference), (n_resamples, len(difference)))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(difference.mean()), float(low), float(high)
+
+
 def _check_same_length(list_of_ranked: Sequence, list_of_relevant: Sequence) -> None:
     if len(list_of_ranked) != len(list_of_relevant):
         raise ValueError(f"got {len(list_of_ranked)} ranked lists but {len(list_of_relevant)} relevant sets")

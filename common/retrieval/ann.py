@@ -179,11 +179,14 @@ class ANNIndex:
         _meta_path(path).write_text(json.dumps(meta, indent=2))
 
     @classmethod
-    def load(cls, path: Path) -> ANNIndex:
+    def load(cls, path: Path, mmap: bool = False) -> ANNIndex:
+        """`mmap`: an IVF index's inverted lists (its vectors) stay in the file, memory-mapped, so the worker
+        processes of a server share one copy in the page cache (read-only: no `add`)."""
         path = Path(path)
         meta = json.loads(_meta_path(path).read_text())
         index = cls(IndexSpec(meta["kind"], meta["params"]), meta["dim"])
-        index._index = faiss.read_index(str(path))
+        flags = faiss.IO_FLAG_MMAP if mmap and index.spec.kind == "ivf" else 0
+        index._index = faiss.read_index(str(path), flags)
         if index._index.d != index.dim:
             raise ValueError(f"{path} holds {index._index.d}-d vectors, its metadata says {index.dim}")
         index.recall = meta["recall"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import sklearn
 from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -48,7 +49,10 @@ class IntentClassifier:
 
     def predict_proba(self, queries: Sequence[str]) -> np.ndarray:
         """(len(queries), n_categories): P(category | query), columns in `classes_` order."""
-        return self.model_.predict_proba(self._matrix(queries))
+        # Our own TF-IDF rows are finite and the parameters were checked at fit: scikit-learn's per-call
+        # checks were a quarter of a served query's 1.2 ms here.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return self.model_.predict_proba(self._matrix(queries))
 
     def category_columns(self, categories: Sequence[str]) -> np.ndarray:
         """The column of `predict_proba` each category reads, -1 for a category no click ever had: an item's

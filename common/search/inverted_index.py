@@ -31,6 +31,7 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
+from pyroaring import BitMap
 
 from common.search.query import tokenise
 
@@ -40,9 +41,6 @@ Tokens = Sequence[str] | Sequence[Sequence[str]]
 # 8.3 and 27 ms by the pass; the two cost the same at 10-30k documents (no query held more), so past 50k the
 # pass is kept.
 FEW_MATCHES = 50_000
-# An AND query whose rarest word (with its synonyms) has at most this many postings over all fields starts from
-# them instead of masking the catalogue.
-RARE_POSTINGS = 8_192
 
 
 @dataclass(eq=False)
@@ -56,10 +54,18 @@ class InvertedIndex:
     occurrences: np.ndarray  # (n_words,) occurrences of the word over all fields
     by_id: np.ndarray = field(init=False, repr=False)  # (n,) rows in id order: ids to rows by binary search
     ids_are_rows: bool = field(init=False, repr=False)  # ids 0..n-1 in order: an id is its row
+    # Word id -> the rows holding it in any field, as a compressed (roaring) bitmap: an AND query is an
+    # intersection of unions of them. At a million products: 29 MB for every word, built in 1.5 s, and 0.11 ms
+    # a query against 0.93 ms for boolean masks over the catalogue.
+    bitmaps: list[BitMap] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.by_id = np.argsort(self.ids, kind="stable")
         self.ids_are_rows = bool(np.array_equal(self.ids, np.arange(len(self.ids))))
+        self.bitmaps = [
+            BitMap(np.concatenate([rows for _, rows, _ in self._columns([term])]).astype(np.uint32))
+            for term in range(len(self.vocabulary))
+        ]
 
     @classmethod
     def build(
@@ -240,35 +246,16 @@ class InvertedIndex:
         return list(dict.fromkeys(self.vocabulary[word] for word in words if word in self.vocabulary))
 
     def _holding_rows(self, tokens: Tokens) -> np.ndarray:
-        """Ascending rows of the documents holding, for each group of the query, one of its words in some field.
-
-        When the rarest group's postings are short, its rows are the start and each other group keeps those it
-        holds (a binary search in its postings): the cost follows the rarest word, not the catalogue. Otherwise
-        a mask over the catalogue per group (sorting long postings would cost more than the mask)."""
-        groups = [(token,) if isinstance(token, str) else tuple(token) for token in tokens]
-        postings = sorted(
-            ([rows for _, rows, _ in self._columns(self._term_ids(group))] for group in groups),
-            key=lambda lists: sum(len(rows) for rows in lists),
-        )
-        if not postings or not any(len(rows) for rows in postings[0]):
+        """Ascending rows of the documents holding, for each group of the query, one of its words in some field:
+        the intersection over the groups of the union of their words' bitmaps."""
+        every = None
+        for token in tokens:
+            terms = self._term_ids((token,) if isinstance(token, str) else tuple(token))
+            holds = BitMap.union(*(self.bitmaps[term] for term in terms)) if terms else BitMap()
+            every = holds if every is None else every & holds
+        if not every:
             return np.zeros(0, np.int64)
-        if sum(len(rows) for rows in postings[0]) > RARE_POSTINGS:
-            every = np.ones(len(self), bool)
-            for lists in postings:
-                holds = np.zeros(len(self), bool)
-                for rows in lists:
-                    holds[rows] = True
-                every &= holds
-            return np.flatnonzero(every)
-        found = np.unique(np.concatenate(postings[0])).astype(np.int64)
-        for lists in postings[1:]:
-            kept = np.zeros(len(found), bool)
-            for rows in lists:
-                if len(rows):
-                    at = np.minimum(np.searchsorted(rows, found), len(rows) - 1)
-                    kept |= rows[at] == found
-            found = found[kept]
-        return found
+        return np.frombuffer(every.to_array(), dtype=np.uint32).astype(np.int64)
 
     def _columns(self, term_ids: Sequence[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """(field position, rows holding the word ascending, their BM25 in that field) for each term and field:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from common.evaluation.metrics import ndcg_at_k
+from common.evaluation.metrics import ndcg_at_k, paired_bootstrap_interval
 from common.search.funnel import Candidates, QueryUnderstanding, SearchFunnel, Stage, Understood
 from common.search.query import tokenise
 from common.serving.timing import StageTimer
@@ -63,6 +63,18 @@ def _mean(values: list[float]) -> float:
     """The mean over the queries that have exact products (NaN: none had)."""
     values = [v for v in values if not np.isnan(v)]
     return float(np.mean(values)) if values else np.nan
+
+
+BASELINE = "bm25"
+BASELINE_DIFFERENCE = "minus bm25 (95% CI)"
+
+
+def _against(values: list[float], baseline: list[float] | None) -> str:
+    """The mean per-query difference from the baseline list and its paired bootstrap interval."""
+    if baseline is None:
+        return ""
+    mean, low, high = paired_bootstrap_interval(values, baseline)
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def _recall(ranked: np.ndarray, exact: set[int]) -> float:
@@ -126,6 +138,7 @@ def evaluate(
         {
             "list": list(ndcg),
             f"ndcg@{k}": [float(np.mean(v)) for v in ndcg.values()],
+            BASELINE_DIFFERENCE: [_against(ndcg[name], ndcg.get(BASELINE)) for name in ndcg],
             f"exact_recall@{k}": [_mean(recall_at_k[name]) for name in ndcg],
             "queries": [len(v) for v in ndcg.values()],
         }

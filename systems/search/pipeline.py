@@ -228,7 +228,8 @@ def results_markdown(k: int, test, champion: str, data: SearchData, indexes: dic
     n = int(lists["queries"].max())
     graded = "every product graded by the oracle" if data.source == "world" else "among the annotated products"
     parts = [
-        f"Test queries: {n}, nDCG@{k} over the ESCI gains (exact 1, substitute 0.1, complement 0.01)",
+        f"Test queries: {n}, nDCG@{k} over the ESCI gains (exact 1, substitute 0.1, complement 0.01); beside it,"
+        " the mean per-query difference from BM25 alone and its 95% paired bootstrap interval",
         "",
         markdown_table(lists.to_dict("records"), list(lists.columns)),
         "",

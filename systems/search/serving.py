@@ -70,7 +70,9 @@ class SearchService:
         self.products = pa.Table.from_pandas(products[list(SHOWN)], preserve_index=False)
         folder = system_dir(SYSTEM) / "index"
         index = InvertedIndex.load(folder / "text")
-        ann = ANNIndex.load(folder / served.semantic_index)
+        # Memory-mapped lists: the workers share one copy (256 MB at a million products), for ~1 ms of page
+        # faults a request until each worker has touched the pages its queries probe.
+        ann = ANNIndex.load(folder / served.semantic_index, mmap=True)
         # Memory-mapped: the server's worker processes share one copy in the page cache.
         # A plain view of the mapping: np.memmap's own indexing runs Python code on every request.
         vectors = np.asarray(np.load(vectors_path(folder, served.semantic_index), mmap_mode="r"))

@@ -21,6 +21,7 @@ from common.evaluation.metrics import (
     mean_reciprocal_rank,
     ndcg_at_k,
     normalized_cross_entropy,
+    paired_bootstrap_interval,
     precision_at_k,
     recall_at_k,
     reciprocal_rank,
@@ -293,3 +294,15 @@ def test_shuffled_reciprocal_rank_known_answers():
     assert shuffled_reciprocal_rank(3) == pytest.approx(np.mean([reciprocal_rank(o, {0}) for o in orders]))
     with pytest.raises(ValueError):
         shuffled_reciprocal_rank(0)
+
+
+def test_paired_bootstrap_interval_known_answers():
+    a = np.array([0.2, 0.5, 0.9, 0.4])
+    assert paired_bootstrap_interval(a, a) == (0.0, 0.0, 0.0)  # identical lists: no difference at all
+    assert paired_bootstrap_interval(a + 0.1, a) == pytest.approx((0.1, 0.1, 0.1))  # a constant shift
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0.05, 0.2, 4000)  # the interval holds the true mean, and is about +-1.96 standard errors
+    mean, low, high = paired_bootstrap_interval(noise, np.zeros(4000))
+    assert low < 0.05 < high and high - low == pytest.approx(2 * 1.96 * 0.2 / np.sqrt(4000), rel=0.1)
+    with pytest.raises(ValueError):
+        paired_bootstrap_interval([], [])

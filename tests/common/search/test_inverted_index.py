@@ -148,3 +148,18 @@ def test_an_and_query_scores_the_same_by_lookup_and_by_a_pass(monkeypatch):
     assert by_lookup[0].tolist() == by_pass[0].tolist()
     assert sorted(by_lookup[0].tolist()) == [0, 1, 2, 3]  # each holds both words, in one field or two
     np.testing.assert_allclose(by_lookup[1], by_pass[1], rtol=1e-6)
+
+
+def test_an_and_query_holds_exactly_the_documents_with_a_word_of_every_group():
+    """The words' bitmaps (unions within a group, intersections across groups) against a brute force."""
+    rng = np.random.default_rng(4)
+    words = ["red", "blue", "lamp", "chair", "glass", "oak"]
+    titles = [" ".join(rng.choice(words, 3)) for _ in range(203)]
+    descriptions = [" ".join(rng.choice(words, 2)) if i % 3 else "" for i in range(203)]
+    index = build(titles, descriptions)
+    queries = [["red", "lamp"], [("lamp", "chair"), "oak"], ["blue", ("glass", "zebra")], ["oak", "oak"], ["zebra"]]
+    for query in queries:
+        groups = [set(g) if isinstance(g, tuple) else {g} for g in query]
+        texts = [set(f"{t} {d}".split()) for t, d in zip(titles, descriptions, strict=True)]
+        holding = [i for i, text in enumerate(texts) if all(group & text for group in groups)]
+        assert sorted(index.search(query, k=300, match_all=True)[0].tolist()) == holding

@@ -57,6 +57,9 @@ def test_stage_two_reorders_the_blend_better_and_the_oracle_bounds_every_list(tr
     for name in ("bm25", "semantic", FUSION, stage_1("small GBDT"), stage_2(trained["champion"])):
         assert table.loc[ORACLE, "ndcg@10"] >= table.loc[name, "ndcg@10"]
     assert table["queries"].min() > 50
+    assert table.loc["bm25", "minus bm25 (95% CI)"] == "+0.000 [+0.000, +0.000]"
+    mean = float(table.loc[FUSION, "minus bm25 (95% CI)"].split()[0])
+    assert mean == pytest.approx(table.loc[FUSION, "ndcg@10"] - table.loc["bm25", "ndcg@10"], abs=1e-3)
 
 
 def test_the_fusion_finds_more_exact_products_than_either_source(trained):

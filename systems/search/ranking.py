@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import pandas as pd
 
 from common.search.funnel import Candidates, Understood
 from systems.search.features import CatalogueColumns, Engagement

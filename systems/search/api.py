@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from common.search.api import QueryRequest, query_field, stages_out
 from common.serving.app import get_service
 from common.serving.schemas import ERROR_RESPONSES, MAX_ID, STRICT_INTEGER, ModelOut, RequestModel, StageOut, k_field
 
 MAX_K = 50
-MAX_QUERY = 200  # characters: a search box, not a document
 MAX_PRICE = 1e7
 
 
@@ -20,30 +20,17 @@ class SearchFilters(RequestModel):
     available_only: bool = Field(False, description="Only products in stock")
 
 
-class SearchRequest(RequestModel):
+class SearchRequest(QueryRequest):
     """A search: the text a shopper typed."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"query": "red runing shoes", "k": 10}]})
 
-    query: str = Field(
-        min_length=1,
-        max_length=MAX_QUERY,
-        description=f"What the shopper typed, 1 to {MAX_QUERY} characters with at least one letter or digit",
-    )
+    query: str = query_field("the shopper")
     k: int = k_field(MAX_K, "products")
     filters: SearchFilters | None = Field(None, description="Category, price range, availability")
     user_id: int | None = Field(
         None, ge=0, le=MAX_ID, strict=True, description=f"The shopper, if known ({STRICT_INTEGER}); not personalised"
     )
-
-    @field_validator("query")
-    @classmethod
-    def has_words(cls, query: str) -> str:
-        from common.search.query import tokenise
-
-        if not tokenise(query):
-            raise ValueError("the query has no letter or digit to search for")
-        return query
 
 
 class ProductOut(BaseModel):
@@ -103,9 +90,7 @@ def router() -> APIRouter:
             ),
             products=service.describe(result),
             models={"ranker": ModelOut(name=service.champion.name, version=service.champion.version)},
-            stages={
-                name: StageOut(milliseconds=ms, counts=result.counts.get(name, {})) for name, ms in stage_ms.items()
-            },
+            stages=stages_out(result.counts, stage_ms),
         )
 
     return routes

@@ -5,27 +5,23 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from common.search.api import QueryRequest, query_field, stages_out
 from common.serving.app import get_service
-from common.serving.schemas import ERROR_RESPONSES, MAX_AGE, STRICT_INTEGER, ModelOut, RequestModel, StageOut, k_field
+from common.serving.schemas import ERROR_RESPONSES, MAX_AGE, STRICT_INTEGER, ModelOut, StageOut, k_field
 from systems.video.world import COUNTRIES
 
 MAX_K = 50
-MAX_QUERY = 200  # characters: a search box, not a document
 Country = Literal[tuple(COUNTRIES)]  # type: ignore[valid-type]
 
 
-class VideoSearchRequest(RequestModel):
+class VideoSearchRequest(QueryRequest):
     """A search: the text a viewer typed, and who the viewer is as far as the re-ranking rules ask."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"query": "street food lisbon kitchen", "k": 10}]})
 
-    query: str = Field(
-        min_length=1,
-        max_length=MAX_QUERY,
-        description=f"What the viewer typed, 1 to {MAX_QUERY} characters with at least one letter or digit",
-    )
+    query: str = query_field("the viewer")
     k: int = k_field(MAX_K, "videos")
     age: int | None = Field(
         None,
@@ -35,15 +31,6 @@ class VideoSearchRequest(RequestModel):
         description=f"The viewer's age ({STRICT_INTEGER}); unknown: only videos rated for everyone",
     )
     country: Country | None = Field(None, description="The viewer's country; unknown: only videos available everywhere")
-
-    @field_validator("query")
-    @classmethod
-    def has_words(cls, query: str) -> str:
-        from common.search.query import tokenise
-
-        if not tokenise(query):
-            raise ValueError("the query has no letter or digit to search for")
-        return query
 
 
 class VideoOut(BaseModel):
@@ -89,9 +76,7 @@ def router() -> APIRouter:
             ),
             videos=service.describe(result),
             models={"blend": ModelOut(name=service.champion.name, version=service.champion.version)},
-            stages={
-                name: StageOut(milliseconds=ms, counts=result.counts.get(name, {})) for name, ms in stage_ms.items()
-            },
+            stages=stages_out(result.counts, stage_ms),
         )
 
     return routes

@@ -99,11 +99,8 @@ def train(config: dict, world: VideoSearchWorld) -> dict:
     for name in fusions:
         metrics[name]["test_mrr"] = evaluation["test"].loc[name, "mrr"]
     log.info("evaluated at %.0fs", time.perf_counter() - started)
-    r = retrieval
-    served = {
-        name: ServedVideoSearch(r.understanding, r.encoder, r.known, r.visualness, fusion, visual_index)
-        for name, fusion in fusions.items()
-    }
+    query_side = (retrieval.understanding, retrieval.encoder, retrieval.known, retrieval.visualness)
+    served = {name: ServedVideoSearch(*query_side, fusion, visual_index) for name, fusion in fusions.items()}
     table = results_markdown(config, evaluation["test"], champion, judged["test"], tuning, costs, len(videos))
     data_params = {
         "scale": config["scale"],

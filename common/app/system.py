@@ -15,8 +15,9 @@ class System:
     train: Callable[[dict], dict]  # config -> summary (metrics per model, champion)
     load_service: Callable[[dict], Any]  # config -> serving bundle; raises ServiceUnavailable
     router: Callable[[], APIRouter]  # the system's endpoints
-    # (config, rng, k) -> (path, JSON body) of a realistic request, for benchmarks
-    sample_request: Callable[[dict, Any, int], tuple[str, dict]]
+    # (config, rng, k) -> (path, body) of a realistic request, for benchmarks: a JSON dict, or a
+    # common.bench.endpoint.Form for an endpoint that takes a form (an image upload)
+    sample_request: Callable[[dict, Any, int], tuple[str, Any]]
     # Whether `train` reads real data from a local path (config["data"]) instead of the world.
     accepts_data: bool = False
     # Catalogue sizes `make bench` also measures, grown with synthetic items (common.bench.padding).

@@ -49,6 +49,26 @@ CLIENT_ROW = "request (client)"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
+@dataclass(frozen=True)
+class Form:
+    """A request body sent as a form instead of JSON (a system's sample_request may return one): text
+    fields, and files as (filename, bytes, content type), which make it multipart."""
+
+    fields: dict[str, str]
+    files: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
+
+    def data(self) -> aiohttp.FormData:
+        form = aiohttp.FormData(self.fields)
+        for name, (filename, content, content_type) in self.files.items():
+            form.add_field(name, content, filename=filename, content_type=content_type)
+        return form
+
+
+def _body(body: dict | Form) -> dict:
+    """aiohttp's keyword for the body: a fresh FormData each time (one is consumed by its request)."""
+    return {"data": body.data()} if isinstance(body, Form) else {"json": body}
+
+
 @dataclass
 class LevelResult:
     """What one concurrency level measured. Latencies are in milliseconds, successes only."""
@@ -277,7 +297,7 @@ async def _run_level(client: aiohttp.ClientSession, requests: list[tuple[str, di
             path, body = queue.popleft()
             started = time.perf_counter()
             try:
-                async with client.post(path, json=body) as response:
+                async with client.post(path, **_body(body)) as response:
                     status, text = response.status, await response.text()
             except (TimeoutError, aiohttp.ClientError) as error:
                 result.record_error(f"{type(error).__name__}: {error}")

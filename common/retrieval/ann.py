@@ -27,8 +27,15 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-KINDS = ("flat", "ivf", "hnsw")
-REQUIRED_PARAMS = {"flat": (), "ivf": ("nlist", "nprobe"), "hnsw": ("M", "efSearch")}
+KINDS = ("flat", "ivf", "ivfpq", "hnsw")
+REQUIRED_PARAMS = {
+    "flat": (),
+    "ivf": ("nlist", "nprobe"),
+    "ivfpq": ("nlist", "nprobe", "m", "nbits"),
+    "hnsw": ("M", "efSearch"),
+}
+# Inverted-list kinds: trained (k-means), searched over nprobe of nlist lists, memory-mappable.
+IVF_KINDS = ("ivf", "ivfpq")
 # Exact search costs n*d multiply-adds per query: ~0.3 ms measured at 50k x 64 on one
 # core, as fast as any ANN index there, with recall 1 and nothing to train.
 FLAT_MAX_ITEMS = 50_000
@@ -42,12 +49,14 @@ MIN_POINTS_PER_LIST = 39
 RECALL_K = 100
 PROBE_QUERIES = 500
 HNSW_MAX_EF_SEARCH = 4096
+# IVF-PQ stops widening its search when doubling nprobe gains less recall than this.
+PQ_RECALL_GAIN = 0.005
 
 
 @dataclass(frozen=True)
 class IndexSpec:
     """How the factory chose: `kind` in KINDS, `params` its faiss parameters
-    (ivf: nlist, nprobe; hnsw: M, efSearch and optionally efConstruction)."""
+    (ivf: nlist, nprobe; ivfpq: those and m, nbits; hnsw: M, efSearch and optionally efConstruction)."""
 
     kind: str
     params: dict
@@ -60,7 +69,7 @@ class IndexSpec:
             raise ValueError(f"{self.kind} index spec lacks params {missing}")
 
 
-def choose_spec(n_items: int, kind: str | None = None) -> IndexSpec:
+def choose_spec(n_items: int, kind: str | None = None, code_bytes: int = 16) -> IndexSpec:
     """Exact search below FLAT_MAX_ITEMS, IVF-Flat up to IVF_MAX_ITEMS, HNSW beyond
     (see the constants for why). `kind` forces a kind, with parameters sized for n_items.
 
@@ -69,14 +78,20 @@ def choose_spec(n_items: int, kind: str | None = None) -> IndexSpec:
     and the build doubles it until the target recall is reached, so a search scans no more
     lists than the data needs (uniformly random vectors need ~nlist / 2; the product-search
     two-tower at 1M, nlist 4000: 0.98 at nprobe 125, the former start).
+    IVF-PQ (asked for by name: it trades recall for memory): IVF's lists, each vector stored as
+    `code_bytes` bytes of product-quantisation codes (m sub-vectors of 8 bits each) instead of 4 bytes a
+    dimension; the vector's dimension must be a multiple of m.
     HNSW: M=32, efConstruction=128, efSearch=128, likewise widened by the build."""
     if n_items < 1:
         raise ValueError(f"n_items must be positive, got {n_items}")
     if kind is None:
         kind = "flat" if n_items < FLAT_MAX_ITEMS else "ivf" if n_items <= IVF_MAX_ITEMS else "hnsw"
-    if kind == "ivf":
+    if kind in IVF_KINDS:
         nlist = max(1, min(round(4 * math.sqrt(n_items)), n_items // MIN_POINTS_PER_LIST))
-        return IndexSpec("ivf", {"nlist": nlist, "nprobe": math.ceil(nlist / 128)})
+        params = {"nlist": nlist, "nprobe": math.ceil(nlist / 128)}
+        if kind == "ivfpq":
+            params |= {"m": code_bytes, "nbits": 8}
+        return IndexSpec(kind, params)
     if kind == "hnsw":
         return IndexSpec("hnsw", {"M": 32, "efConstruction": 128, "efSearch": 128})
     return IndexSpec(kind, {})
@@ -109,10 +124,11 @@ class ANNIndex:
         seed: int = 0,
         target_recall: float = 0.95,
         queries: np.ndarray | None = None,
+        recall_k: int = RECALL_K,
     ) -> ANNIndex:
         """Index the items (IVF first trains its lists on a seeded sample of at most
-        `train_sample` vectors), then measure recall@100 on `queries` and widen the search
-        to `target_recall` where the kind allows.
+        `train_sample` vectors), then measure recall@`recall_k` on `queries` and widen the search
+        to `target_recall` where the kind allows (IVF-PQ's codes cap its recall however wide it searches).
 
         Pass a sample of real user vectors as `queries` when there is one: recall depends
         on where the queries fall, and the default probes (midpoints of random item
@@ -121,19 +137,19 @@ class ANNIndex:
         started = time.perf_counter()
         index = cls(spec or choose_spec(len(ids)), vectors.shape[1])
         rng = np.random.default_rng(seed)
-        if index.spec.kind == "ivf":
+        if index.spec.kind in IVF_KINDS:
             index._train(vectors, train_sample, rng)
         index.add(ids, vectors)
         if queries is None:
             queries = _probe_queries(vectors, rng)
-        index._reach_recall(ids, vectors, _check_vectors(queries, index.dim, "queries"), target_recall)
+        index._reach_recall(ids, vectors, _check_vectors(queries, index.dim, "queries"), target_recall, recall_k)
         log.info(
             "built %s index %s over %d items in %.1f s, recall@%d %.3f",
             index.spec.kind,
             index.spec.params,
             index.ntotal,
             time.perf_counter() - started,
-            min(RECALL_K, index.ntotal),
+            min(recall_k, index.ntotal),
             index.recall,
         )
         return index
@@ -141,6 +157,11 @@ class ANNIndex:
     @property
     def ntotal(self) -> int:
         return self._index.ntotal
+
+    @property
+    def faiss_index(self) -> faiss.Index:
+        """The faiss index itself (an IndexIDMap2 around the kind's index), to measure it (size, lists)."""
+        return self._index
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add new items; IVF assigns them to its trained lists, HNSW links them in."""
@@ -185,7 +206,7 @@ class ANNIndex:
         path = Path(path)
         meta = json.loads(_meta_path(path).read_text())
         index = cls(IndexSpec(meta["kind"], meta["params"]), meta["dim"])
-        flags = faiss.IO_FLAG_MMAP if mmap and index.spec.kind == "ivf" else 0
+        flags = faiss.IO_FLAG_MMAP if mmap and index.spec.kind in IVF_KINDS else 0
         index._index = faiss.read_index(str(path), flags)
         if index._index.d != index.dim:
             raise ValueError(f"{path} holds {index._index.d}-d vectors, its metadata says {index.dim}")
@@ -205,22 +226,35 @@ class ANNIndex:
             log.warning("training %d IVF lists on %d vectors: the lists are undertrained", nlist, len(sample))
         self._index.train(sample)
 
-    def _reach_recall(self, ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, target: float) -> None:
-        k = min(RECALL_K, len(ids))
+    def _reach_recall(
+        self, ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, target: float, recall_k: int
+    ) -> None:
+        k = min(recall_k, len(ids))
         truth = _exact_ids(ids, vectors, queries, k)
-        while True:
+        self.recall = overlap_recall(self.search(queries, k)[1], truth)
+        while self.recall < target:
+            narrower = (self.spec, self.recall)
+            if not self._widen_search():
+                break
             self.recall = overlap_recall(self.search(queries, k)[1], truth)
-            if self.recall >= target or not self._widen_search():
+            if self.spec.kind == "ivfpq" and self.recall - narrower[1] < PQ_RECALL_GAIN:
+                # The codes, not the probes, now cap the recall: a wider search would only cost time.
+                self.spec, self.recall = narrower
+                self._apply_search_params()
                 break
         if self.recall < target:
             log.warning(
-                "%s index reaches recall@%d %.3f < %.2f at its widest search", self.spec.kind, k, self.recall, target
+                "%s index reaches recall@%d %.3f < %.2f at its widest useful search",
+                self.spec.kind,
+                k,
+                self.recall,
+                target,
             )
 
     def _widen_search(self) -> bool:
         """Double the search-time breadth (no rebuild); False when it cannot grow."""
         params = self.spec.params
-        if self.spec.kind == "ivf" and params["nprobe"] < params["nlist"]:
+        if self.spec.kind in IVF_KINDS and params["nprobe"] < params["nlist"]:
             params = {**params, "nprobe": min(2 * params["nprobe"], params["nlist"])}
         elif self.spec.kind == "hnsw" and params["efSearch"] < HNSW_MAX_EF_SEARCH:
             params = {**params, "efSearch": min(2 * params["efSearch"], HNSW_MAX_EF_SEARCH)}
@@ -233,14 +267,14 @@ class ANNIndex:
 
     def _apply_search_params(self) -> None:
         inner = faiss.downcast_index(self._index.index)
-        if self.spec.kind == "ivf":
+        if self.spec.kind in IVF_KINDS:
             inner.nprobe = self.spec.params["nprobe"]
         elif self.spec.kind == "hnsw":
             inner.hnsw.efSearch = self.spec.params["efSearch"]
 
     def _exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.spec.kind == "ivf":
-            # Probing every list of an IVF-Flat index is an exhaustive scan.
+        if self.spec.kind in IVF_KINDS:
+            # Probing every list is an exhaustive scan (of IVF-PQ's codes: exact over what it stores).
             return self._index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=self.spec.params["nlist"]))
         if self.spec.kind == "hnsw":
             scores, positions = faiss.downcast_index(self._index.index).storage.search(queries, k)
@@ -263,6 +297,13 @@ def _inner_index(spec: IndexSpec, dim: int) -> faiss.Index:
     if spec.kind == "ivf":
         quantizer = faiss.IndexFlatIP(dim)
         return faiss.IndexIVFFlat(quantizer, dim, spec.params["nlist"], faiss.METRIC_INNER_PRODUCT)
+    if spec.kind == "ivfpq":
+        if dim % spec.params["m"]:
+            raise ValueError(f"IVF-PQ splits vectors into m={spec.params['m']} parts: dim {dim} is no multiple of it")
+        quantizer = faiss.IndexFlatIP(dim)
+        return faiss.IndexIVFPQ(
+            quantizer, dim, spec.params["nlist"], spec.params["m"], spec.params["nbits"], faiss.METRIC_INNER_PRODUCT
+        )
     if spec.kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, spec.params["M"], faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = spec.params.get("efConstruction", 128)

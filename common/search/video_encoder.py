@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from torch import nn
 
+from common.models.contrastive import symmetric_info_nce
 from common.models.training import train_keeping_best_epoch
 from common.search.semantic import ENCODE_BATCH_SIZE, TextHasher, distinct_texts, hashed_bags
 
@@ -51,14 +52,6 @@ class _VideoTextNet(nn.Module):
         """frames: (n, F, frame_dim) float32 -> (n, dim) unit rows."""
         pooled = self.frame_mlp(frames).mean(dim=1)  # (n, hidden)
         return F.normalize(self.video_head(pooled), dim=1)
-
-
-def symmetric_info_nce(t: torch.Tensor, v: torch.Tensor, same: torch.Tensor, temperature: float) -> torch.Tensor:
-    """CLIP's loss. t, v: (B, d) unit rows, row i a positive pair; same: (B, B) bool, True off the diagonal
-    where rows i and j share their text or their video (masked: not negatives)."""
-    logits = (t @ v.T / temperature).masked_fill(same, float("-inf"))  # (B, B): text i against video j
-    labels = torch.arange(len(t))
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
 class VideoTextEncoder(BaseEstimator):

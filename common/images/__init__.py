@@ -1,0 +1,1 @@
+"""Images: procedural photos of latent objects, image files in and out, and augmentations."""

@@ -1,0 +1,308 @@
+"""Multimodal multi-label classifiers over posts (the harmful-content chapter's sections 3 and 6): a post's
+text, its image and its tabular features (author, interactions) -> one probability per task (category).
+
+    inputs = PostInputs(texts=texts, image_vectors=images, has_image=has, numeric=numeric)
+    model = MultimodalClassifier(tasks=("violence", "nudity", "hate", "spam")).fit(inputs, labels)
+    model.predict_proba(inputs)                     # (n, 4)
+    LateFusion(tasks).fit(inputs, labels)           # a text model and an image model, predictions combined
+    PerTaskClassifiers(tasks).fit(inputs, labels)   # one independent network per task
+
+Early fusion (the chapter's choice): the modalities' representations are concatenated first and one shared
+network reads them together, so it can learn that a benign text with a benign image is harmful together.
+Late fusion runs a network per modality and combines their probabilities (noisy-OR: harmful when either
+says so), which cannot see such a combination. Each modality's network also reads the tabular features, so
+the comparison isolates the fusion.
+
+Text: either the hashed bag of words, character trigrams and word pairs of common/search/semantic.py, mean
+pooled from an embedding table trained with the rest of the network (the encoder "trained here": no
+vocabulary to fit, any language), or precomputed vectors (a pretrained sentence encoder's), through a linear
+layer. Image: precomputed vectors (a CNN trained here, frozen) and a flag for posts without an image.
+Loss: the sum over tasks of each task's binary cross entropy (the chapter's L = L1 + L2 + ...), or of each
+task's focal loss (Lin et al. 2017), which down-weights the easy negatives that dominate rare categories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.special import expit
+from sklearn.base import BaseEstimator
+from torch import nn
+
+from common.models.training import train_keeping_best_epoch
+from common.search.semantic import TextHasher
+
+MODALITIES = ("text", "image")
+PREDICT_BATCH_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class PostInputs:
+    """A batch of posts, one row each. Give `texts` (hashed bags, trained here) or `text_vectors`."""
+
+    numeric: np.ndarray  # (n, f) float: author and interaction features
+    image_vectors: np.ndarray  # (n, d) float32, zeros where a post has no image
+    has_image: np.ndarray  # (n,) bool
+    texts: np.ndarray | None = None  # (n,) str
+    text_vectors: np.ndarray | None = None  # (n, t) float32
+
+    def __len__(self) -> int:
+        return len(self.numeric)
+
+    def take(self, rows: np.ndarray) -> PostInputs:
+        return PostInputs(
+            self.numeric[rows],
+            self.image_vectors[rows],
+            self.has_image[rows],
+            None if self.texts is None else self.texts[rows],
+            None if self.text_vectors is None else self.text_vectors[rows],
+        )
+
+
+def focal_loss(logits: torch.Tensor, labels: torch.Tensor, gamma: float, alpha: float) -> torch.Tensor:
+    """Mean over rows of the focal loss, per task: (batch, tasks) -> (tasks,). gamma = 0 and alpha = 0.5
+    is half the binary cross entropy."""
+    bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    p = torch.sigmoid(logits)
+    p_true = labels * p + (1 - labels) * (1 - p)
+    weight = labels * alpha + (1 - labels) * (1 - alpha)
+    return (weight * (1 - p_true) ** gamma * bce).mean(dim=0)
+
+
+class _FusionNet(nn.Module):
+    """[text representation; image vector, has-image; standardised numerics] -> shared MLP -> one logit per
+    task. `modalities` leaves a modality out entirely (late fusion's unimodal networks)."""
+
+    def __init__(
+        self,
+        n_tasks: int,
+        n_numeric: int,
+        image_dim: int,
+        text_dim: int | None,
+        n_buckets: int,
+        width: int,
+        hidden: int,
+        modalities: tuple[str, ...],
+        base_rates: np.ndarray,
+    ):
+        super().__init__()
+        self.modalities = modalities
+        inputs = n_numeric
+        if "text" in modalities:
+            if text_dim is None:
+                self.bag = nn.EmbeddingBag(n_buckets, width, mode="mean", sparse=True)
+            else:
+                self.text = nn.Linear(text_dim, width)
+            inputs += width
+        if "image" in modalities:
+            self.image = nn.Linear(image_dim, width)
+            inputs += width + 1
+        self.shared = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.heads = nn.Linear(hidden, n_tasks)
+        # Starts at the base rates: the first predictions are the prior, not 0.5.
+        with torch.no_grad():
+            self.heads.bias.copy_(torch.logit(torch.as_tensor(base_rates, dtype=torch.float32).clamp(1e-4, 1 - 1e-4)))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [batch["numeric"]]
+        if "text" in self.modalities:
+            if hasattr(self, "bag"):
+                parts.append(F.relu(self.bag(batch["ids"], batch["offsets"])))
+            else:
+                parts.append(F.relu(self.text(batch["text_vectors"])))
+        if "image" in self.modalities:
+            has = batch["has_image"][:, None]
+            parts += [F.relu(self.image(batch["image_vectors"])) * has, has]
+        return self.heads(self.shared(torch.cat(parts, dim=1)))
+
+
+class MultimodalClassifier(BaseEstimator):
+    """One network, one sigmoid head per task (multi-task), early fusion of the given modalities.
+    fit(inputs, labels (n, n_tasks) of 0/1, eval_set=(inputs, labels)) keeps the epoch with the lowest eval
+    loss. predict_proba(inputs) -> (n, n_tasks)."""
+
+    def __init__(
+        self,
+        tasks: tuple[str, ...] = ("harmful",),
+        modalities: tuple[str, ...] = MODALITIES,
+        loss: str = "bce",
+        gamma: float = 2.0,
+        alpha: float = 0.5,
+        n_buckets: int = 2**18,
+        width: int = 64,
+        hidden: int = 128,
+        epochs: int = 6,
+        batch_size: int = 512,
+        learning_rate: float = 2e-3,
+        weight_decay: float = 1e-5,
+        random_state: int = 0,
+        verbose: bool = False,
+    ):
+        self.tasks = tasks
+        self.modalities = modalities
+        self.loss = loss
+        self.gamma = gamma
+        self.alpha = alpha
+        self.n_buckets = n_buckets
+        self.width = width
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set: tuple[PostInputs, np.ndarray] | None = None):
+        labels = _check_labels(labels, len(inputs), len(self.tasks))
+        unknown = set(self.modalities) - set(MODALITIES)
+        if unknown or not self.modalities:
+            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
+        if "text" in self.modalities and inputs.texts is None and inputs.text_vectors is None:
+            raise ValueError("the text modality needs texts or text_vectors")
+        if self.loss not in ("bce", "focal"):
+            raise ValueError(f"loss must be bce or focal, got {self.loss!r}")
+        torch.manual_seed(self.random_state)
+        rng = np.random.default_rng(self.random_state)
+        self.numeric_mean_ = inputs.numeric.mean(axis=0)
+        self.numeric_std_ = inputs.numeric.std(axis=0) + 1e-6
+        self.text_vectors_ = inputs.text_vectors is not None
+        text_dim = inputs.text_vectors.shape[1] if self.text_vectors_ else None
+        self.module_ = _FusionNet(
+            len(self.tasks),
+            inputs.numeric.shape[1],
+            inputs.image_vectors.shape[1],
+            text_dim,
+            self.n_buckets,
+            self.width,
+            self.hidden,
+            tuple(self.modalities),
+            labels.mean(axis=0),
+        )
+        target = torch.from_numpy(labels)
+
+        def batch_loss(rows: torch.Tensor) -> torch.Tensor:
+            logits = self.module_(self._tensors(inputs.take(rows.numpy())))
+            return self._loss(logits, target[rows])
+
+        eval_loss = None
+        if eval_set is not None:
+            eval_inputs, eval_labels = eval_set
+            eval_target = torch.from_numpy(_check_labels(eval_labels, len(eval_inputs), len(self.tasks)))
+
+            def eval_loss() -> float:
+                with torch.inference_mode():
+                    return float(self._loss(self._logits(eval_inputs), eval_target))
+
+        self._fit_hasher = TextHasher(self.n_buckets)
+        try:
+            log = self._train(inputs, batch_loss, eval_loss, rng)
+        finally:
+            del self._fit_hasher
+        self.train_loss_, self.eval_loss_, self.best_epoch_ = log.train_loss, log.eval_loss, log.best_epoch
+        return self
+
+    def _train(self, inputs: PostInputs, batch_loss, eval_loss, rng: np.random.Generator):
+        return train_keeping_best_epoch(
+            self.module_,
+            (torch.arange(len(inputs)),),
+            batch_loss,
+            eval_loss,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            rng=rng,
+            desc="multimodal classifier",
+            verbose=self.verbose,
+        )
+
+    def predict_proba(self, inputs: PostInputs) -> np.ndarray:
+        if not hasattr(self, "module_"):
+            raise RuntimeError("MultimodalClassifier is not fitted; call fit first")
+        with torch.inference_mode():
+            return expit(self._logits(inputs).numpy().astype(np.float64))
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.loss == "focal":
+            return focal_loss(logits, labels, self.gamma, self.alpha).sum()
+        return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(dim=0).sum()
+
+    def _logits(self, inputs: PostInputs) -> torch.Tensor:
+        chunks = [
+            self.module_(self._tensors(inputs.take(np.arange(start, min(start + PREDICT_BATCH_SIZE, len(inputs))))))
+            for start in range(0, len(inputs), PREDICT_BATCH_SIZE)
+        ]
+        return torch.cat(chunks) if chunks else torch.empty((0, len(self.tasks)))
+
+    def _tensors(self, inputs: PostInputs) -> dict[str, torch.Tensor]:
+        numeric = (np.asarray(inputs.numeric, dtype=np.float64) - self.numeric_mean_) / self.numeric_std_
+        batch = {
+            "numeric": torch.from_numpy(numeric.astype(np.float32)),
+            "image_vectors": torch.from_numpy(np.asarray(inputs.image_vectors, dtype=np.float32)),
+            "has_image": torch.from_numpy(np.asarray(inputs.has_image, dtype=np.float32)),
+        }
+        if "text" in self.modalities:
+            if self.text_vectors_:
+                if inputs.text_vectors is None:
+                    raise ValueError("this model reads text_vectors; the inputs have none")
+                batch["text_vectors"] = torch.from_numpy(np.asarray(inputs.text_vectors, dtype=np.float32))
+            else:
+                # One hasher per fit (its word cache makes the epochs' repeated words cheap), a new one per
+                # prediction call (a cache kept across serving calls would grow with every word ever posted).
+                hasher = getattr(self, "_fit_hasher", None) or TextHasher(self.n_buckets)
+                ids, indptr = hasher.bags(list(inputs.texts))
+                batch["ids"], batch["offsets"] = torch.from_numpy(ids), torch.from_numpy(indptr[:-1])
+        return batch
+
+
+class LateFusion:
+    """A text network and an image network (each with the tabular features), trained apart; a post's
+    probability per task is the noisy-OR of the two: 1 - (1 - p_text)(1 - p_image); the image network says
+    nothing (0) for a post without an image."""
+
+    def __init__(self, **network):
+        self.network = network
+
+    def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set=None) -> LateFusion:
+        self.text_ = MultimodalClassifier(**self.network, modalities=("text",)).fit(inputs, labels, eval_set)
+        self.image_ = MultimodalClassifier(**self.network, modalities=("image",)).fit(inputs, labels, eval_set)
+        return self
+
+    def predict_proba(self, inputs: PostInputs) -> np.ndarray:
+        p_text = self.text_.predict_proba(inputs)
+        p_image = self.image_.predict_proba(inputs) * np.asarray(inputs.has_image, dtype=np.float64)[:, None]
+        return 1 - (1 - p_text) * (1 - p_image)
+
+
+class PerTaskClassifiers:
+    """One independent early-fusion network per task (the chapter's "one binary classifier per category":
+    nothing shared, each trained and kept on its own)."""
+
+    def __init__(self, **network):
+        self.network = network
+
+    def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set=None) -> PerTaskClassifiers:
+        tasks = self.network["tasks"]
+        labels = _check_labels(labels, len(inputs), len(tasks))
+        self.models_ = []
+        for j, task in enumerate(tasks):
+            one = None if eval_set is None else (eval_set[0], np.asarray(eval_set[1])[:, [j]])
+            network = {**self.network, "tasks": (task,)}
+            self.models_.append(MultimodalClassifier(**network).fit(inputs, labels[:, [j]], one))
+        return self
+
+    def predict_proba(self, inputs: PostInputs) -> np.ndarray:
+        return np.hstack([model.predict_proba(inputs) for model in self.models_])
+
+
+def _check_labels(labels: np.ndarray, n_rows: int, n_tasks: int) -> np.ndarray:
+    labels = np.asarray(labels, dtype=np.float32)
+    if labels.shape != (n_rows, n_tasks):
+        raise ValueError(f"labels must be (n_rows, n_tasks) = ({n_rows}, {n_tasks}), got {labels.shape}")
+    if not np.isin(labels, (0.0, 1.0)).all():
+        raise ValueError("labels must be 0 or 1")
+    return labels

@@ -1,0 +1,105 @@
+"""Offline and simulated online evaluation of harmful-content detection (chapter section 2).
+
+Offline, per category, on the hand-labelled test posts: PR-AUC (average precision: the rare categories'
+metric), ROC-AUC, F1 at the threshold that maximised it on the validation posts, and the removal threshold's
+precision and recall. Thresholds come from the validation posts only: `remove` is the lowest score whose
+validation precision reaches remove_precision (0.95: a removal must rarely be wrong), `demote` the lowest
+reaching demote_precision.
+
+Online (simulated on posts held out from training, with the world's truth and each post's reach):
+  prevalence         harmful impressions that got through / all impressions shown
+  proactive rate     harmful posts the system acted on / (those + harmful posts only users reported)
+  wrong removals     removed posts that were benign / removed posts: the appeals that would be reversed
+for the served policy, for no moderation and for the oracle policy (remove exactly the harmful posts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+NEVER = float("inf")  # a threshold no score reaches: the category is never acted on
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    remove: np.ndarray  # (n_categories,)
+    demote: np.ndarray
+    f1: np.ndarray  # the validation's best-F1 threshold, for the offline F1
+
+
+def choose_thresholds(y: np.ndarray, p: np.ndarray, remove_precision: float, demote_precision: float) -> Thresholds:
+    """Per category, from the validation posts' labels y and scores p, both (n, n_categories)."""
+    remove, demote, f1 = [], [], []
+    for c in range(y.shape[1]):
+        if y[:, c].sum() == 0:
+            remove.append(NEVER), demote.append(NEVER), f1.append(NEVER)
+            continue
+        precision, recall, thresholds = precision_recall_curve(y[:, c], p[:, c])
+        precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+        remove.append(_lowest_reaching(precision, thresholds, remove_precision))
+        demote.append(min(_lowest_reaching(precision, thresholds, demote_precision), remove[-1]))
+        scores = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        f1.append(float(thresholds[np.argmax(scores)]))
+    return Thresholds(np.asarray(remove), np.asarray(demote), np.asarray(f1))
+
+
+def _lowest_reaching(precision: np.ndarray, thresholds: np.ndarray, target: float) -> float:
+    """The lowest threshold at and above which precision stays at or above target (a threshold whose
+    precision dips again further up would let a later tweak break the promise)."""
+    ok = precision >= target
+    # Precision at every higher threshold must hold too: scan from the top.
+    holds = np.flip(np.cumprod(np.flip(ok))).astype(bool)
+    return float(thresholds[holds].min()) if holds.any() else NEVER
+
+
+def category_metrics(y: np.ndarray, p: np.ndarray, thresholds: Thresholds, categories) -> dict[str, dict]:
+    """Per category: pr_auc, roc_auc, f1, remove_precision, remove_recall (NaN where undefined)."""
+    out = {}
+    for c, category in enumerate(categories):
+        truth, score = y[:, c], p[:, c]
+        both = 0 < truth.sum() < len(truth)
+        removed = score >= thresholds.remove[c]
+        flagged = score >= thresholds.f1[c]
+        precision = truth[flagged].mean() if flagged.any() else np.nan
+        recall = truth[flagged].sum() / truth.sum() if truth.sum() else np.nan
+        out[category] = {
+            "pr_auc": float(average_precision_score(truth, score)) if both else np.nan,
+            "roc_auc": float(roc_auc_score(truth, score)) if both else np.nan,
+            "f1": float(2 * precision * recall / (precision + recall)) if precision + recall > 0 else 0.0,
+            "remove_precision": float(truth[removed].mean()) if removed.any() else np.nan,
+            "remove_recall": float(truth[removed].sum() / truth.sum()) if truth.sum() else np.nan,
+            "positives": int(truth.sum()),
+        }
+    return out
+
+
+def actions(p: np.ndarray, thresholds: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """(action per post: 2 remove, 1 demote, 0 allow; the reason: the category furthest past its threshold)."""
+    over_remove = p / np.where(np.isfinite(thresholds.remove), thresholds.remove, np.inf)
+    over_demote = p / np.where(np.isfinite(thresholds.demote), thresholds.demote, np.inf)
+    removed = (over_remove >= 1).any(axis=1)
+    demoted = ~removed & (over_demote >= 1).any(axis=1)
+    reason = np.where(removed, over_remove.argmax(axis=1), over_demote.argmax(axis=1))
+    return np.where(removed, 2, np.where(demoted, 1, 0)), reason
+
+
+def online_metrics(
+    action: np.ndarray, harmful: np.ndarray, impressions: np.ndarray, reported: np.ndarray, demote_reach: float
+):
+    """The chapter's online metrics of one policy over posts: action (0 allow, 1 demote, 2 remove), whether
+    each is truly harmful (any category), its reach if allowed, whether users reported it."""
+    shown = impressions * np.where(action == 2, 0.0, np.where(action == 1, demote_reach, 1.0))
+    acted = action > 0
+    system_found = (acted & harmful).sum()
+    users_only = (~acted & harmful & reported).sum()
+    removed = action == 2
+    return {
+        "prevalence": float(shown[harmful].sum() / max(shown.sum(), 1e-12)),
+        "proactive_rate": float(system_found / max(system_found + users_only, 1)),
+        "wrong_removals": float((removed & ~harmful).sum() / removed.sum()) if removed.any() else 0.0,
+        "removed": int(removed.sum()),
+        "demoted": int((action == 1).sum()),
+    }

@@ -119,6 +119,11 @@ class ImageEncoder(BaseEstimator):
         pixels = self._scaled(images)  # (n, 3, s, s) float32 in [0, 1]
         if init is not None:
             init._check_fitted()
+            if (init.dim, init.width, init.input_size) != (self.dim, self.width, self.input_size):
+                raise ValueError(
+                    f"init has dim, width, input_size {(init.dim, init.width, init.input_size)}; this encoder"
+                    f" {(self.dim, self.width, self.input_size)}: fine-tuning keeps the architecture"
+                )
             self.module_ = copy.deepcopy(init.module_)
             self.mean_, self.std_ = init.mean_, init.std_
         else:

@@ -34,6 +34,7 @@ class Corpus:
     click_pairs: tuple[np.ndarray, np.ndarray] | None  # (search_pixels rows, image rows) of clicked results
     search_pixels: np.ndarray | None
     source: str  # what it came from, for the results
+    relevance: str  # what relevant means, for the results
 
     def split(self, name: str) -> np.ndarray:
         return np.flatnonzero(self.queries["split"].to_numpy() == name)
@@ -58,6 +59,8 @@ def world_corpus(world: ImageSearchWorld) -> Corpus:
         click_pairs=(clicks["search_id"].to_numpy(), clicks["image_id"].to_numpy()),
         search_pixels=tables["search_pixels"],
         source=f"the world: {world.n_objects} objects, {len(images)} photos, {len(clicks)} clicks",
+        relevance="new photos of catalogue objects; relevant: the same object (nDCG: graded, 3 same object, 2 same"
+        " shape and colour, 1 same shape)",
     )
 
 
@@ -107,4 +110,5 @@ def folder_corpus(root: str, image_size: int, query_share: float, added_share: f
         click_pairs=None,
         search_pixels=None,
         source=f"{root}: {len(folder.classes)} classes, {len(catalogue)} catalogue images, {len(query_rows)} queries",
+        relevance="held-out images of each class; relevant: the same class",
     )

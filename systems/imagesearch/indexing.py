@@ -44,7 +44,11 @@ class IndexReport:
 def ivfpq_spec(config: dict, n_items: int) -> IndexSpec:
     index = config["index"]
     spec = choose_spec(n_items, "ivfpq", code_bytes=index["code_bytes"])
-    return IndexSpec("ivfpq", {**spec.params, "nbits": index["nbits"]})
+    # Each sub-quantiser's k-means needs at least 2**nbits points: a small catalogue gets fewer centroids.
+    nbits = min(index["nbits"], int(np.log2(max(n_items, 2))) - 1)
+    if nbits < 1:
+        raise ValueError(f"IVF-PQ needs at least 4 images to index, got {n_items}")
+    return IndexSpec("ivfpq", {**spec.params, "nbits": nbits})
 
 
 def build_with_uploads(

@@ -161,14 +161,19 @@ def click_training_set(corpus: Corpus) -> tuple[np.ndarray, tuple[np.ndarray, np
 
 
 def exact_ranking(queries: np.ndarray, catalogue: np.ndarray, private: np.ndarray, depth: int) -> np.ndarray:
-    """(n_queries, depth) rows of the public images with the largest inner products, best first."""
-    ranked = np.empty((len(queries), depth), dtype=np.int64)
+    """(n_queries, depth) rows of the public images with the largest inner products, best first; -1 pads the
+    lists of a catalogue with fewer public images than depth."""
+    ranked = np.full((len(queries), depth), -1, dtype=np.int64)
+    public = int((~private).sum())
+    width = min(depth, public)
+    if width == 0:
+        return ranked
     for start in range(0, len(queries), 512):
         scores = queries[start : start + 512] @ catalogue.T
         scores[:, private] = -np.inf
-        top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+        top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
         order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        ranked[start : start + len(top)] = np.take_along_axis(top, order, axis=1)
+        ranked[start : start + len(top), :width] = np.take_along_axis(top, order, axis=1)
     return ranked
 
 
@@ -223,9 +228,8 @@ def results_markdown(
     columns = ["list", "mrr", f"recall@{k}", f"precision@{k}", "map", f"ndcg@{k}"]
     rebuild = report.rebuild.copy()
     lines = [
-        f"Data: {corpus.source}. Test queries: {len(corpus.split('test'))} new photos of catalogue objects;"
-        f" exact search over each model's embeddings, counted to rank {e['depth']} (mAP) and {k}; relevant:"
-        " the same object (nDCG: graded, 3 same object, 2 same shape and colour, 1 same shape)",
+        f"Data: {corpus.source}. Test queries: {len(corpus.split('test'))} {corpus.relevance}; exact search over"
+        f" each model's embeddings, counted to rank {e['depth']} (mAP) and {k}",
         "",
         markdown_table(rows, columns),
         "",

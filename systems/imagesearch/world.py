@@ -87,9 +87,12 @@ class ImageSearchWorld:
         # exposure), so it is a re-upload of that photo, not a new photo of the object.
         duplicate_of = np.full(n, -1, dtype=np.int64)
         candidates = np.flatnonzero(rng.random(n) < self.duplicate_rate)
+        is_candidate = np.zeros(n, dtype=bool)
+        is_candidate[candidates] = True
         by_object = pd.Series(np.arange(n)).groupby(object_rows).agg(list)
         for row in candidates:
-            siblings = [s for s in by_object[object_rows[row]] if s != row and duplicate_of[s] < 0]
+            # An original is never itself a copy: no chains, so each copy takes its original's own pose.
+            siblings = [s for s in by_object[object_rows[row]] if not is_candidate[s]]
             if siblings:
                 duplicate_of[row] = siblings[int(rng.integers(len(siblings)))]
         copies = np.flatnonzero(duplicate_of >= 0)

@@ -216,3 +216,22 @@ def latest_results_table(system: str) -> str:
     if not runs:
         raise ChampionMissing(f"no finished {system} training yet: run make train SYSTEM={system}")
     return mlflow.artifacts.load_text(f"{runs[0].info.artifact_uri}/results.md")
+
+
+def record_bundles(
+    system: str,
+    config: dict,
+    champion: str,
+    bundles: dict,
+    metrics: dict[str, dict],
+    data_params: dict,
+    table: str,
+    figures: dict | None = None,
+) -> str:
+    """record_pipeline for serving bundles that are not classifiers: a run per bundle holding it (a pyfunc),
+    its metrics and params; the champion registered. Returns the registered version."""
+
+    def log_model(name: str, params: dict, tags: dict) -> str:
+        return log_object_run(name, params, metrics[name], bundles[name], {}, tags)
+
+    return record_pipeline(system, config, champion, bundles, data_params, table, log_model, figures)

@@ -96,10 +96,7 @@ def train(config: dict, world: HarmfulWorld) -> dict:
     table = results_markdown(config, posts, results, champion, online, seconds)
     data_params = {"scale": config["scale"], "seed": config["seed"], "n_posts": len(posts.table)}
 
-    def log_model(name: str, params: dict, tags: dict) -> str:
-        return tracking.log_object_run(name, params, metrics[name], served[name], {}, tags)
-
-    version = tracking.record_pipeline(SYSTEM, config, champion, served, data_params, table, log_model)
+    version = tracking.record_bundles(SYSTEM, config, champion, served, metrics, data_params, table)
     total = time.perf_counter() - started
     log.info("harmful pipeline done in %.0fs; champion %s", total, champion)
     return {

@@ -96,10 +96,7 @@ def train(config: dict, corpus: Corpus) -> dict:
     table = results_markdown(config, corpus, evaluation["test"], champion, report, copies, fit_seconds, threshold)
     data_params = {"scale": config["scale"], "seed": config["seed"], "source": corpus.source[:250]}
 
-    def log_model(name: str, params: dict, tags: dict) -> str:
-        return tracking.log_object_run(name, params, metrics[name], served[name], {}, tags)
-
-    version = tracking.record_pipeline(SYSTEM, config, champion, served, data_params, table, log_model)
+    version = tracking.record_bundles(SYSTEM, config, champion, served, metrics, data_params, table)
     seconds = time.perf_counter() - started
     log.info("image search pipeline done in %.0fs; champion %s", seconds, champion)
     return {

@@ -181,10 +181,7 @@ def _track(system, config, data, days, served: dict, fit_metrics, evaluation, ed
         **{f"{period}_start": str(period_days[0].date()) for period, period_days in days.items()},
     }
 
-    def log_model(name: str, params: dict, tags: dict) -> str:
-        return tracking.log_object_run(name, params, metrics[name], served[name], {}, tags)
-
-    version = tracking.record_pipeline(system, config, champion, served, data_params, table, log_model)
+    version = tracking.record_bundles(system, config, champion, served, metrics, data_params, table)
     return {
         "champion": champion,
         "champion_version": version,

@@ -209,10 +209,7 @@ def _track(config: dict, data: SearchData, served: dict, evaluation: dict, index
         **{f"n_{split}_queries": len(judged) for split, judged in data.judged.items()},
     }
 
-    def log_model(name: str, params: dict, tags: dict) -> str:
-        return tracking.log_object_run(name, params, metrics[name], served[name], {}, tags)
-
-    version = tracking.record_pipeline(SYSTEM, config, champion, served, data_params, table, log_model)
+    version = tracking.record_bundles(SYSTEM, config, champion, served, metrics, data_params, table)
     return {
         "champion": champion,
         "champion_version": version,

@@ -110,10 +110,7 @@ def train(config: dict, world: VideoSearchWorld) -> dict:
         "text_weight": weight,
     }
 
-    def log_model(name: str, params: dict, tags: dict) -> str:
-        return tracking.log_object_run(name, params, metrics[name], served[name], {}, tags)
-
-    version = tracking.record_pipeline(SYSTEM, config, champion, served, data_params, table, log_model)
+    version = tracking.record_bundles(SYSTEM, config, champion, served, metrics, data_params, table)
     seconds = time.perf_counter() - started
     log.info("video search pipeline done in %.0fs; champion %s", seconds, champion)
     return {

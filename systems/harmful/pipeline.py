@@ -1,8 +1,8 @@
 """Training of harmful content detection (chapter sections 4-7), on the harmful-content world.
 
 posts, authors, reports, hand labels (the world) -> the authors' profile into Feast, read back as of each post
--> the image encoder: the small CNN trained self-supervised (SimCLR) on the posts' images, frozen (the chapter's
-   pre-trained feature extractor) -> every image's vector
+-> the image encoder: the small CNN of an early-fusion network trained end to end on the natural labels, then
+   frozen (the chapter's pre-trained feature extractor, trained here) -> every image's vector
 -> the natural labels (reports) of the training posts; the hand labels of the validation and test posts; the
    world's truth of posts held out from training
 -> each model (systems/harmful/models.py) fits on the natural labels, stops early on the validation posts
@@ -24,7 +24,7 @@ from sklearn.metrics import roc_auc_score
 
 from common.evaluation.classification import markdown_table
 from common.models.image_encoder import ImageEncoder
-from common.models.multimodal import PostInputs
+from common.models.multimodal import MultimodalClassifier, PostInputs
 from common.models.text import SentenceEncoder
 from common.models.text_tuning import fine_tune_on_labels
 from common.tracking import runs as tracking
@@ -117,8 +117,6 @@ def prepare(config: dict, world: HarmfulWorld) -> tuple[Posts, ImageEncoder]:
     start, end = table["created_at"].min().normalize(), table["created_at"].max()
     repo = publish_authors(SYSTEM, tables["authors"], start, end)
     numeric = numeric_inputs(author_features_as_of(repo, table))
-    image_encoder, image_vectors = image_features(config, world, table)
-    inputs = PostInputs(numeric, image_vectors, table["has_image"].to_numpy(), texts=table["text"].to_numpy())
     position = pd.Series(np.arange(len(table)), index=table["post_id"].to_numpy())
     rows, labels = {}, {}
     for split in ("validation", "test"):
@@ -129,6 +127,11 @@ def prepare(config: dict, world: HarmfulWorld) -> tuple[Posts, ImageEncoder]:
     rest = np.setdiff1d(np.arange(len(table)), np.concatenate(list(rows.values())))
     held_out = rng.random(len(rest)) < config["held_out_share"]
     rows["train"], rows["held_out"] = rest[~held_out], rest[held_out]
+    has_image = table["has_image"].to_numpy()
+    pixels = np.zeros((len(table), world.image_size, world.image_size, 3), dtype=np.uint8)
+    pixels[has_image] = world.images(table[has_image])
+    no_vectors = np.zeros((len(table), config["image_encoder"]["dim"]), dtype=np.float32)
+    inputs = PostInputs(numeric, no_vectors, has_image, texts=table["text"].to_numpy(), pixels=pixels)
     posts = Posts(
         table=table,
         inputs=inputs,
@@ -138,23 +141,28 @@ def prepare(config: dict, world: HarmfulWorld) -> tuple[Posts, ImageEncoder]:
         rows=rows,
         hand=labels,
     )
+    image_encoder = train_image_encoder(config, posts)
+    vectors = no_vectors.copy()
+    vectors[has_image] = image_encoder.encode(pixels[has_image])
+    posts.inputs = PostInputs(numeric, vectors, has_image, texts=inputs.texts)
     return posts, image_encoder
 
 
-def image_features(config: dict, world: HarmfulWorld, table: pd.DataFrame) -> tuple[ImageEncoder, np.ndarray]:
-    """The CNN trained on a sample of the posts' images (SimCLR), and every post's image vector (zeros for a
-    post without an image)."""
-    c = dict(config["image_encoder"])
-    with_image = np.flatnonzero(table["has_image"].to_numpy())
-    pixels = world.images(table.iloc[with_image])
-    rng = np.random.default_rng(config["seed"])
-    sample = np.sort(rng.permutation(len(with_image))[: c.pop("train_images")])
+def train_image_encoder(config: dict, posts: Posts) -> ImageEncoder:
+    """The image encoder every model reads: the CNN of an early-fusion network trained end to end (text, image
+    and author features together) on the training posts' natural labels, then frozen. No pretrained image
+    weights can be had here, and a self-supervised CNN (SimCLR) left the small motifs and stickers out of its
+    vectors (measured: README)."""
+    c = config["image_encoder"]
     started = time.perf_counter()
-    encoder = ImageEncoder(**c, random_state=config["seed"]).fit(pixels[sample])
-    vectors = np.zeros((len(table), encoder.dim), dtype=np.float32)
-    vectors[with_image] = encoder.encode(pixels)
-    log.info("image encoder trained in %.0fs on %d images", time.perf_counter() - started, len(sample))
-    return encoder, vectors
+    network = {**config["network"], "epochs": c["epochs"]}
+    model = MultimodalClassifier(
+        tasks=CATEGORIES, image_cnn={"width": c["width"]}, random_state=config["seed"], **network
+    )
+    train, validation = posts.rows["train"], posts.rows["validation"]
+    model.fit(posts.inputs.take(train), posts.natural[train], (posts.inputs.take(validation), posts.hand["validation"]))
+    log.info("image encoder trained in %.0fs (in an early-fusion network)", time.perf_counter() - started)
+    return model.image_encoder()
 
 
 def fit_models(config: dict, posts: Posts) -> tuple[dict, dict, dict]:

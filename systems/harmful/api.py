@@ -22,11 +22,16 @@ Language = Literal[tuple(LANGUAGES)]  # type: ignore[valid-type]
 class Post(RequestModel):
     """A post to moderate as it is posted: its text, its image (optional) and who wrote it."""
 
-    text: str = Field("", max_length=MAX_TEXT, description=f"The post's text, up to {MAX_TEXT} characters")
+    text: str = Field(
+        max_length=MAX_TEXT,
+        description=f"The post's text, up to {MAX_TEXT} characters; empty for a post that is only an image",
+    )
     language: Language = Field(description=f"The text's language, one of {', '.join(LANGUAGES)}")
     image: str | None = Field(
         None,
         max_length=MAX_IMAGE_BASE64,
+        min_length=4,
+        pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
         description="The post's image, base64-encoded (PNG, JPEG, GIF, BMP or WebP, at most 5 MB), or null",
     )
     author_id: int = Field(ge=0, le=MAX_ID, strict=True, description=f"The author's id ({STRICT_INTEGER})")

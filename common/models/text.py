@@ -75,6 +75,17 @@ class LsaEncoder:
         return _unit(self.svd_.transform(self.tfidf_.transform(list(texts))))
 
 
+class FineTunedSentenceEncoder(SentenceEncoder):
+    """A SentenceEncoder whose weights were fine-tuned here: `fit` keeps them (reloading from `path` would
+    undo the tuning); `save` writes a directory that SentenceEncoder(directory) serves."""
+
+    def fit(self, texts=None) -> FineTunedSentenceEncoder:
+        return self
+
+    def save(self, directory: str | os.PathLike) -> None:
+        self.model_.save(str(directory), create_model_card=False)
+
+
 def text_encoder(config: dict):
     """The encoder a config names: {kind: minilm | lsa, path: a local model (minilm), dim: (lsa)}."""
     kind = config.get("kind", "minilm")

@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.models.text import SentenceEncoder
+from common.models.text import FineTunedSentenceEncoder, SentenceEncoder
 from common.models.training import train_keeping_best_epoch
-from common.search.semantic import FineTunedSentenceEncoder
 
 
 class _EncoderWithHeads(nn.Module):

@@ -37,7 +37,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,7 +46,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import murmurhash3_32
 from torch import nn
 
-from common.models.text import SentenceEncoder
+from common.models.text import FineTunedSentenceEncoder, SentenceEncoder
 from common.models.training import train_keeping_best_epoch
 from common.retrieval.two_tower import _Bags
 from common.search.query import tokenise
@@ -301,17 +300,6 @@ class QueryProductEncoder(BaseEstimator):
                 chunk = tower(torch.from_numpy(ids), torch.from_numpy(indptr[:-1]))  # (chunk, dim)
                 vectors[start : start + len(chunk)] = chunk.numpy()
         return vectors[codes]
-
-
-class FineTunedSentenceEncoder(SentenceEncoder):
-    """A SentenceEncoder whose weights were fine-tuned here: `fit` keeps them (reloading from `path` would
-    undo the tuning); `save` writes a directory that SentenceEncoder(directory) serves."""
-
-    def fit(self, texts=None) -> FineTunedSentenceEncoder:
-        return self
-
-    def save(self, directory: str | Path) -> None:
-        self.model_.save(str(directory), create_model_card=False)
 
 
 def fine_tune_sentence_encoder(

@@ -151,8 +151,8 @@ def prepare(config: dict, world: HarmfulWorld) -> tuple[Posts, ImageEncoder]:
 def train_image_encoder(config: dict, posts: Posts) -> ImageEncoder:
     """The image encoder every model reads: the CNN of an early-fusion network trained end to end (text, image
     and author features together) on the training posts' natural labels, then frozen. No pretrained image
-    weights can be had here, and a self-supervised CNN (SimCLR) left the small motifs and stickers out of its
-    vectors (measured: README)."""
+    weights can be had here. A self-supervised CNN (SimCLR) was measured too: neither keeps the small stickers
+    in its vectors well (the README's probe), the reason no model finds the combination-only posts yet."""
     c = config["image_encoder"]
     started = time.perf_counter()
     network = {**config["network"], "epochs": c["epochs"]}

@@ -67,8 +67,10 @@ def per_query(grades: np.ndarray, counts: np.ndarray, k: int) -> dict[str, np.nd
     for row_grades, row_counts in zip(grades, counts, strict=True):
         positions = np.arange(depth)
         relevant = positions[row_grades >= RELEVANT_GRADE]
-        # The relevant images not in the list still count (recall, AP): placeholders beyond the list.
-        everything_relevant = np.r_[relevant, depth + np.arange(max(0, row_counts[RELEVANT_GRADE] - len(relevant)))]
+        # Recall and AP divide by every relevant image, found or not: the ones the list missed stand in as
+        # positions past its end (which it never ranks), so the shared metric functions count them.
+        missed = max(0, row_counts[RELEVANT_GRADE] - len(relevant))
+        everything_relevant = np.r_[relevant, depth + np.arange(missed)]
         if len(everything_relevant):
             values["mrr"].append(reciprocal_rank(positions, relevant))
             values[f"recall_at_{k}"].append(recall_at_k(positions, everything_relevant, k))

@@ -38,6 +38,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ready(url: str) -> bool:
+    """Whether the server answers and serves image search; a refused connection is "not yet"."""
+    try:
+        return httpx.get(f"{url}/healthz").json()["systems"][SYSTEM] == "ready"
+    except httpx.HTTPError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def server(trained):
     port = _free_port()
@@ -47,15 +55,10 @@ def server(trained):
     thread.start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz").json()["systems"][SYSTEM] == "ready":
-                break
-        except httpx.HTTPError:
-            pass
+    while not _ready(url):
+        if time.monotonic() > deadline:
+            pytest.fail("the server did not become ready in 60 s")
         time.sleep(0.2)
-    else:
-        pytest.fail("the server did not become ready in 60 s")
     yield url
     running.should_exit = True
     thread.join(timeout=10)

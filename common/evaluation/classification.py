@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")  # no screen here; figures go to MLflow as files
 import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 
 from common.evaluation.metrics import (
     auc,
@@ -73,3 +75,17 @@ def markdown_table(rows: list[dict], columns: list[str], floatfmt: str = ".4f") 
         for row in rows
     )
     return header + body
+
+
+def linear_probe_auc(vectors: np.ndarray, labels: np.ndarray, random_state: int = 0) -> float:
+    """How plainly fixed vectors show a binary property: a logistic regression fitted on a random half of the
+    rows, its ROC-AUC on the other half (0.5: not at all; 1: perfectly, along one direction)."""
+    labels = np.asarray(labels, dtype=bool)
+    if len(vectors) != len(labels) or labels.all() or not labels.any():
+        raise ValueError("a probe needs one label per vector, and both classes")
+    order = np.random.default_rng(random_state).permutation(len(labels))
+    fit, held = order[: len(order) // 2], order[len(order) // 2 :]
+    if labels[fit].all() or not labels[fit].any() or labels[held].all() or not labels[held].any():
+        raise ValueError("too few rows of one class to split in two")
+    model = LogisticRegression(max_iter=1_000).fit(vectors[fit], labels[fit])
+    return float(roc_auc_score(labels[held], model.predict_proba(vectors[held])[:, 1]))

@@ -13,10 +13,12 @@ Late fusion runs a network per modality and combines their probabilities (noisy-
 says so), which cannot see such a combination. Each modality's network also reads the tabular features, so
 the comparison isolates the fusion.
 
-Text: either the hashed bag of words, character trigrams and word pairs of common/search/semantic.py, mean
-pooled from an embedding table trained with the rest of the network (the encoder "trained here": no
-vocabulary to fit, any language), or precomputed vectors (a pretrained sentence encoder's), through a linear
-layer. Image: precomputed vectors (a CNN trained elsewhere, frozen), or with `image_cnn` the pixels through a small
+Text: the hashed bag of words, character trigrams and word pairs of common/search/semantic.py, mean pooled
+from an embedding table trained with the rest of the network (the encoder "trained here": no vocabulary to
+fit, any language), or precomputed vectors (a pretrained encoder's) through a linear layer, or both side by
+side (give both `texts` and `text_vectors`): the bag learns the words that matter here, the pretrained vectors
+bring what words mean (that "tourists" and "students" are both groups of people), which a few labels cannot
+teach. Image: precomputed vectors (a CNN trained elsewhere, frozen), or with `image_cnn` the pixels through a small
 CNN (common/models/image_encoder.py) trained with the rest of the network; and a flag for posts without one.
 Loss: the sum over tasks of each task's binary cross entropy (the chapter's L = L1 + L2 + ...), or of each
 task's focal loss (Lin et al. 2017), which down-weights the easy negatives that dominate rare categories.
@@ -85,26 +87,28 @@ class _FusionNet(nn.Module):
         n_tasks: int,
         n_numeric: int,
         image_dim: int,
+        bag: bool,
         text_dim: int | None,
         n_buckets: int,
         width: int,
         hidden: int,
         modalities: tuple[str, ...],
         base_rates: np.ndarray,
-        cnn_width: int | None = None,
+        cnn: dict | None = None,
     ):
         super().__init__()
         self.modalities = modalities
         inputs = n_numeric
         if "text" in modalities:
-            if text_dim is None:
+            if bag:
                 self.bag = nn.EmbeddingBag(n_buckets, width, mode="mean", sparse=True)
-            else:
+                inputs += width
+            if text_dim is not None:
                 self.text = nn.Linear(text_dim, width)
-            inputs += width
+                inputs += width
         if "image" in modalities:
-            if cnn_width is not None:  # the CNN trained with the rest: pixels in, a unit image_dim vector out
-                self.cnn = ConvEmbedder(cnn_width, image_dim)
+            if cnn is not None:  # the CNN trained with the rest: pixels in, a unit image_dim vector out
+                self.cnn = ConvEmbedder(cnn["width"], image_dim, cnn.get("pooling", "avg"))
             self.image = nn.Linear(image_dim, width)
             inputs += width + 1
         self.shared = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
@@ -115,11 +119,10 @@ class _FusionNet(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = [batch["numeric"]]
-        if "text" in self.modalities:
-            if hasattr(self, "bag"):
-                parts.append(F.relu(self.bag(batch["ids"], batch["offsets"])))
-            else:
-                parts.append(F.relu(self.text(batch["text_vectors"])))
+        if hasattr(self, "bag"):
+            parts.append(F.relu(self.bag(batch["ids"], batch["offsets"])))
+        if hasattr(self, "text"):
+            parts.append(F.relu(self.text(batch["text_vectors"])))
         if "image" in self.modalities:
             has = batch["has_image"][:, None]
             vectors = self.cnn(batch["pixels"]) if hasattr(self, "cnn") else batch["image_vectors"]
@@ -179,7 +182,10 @@ class MultimodalClassifier(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         self.numeric_mean_ = inputs.numeric.mean(axis=0)
         self.numeric_std_ = inputs.numeric.std(axis=0) + 1e-6
-        self.text_vectors_ = inputs.text_vectors is not None
+        # The text parts the inputs hold: a hashed bag trained here, precomputed vectors, or both side by side.
+        self.text_parts_ = tuple(
+            part for part, given in (("bag", inputs.texts), ("vectors", inputs.text_vectors)) if given is not None
+        )
         if self.image_cnn is not None:
             if inputs.pixels is None:
                 raise ValueError("image_cnn reads the posts' pixels; the inputs have none")
@@ -187,18 +193,19 @@ class MultimodalClassifier(BaseEstimator):
             self.pixel_mean_ = shown.mean(dim=(0, 2, 3)).view(1, 3, 1, 1)
             self.pixels_size_ = int(inputs.pixels.shape[1])
             self.pixel_std_ = shown.std(dim=(0, 2, 3)).view(1, 3, 1, 1).clamp_min(1e-3)
-        text_dim = inputs.text_vectors.shape[1] if self.text_vectors_ else None
+        text_dim = inputs.text_vectors.shape[1] if "vectors" in self.text_parts_ else None
         self.module_ = _FusionNet(
             len(self.tasks),
             inputs.numeric.shape[1],
             inputs.image_vectors.shape[1],
+            "bag" in self.text_parts_,
             text_dim,
             self.n_buckets,
             self.width,
             self.hidden,
             tuple(self.modalities),
             labels.mean(axis=0),
-            None if self.image_cnn is None else self.image_cnn["width"],
+            self.image_cnn,
         )
         target = torch.from_numpy(labels)
 
@@ -252,7 +259,11 @@ class MultimodalClassifier(BaseEstimator):
         """The CNN this network trained (image_cnn), as an ImageEncoder other models read vectors from."""
         if not hasattr(self, "module_") or not hasattr(self.module_, "cnn"):
             raise RuntimeError("no CNN was trained: fit with image_cnn and the image modality first")
-        encoder = ImageEncoder(dim=self.module_.cnn.embedding.out_features, width=self.image_cnn["width"])
+        encoder = ImageEncoder(
+            dim=self.module_.cnn.embedding.out_features,
+            width=self.image_cnn["width"],
+            pooling=self.image_cnn.get("pooling", "avg"),
+        )
         encoder.input_size = self.pixels_size_
         encoder.module_, encoder.mean_, encoder.std_ = self.module_.cnn, self.pixel_mean_, self.pixel_std_
         encoder.module_.eval()
@@ -279,11 +290,13 @@ class MultimodalClassifier(BaseEstimator):
             "has_image": torch.from_numpy(np.asarray(inputs.has_image, dtype=np.float32)),
         }
         if "text" in self.modalities:
-            if self.text_vectors_:
+            if "vectors" in self.text_parts_:
                 if inputs.text_vectors is None:
                     raise ValueError("this model reads text_vectors; the inputs have none")
                 batch["text_vectors"] = torch.from_numpy(np.asarray(inputs.text_vectors, dtype=np.float32))
-            else:
+            if "bag" in self.text_parts_:
+                if inputs.texts is None:
+                    raise ValueError("this model reads texts; the inputs have none")
                 # One hasher per fit (its word cache makes the epochs' repeated words cheap), a new one per
                 # prediction call (a cache kept across serving calls would grow with every word ever posted).
                 hasher = getattr(self, "_fit_hasher", None) or TextHasher(self.n_buckets)

@@ -2,6 +2,7 @@
 
     encoder = text_encoder({"kind": "minilm"})          # pretrained all-MiniLM-L6-v2, 384-d, offline
     encoder = text_encoder({"kind": "lsa", "dim": 64})  # TF-IDF + truncated SVD, fit here on the corpus
+    encoder = WordVectorEncoder().fit(texts)            # MiniLM's vectors of each word, pooled: [mean; max]
     vectors = encoder.fit(texts).encode(texts)          # (n, dim) float32, unit rows
 
 `minilm` is the pretrained sentence encoder all-MiniLM-L6-v2 (sentence-transformers), whose weights
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import numpy as np
 from sklearn.decomposition import TruncatedSVD
@@ -54,6 +56,63 @@ class SentenceEncoder:
     def encode(self, texts) -> np.ndarray:
         vectors = self.model_.encode(list(texts), batch_size=self.batch_size, show_progress_bar=False)
         return _unit(vectors)
+
+
+class WordVectorEncoder:
+    """A text's vector from a pretrained sentence encoder's vectors of its words, each word encoded alone and
+    once: [their mean; their element-wise maximum] (2 x the encoder's dimension). Word order is lost, but a
+    corpus of a few thousand distinct words costs a few seconds where encoding every post would take minutes on
+    a CPU, and a word's meaning is kept (the mean says what the text is about, the maximum keeps a single word
+    that matters). `fit(texts)` encodes the corpus's words; a word first seen later is encoded when met (the
+    sentence encoder is loaded then, not kept in a pickle)."""
+
+    WORD = re.compile(r"\w+")
+
+    def __init__(self, path: str | None = None, batch_size: int = 256):
+        self.path = path
+        self.batch_size = batch_size
+
+    def fit(self, texts) -> WordVectorEncoder:
+        self.vectors_: dict[str, np.ndarray] = {}
+        self._learn(word for text in texts for word in self._words(text))
+        self.dim_ = 2 * len(next(iter(self.vectors_.values()))) if self.vectors_ else 2 * self._encoder().dim_
+        return self
+
+    def encode(self, texts) -> np.ndarray:
+        if not hasattr(self, "vectors_"):
+            raise RuntimeError("WordVectorEncoder is not fitted; call fit first")
+        words = [self._words(text) for text in texts]
+        self._learn(word for text in words for word in text)
+        out = np.zeros((len(words), self.dim_), dtype=np.float32)
+        half = self.dim_ // 2
+        for row, text in enumerate(words):
+            if text:  # no word at all: zeros
+                vectors = np.stack([self.vectors_[word] for word in text])
+                out[row, :half], out[row, half:] = vectors.mean(axis=0), vectors.max(axis=0)
+        return out
+
+    def _words(self, text: str) -> list[str]:
+        return self.WORD.findall(str(text).lower())
+
+    def _learn(self, words) -> None:
+        new = sorted(set(words) - set(self.vectors_))
+        if new:
+            for word, vector in zip(new, self._encoder().encode(new), strict=True):
+                self.vectors_[word] = vector
+
+    def _encoder(self) -> SentenceEncoder:
+        if getattr(self, "_sentence_encoder", None) is None:
+            import torch
+
+            # Keep the caller's torch threads (SentenceEncoder sets its own: the networks train after this).
+            threads = torch.get_num_threads()
+            self._sentence_encoder = SentenceEncoder(self.path, self.batch_size, n_threads=threads).fit()
+        return self._sentence_encoder
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_sentence_encoder", None)  # reloaded from path when a new word needs it
+        return state
 
 
 class LsaEncoder:

@@ -11,6 +11,8 @@ Online (simulated on posts held out from training, with the world's truth and ea
   proactive rate     harmful posts the system acted on / (those + harmful posts only users reported)
   wrong removals     removed posts that were benign / removed posts: the appeals that would be reversed
 for the served policy, for no moderation and for the oracle policy (remove exactly the harmful posts).
+
+What the image encoder lets the models see: linear probes of the frozen image vectors (image_probes).
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+from common.evaluation.classification import linear_probe_auc
+from common.images.render import COLOUR_NAMES, SHAPES
+from systems.harmful.world import CATEGORIES, VERMIN_MARK, WEAPON_SHAPES, motifs_shown
 
 NEVER = float("inf")  # a threshold no score reaches: the category is never acted on
 
@@ -103,3 +110,21 @@ def online_metrics(
         "removed": int(removed.sum()),
         "demoted": int((action == 1).sum()),
     }
+
+
+def image_probes(posts: pd.DataFrame, vectors: np.ndarray, max_rows: int = 20_000) -> dict[str, float]:
+    """How plainly the frozen image vectors show what the harm rests on, among posts with an image: a linear
+    probe's ROC-AUC (common/evaluation/classification.py) for each half of a pair (the vermin sticker, a
+    weapon-like shape in any colour) and each category's motif. 0.5: the models cannot see it."""
+    shown = posts["has_image"].to_numpy()
+    table, vectors = posts[shown].iloc[:max_rows], vectors[shown][:max_rows]
+    vermin = (table["image_mark"] == SHAPES.index(VERMIN_MARK[0])) & (
+        table["image_mark_colour"] == COLOUR_NAMES.index(VERMIN_MARK[1])
+    )
+    properties = {
+        "vermin sticker": vermin.to_numpy(),
+        "weapon-like shape": table["image_shape"].isin([SHAPES.index(s) for s in WEAPON_SHAPES]).to_numpy(),
+    }
+    motifs = motifs_shown(table)
+    properties |= {f"{category} motif": motifs[:, c] for c, category in enumerate(CATEGORIES)}
+    return {name: linear_probe_auc(vectors, labels) for name, labels in properties.items() if 0 < labels.sum()}

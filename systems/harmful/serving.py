@@ -3,7 +3,8 @@ demoting and violation services act on.
 
   author features   the author's profile from Feast's online store (an unknown author: a new account)
   image             the upload decoded with Pillow (checked: format, size, corrupt), embedded by the frozen CNN
-  text              hashed in the network, or embedded by the sentence encoder the champion reads
+  text              hashed in the network, and/or its words' pretrained vectors, or the sentence encoder's
+                    vector: what the champion reads
   classifier        one probability per category (registry: `harmful-ranker@champion`)
   decision          remove at or above a category's removal threshold (validation precision >= 0.95), demote
                     at or above its demotion threshold, else allow; the reason is the category furthest past
@@ -18,7 +19,6 @@ import pandas as pd
 from common.app.system import ServiceUnavailable
 from common.features.store import FeatureRepo
 from common.images.files import decode_image
-from common.models.multimodal import PostInputs
 from common.serving.timing import StageTimer
 from common.tracking.runs import Champion, ChampionMissing, load_champion
 from systems.harmful.evaluation import actions
@@ -68,11 +68,9 @@ class ModerationService:
             if image is not None:
                 pixels = decode_image(image, self.served.image_size, max_bytes=self.max_upload_bytes)
                 vector = self.served.image_encoder.encode(pixels[None])
-        inputs = PostInputs(numeric, vector, np.array([image is not None]), texts=np.array([text], dtype=object))
-        if self.served.text_encoder is not None:
-            with timer.stage("text"):
-                text_vectors = self.served.text_encoder.encode([text])
-            inputs = PostInputs(numeric, vector, inputs.has_image, texts=None, text_vectors=text_vectors)
+        with timer.stage("text"):
+            texts = np.array([text], dtype=object)
+            inputs = self.served.inputs(numeric, vector, np.array([image is not None]), texts)
         with timer.stage("classifier"):
             probabilities = self.served.model.predict_proba(inputs)
         with timer.stage("decision"):

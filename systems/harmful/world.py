@@ -48,7 +48,9 @@ Harm. Each post of a category's harm carries its evidence one of four ways (EVID
                prevalences: 2.4%, 2.8%), against 91% with both halves; without either half, 0.
 The truth is drawn: P(harmful | evidence) = EVIDENCE_HARM (0.97 for explicit, 0.7 for mild ...: some
 explicit words are quotes or news, many mild ones are nothing) and 0 for a post without the category's
-evidence; that probability is the p_<category> column, the best score any model can give. Overlaps: a spam post
+evidence. Explicit evidence said twice is surer: a second explicit term (SECOND_TERM_RATE of explicit posts)
+or the motif on the image each multiply the 3% chance of benign by CORROBORATION (0.2): 0.994 with one, 0.9988
+with both. That probability is the p_<category> column, the best score any model can give. Overlaps: a spam post
 is also nudity with P spam_overlap (porn spam), a hate post also violence with P hate_overlap.
 
 Authors. A share bad_actor_rate are bad actors with a specialty (mostly spam): a share bad_actor_harm_rate of
@@ -93,6 +95,10 @@ VIOLENCE, NUDITY, HATE, SPAM = range(len(CATEGORIES))
 
 # P(truly harmful | the post carries the category's evidence this way); 0 without evidence.
 EVIDENCE_HARM = {"explicit": 0.97, "mild": 0.7, "image": 0.92, "combination": 0.92}
+# Explicit evidence that is benign (a quote, the news) rarely says it twice: each corroborating piece (a second
+# explicit term, the motif on the image) multiplies the chance of benign by this.
+CORROBORATION = 0.2
+SECOND_TERM_RATE = 0.4  # of explicit posts: a second, different explicit term
 # Of a category's harmful-intent posts: shares carried explicitly, mildly, by the image only. The combination
 # share (hate and violence) is taken out of these proportionally.
 EVIDENCE_SHARE = {
@@ -577,11 +583,13 @@ class HarmfulWorld:
         authors = self._authors(rng)
         posts = self._posts(rng, authors)
         evidence = self._evidence(rng, posts, authors)
-        p = _harm_probability(evidence)
-        truth = (rng.random(p.shape) < p).astype(np.int8)
         inserts = self._text_plan(rng, posts, evidence)
-        posts["text"] = self._texts(rng, posts, evidence, inserts)
+        second_term = (evidence == EXPLICIT) & (rng.random(evidence.shape) < SECOND_TERM_RATE)
+        posts["text"] = self._texts(rng, posts, evidence, inserts, second_term)
         image = self._images_latents(rng, posts, evidence, inserts)
+        corroboration = second_term.astype(np.int64) + ((evidence == EXPLICIT) & motifs_shown(image))
+        p = _harm_probability(evidence, corroboration)
+        truth = (rng.random(p.shape) < p).astype(np.int8)
         interactions = self._interactions(rng, posts, authors, truth)
         reports = self._reports(rng, posts, interactions, truth, inserts)
         table = self._posts_table(posts, image, interactions, reports, evidence, truth, p)
@@ -728,14 +736,18 @@ class HarmfulWorld:
         return plan
 
     def _texts(
-        self, rng: np.random.Generator, posts: pd.DataFrame, evidence: np.ndarray, plan: dict[str, np.ndarray]
+        self,
+        rng: np.random.Generator,
+        posts: pd.DataFrame,
+        evidence: np.ndarray,
+        plan: dict[str, np.ndarray],
+        second_term: np.ndarray,
     ) -> list[str]:
         n = len(posts)
         base = _topic_words(rng, posts["language"].to_numpy(), posts["topic"].to_numpy())  # (n, MAX_WORDS)
         length = rng.integers(6, MAX_WORDS + 1, n)
         picks = rng.random((n, 16))  # uniform draws that choose each insert's word or phrase
         where = rng.random((n, 12))  # and where it goes
-        two_terms = rng.random((n, len(CATEGORIES))) < 0.4
         texts = []
         for i, language in enumerate(posts["language"].to_numpy()):
             lex, u = LEXICONS[language], picks[i]
@@ -753,7 +765,7 @@ class HarmfulWorld:
                     terms = lex.explicit[category]
                     first = int(u[4 + 2 * c] * len(terms))
                     inserts.append(terms[first])
-                    if two_terms[i, c]:  # a second, different term
+                    if second_term[i, c]:  # a second, different term
                         inserts.append(terms[(first + 1 + int(u[5 + 2 * c] * (len(terms) - 1))) % len(terms)])
                 elif evidence[i, c] == MILD:
                     inserts.append(_pick(lex.mild[category], u[12 + c]))
@@ -1017,10 +1029,20 @@ def _avoid_motifs(
         colours[hit] = (colours[hit] + rng.integers(1, len(COLOUR_NAMES), hit.sum())) % len(COLOUR_NAMES)
 
 
-def _harm_probability(evidence: np.ndarray) -> np.ndarray:
-    """(n, categories) P(truly harmful) given how each category's evidence is carried."""
+def _harm_probability(evidence: np.ndarray, corroboration: np.ndarray) -> np.ndarray:
+    """(n, categories) P(truly harmful) given how each category's evidence is carried, and how many further
+    pieces corroborate explicit evidence (each cuts the chance that it is benign by CORROBORATION)."""
     table = np.asarray([0.0] + [EVIDENCE_HARM[e] for e in EVIDENCE[1:]])
-    return table[evidence]
+    return 1.0 - (1.0 - table[evidence]) * CORROBORATION**corroboration
+
+
+def motifs_shown(image: pd.DataFrame) -> np.ndarray:
+    """(n, categories) bool: the post's image shows the category's motif (no image: False)."""
+    shown = np.zeros((len(image), len(CATEGORIES)), dtype=bool)
+    for c, (slot, motif_shapes, motif_colour) in enumerate(MOTIFS.values()):
+        shape, colour = ("image_shape", "image_colour") if slot == "object" else ("image_mark", "image_mark_colour")
+        shown[:, c] = image[shape].isin(_shapes(motif_shapes)).to_numpy() & (image[colour] == _colour(motif_colour))
+    return shown
 
 
 # ---- rendering any subset of posts the same way -----------------------------------------------------------------

@@ -1,9 +1,12 @@
-"""The text encoders put texts of one topic closer together than texts of different topics."""
+"""The text encoders put texts of one topic closer together than texts of different topics; the pretrained word
+vectors pool each word's vector (known answers) and keep what words mean."""
+
+import pickle
 
 import numpy as np
 import pytest
 
-from common.models.text import LsaEncoder, SentenceEncoder, text_encoder
+from common.models.text import LsaEncoder, SentenceEncoder, WordVectorEncoder, text_encoder
 
 SPORTS = [
     "What a match tonight, the striker scored twice before half time",
@@ -51,3 +54,25 @@ def test_the_config_chooses_the_encoder():
     assert isinstance(text_encoder({"kind": "minilm"}), SentenceEncoder)
     with pytest.raises(ValueError, match="unknown text encoder"):
         text_encoder({"kind": "bert"})
+
+
+def test_word_vectors_pool_each_words_pretrained_vector_and_keep_its_meaning():
+    encoder = WordVectorEncoder().fit(["the striker scored", "garlic bread"])
+    words = SentenceEncoder().fit().encode(["the", "striker", "scored"])
+    vectors = encoder.encode(["The striker SCORED!", "", "tourists students garlic"])
+    assert vectors.shape == (3, 768) and encoder.dim_ == 768
+    np.testing.assert_allclose(vectors[0, :384], words.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(vectors[0, 384:], words.max(axis=0), atol=1e-5)
+    assert not vectors[1].any()  # no word: zeros
+    assert {"tourists", "students"} <= set(encoder.vectors_)  # words first met later are learnt then
+    tourists, students, garlic = (encoder.vectors_[w] for w in ("tourists", "students", "garlic"))
+    assert tourists @ students > tourists @ garlic + 0.1  # two groups of people, against a food
+
+
+def test_word_vectors_pickle_without_the_sentence_model():
+    encoder = WordVectorEncoder().fit(["nice cat"])
+    clone = pickle.loads(pickle.dumps(encoder))
+    assert "_sentence_encoder" not in vars(clone)
+    np.testing.assert_array_equal(clone.encode(["cat nice"]), encoder.encode(["cat nice"]))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        WordVectorEncoder().encode(["cat"])

@@ -13,6 +13,7 @@ from systems.harmful.world import (
     VERMIN_MARK,
     WEAPON_SHAPES,
     HarmfulWorld,
+    motifs_shown,
     vocabulary,
 )
 
@@ -134,6 +135,18 @@ def test_truth_is_drawn_from_p(posts):
         harmful_evidence = p > 0
         assert abs(truth[harmful_evidence].mean() - p[harmful_evidence].mean()) < 0.05
         assert (posts.loc[harmful_evidence, f"evidence_{c}"] != "none").all()
+
+
+def test_explicit_evidence_said_twice_is_surer(posts):
+    """A second explicit term or the motif on the image: 1 - 0.03 x 0.2 per piece; the motif is on the image
+    exactly where the p says one piece came from it."""
+    for c in CATEGORIES:
+        explicit = posts[posts[f"evidence_{c}"] == "explicit"]
+        p = explicit[f"p_{c}"].to_numpy()
+        assert np.allclose(np.unique(p), [0.97, 1 - 0.03 * 0.2, 1 - 0.03 * 0.04]), c
+        motif = motifs_shown(explicit.filter(like="image_"))[:, CATEGORIES.index(c)]
+        assert motif.any() and (p[motif] > 0.99).all(), c
+        assert (p[~motif] < 0.999).all()
 
 
 # ---- harm: prevalence, overlaps, authors -----------------------------------------------------------------------------

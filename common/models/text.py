@@ -63,8 +63,8 @@ class WordVectorEncoder:
     once: [their mean; their element-wise maximum] (2 x the encoder's dimension). Word order is lost, but a
     corpus of a few thousand distinct words costs a few seconds where encoding every post would take minutes on
     a CPU, and a word's meaning is kept (the mean says what the text is about, the maximum keeps a single word
-    that matters). `fit(texts)` encodes the corpus's words; a word first seen later is encoded when met (the
-    sentence encoder is loaded then, not kept in a pickle)."""
+    that matters). `fit(texts)` encodes the corpus's words; a word it did not see is encoded when met, and not
+    kept (the sentence encoder is loaded then, and never pickled)."""
 
     WORD = re.compile(r"\w+")
 
@@ -74,7 +74,7 @@ class WordVectorEncoder:
 
     def fit(self, texts) -> WordVectorEncoder:
         self.vectors_: dict[str, np.ndarray] = {}
-        self._learn(word for text in texts for word in self._words(text))
+        self.vectors_ = self._with_vectors_of(word for text in texts for word in self._words(text))
         self.dim_ = 2 * len(next(iter(self.vectors_.values()))) if self.vectors_ else 2 * self._encoder().dim_
         return self
 
@@ -82,23 +82,26 @@ class WordVectorEncoder:
         if not hasattr(self, "vectors_"):
             raise RuntimeError("WordVectorEncoder is not fitted; call fit first")
         words = [self._words(text) for text in texts]
-        self._learn(word for text in words for word in text)
+        # Words the fit did not see are encoded for this call and not kept: a server's table would otherwise grow
+        # with every word ever posted to it.
+        known = self._with_vectors_of(word for text in words for word in text)
         out = np.zeros((len(words), self.dim_), dtype=np.float32)
         half = self.dim_ // 2
         for row, text in enumerate(words):
             if text:  # no word at all: zeros
-                vectors = np.stack([self.vectors_[word] for word in text])
+                vectors = np.stack([known[word] for word in text])
                 out[row, :half], out[row, half:] = vectors.mean(axis=0), vectors.max(axis=0)
         return out
 
     def _words(self, text: str) -> list[str]:
         return self.WORD.findall(str(text).lower())
 
-    def _learn(self, words) -> None:
+    def _with_vectors_of(self, words) -> dict[str, np.ndarray]:
+        """The fitted table, plus (in a new dict) the vectors of the given words it lacks."""
         new = sorted(set(words) - set(self.vectors_))
-        if new:
-            for word, vector in zip(new, self._encoder().encode(new), strict=True):
-                self.vectors_[word] = vector
+        if not new:
+            return self.vectors_
+        return {**self.vectors_, **dict(zip(new, self._encoder().encode(new), strict=True))}
 
     def _encoder(self) -> SentenceEncoder:
         if getattr(self, "_sentence_encoder", None) is None:

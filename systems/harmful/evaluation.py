@@ -7,7 +7,9 @@ validation precision reaches remove_precision (0.95: a removal must rarely be wr
 reaching demote_precision.
 
 Online (simulated on posts held out from training, with the world's truth and each post's reach):
-  prevalence         harmful impressions that got through / all impressions shown
+  prevalence         harmful impressions that got through / all impressions shown (acting on benign posts
+                     shrinks the denominator: a policy that mostly demotes benign posts can raise it)
+  harmful reach kept harmful impressions that got through / those without moderation
   proactive rate     harmful posts the system acted on / (those + harmful posts only users reported)
   wrong removals     removed posts that were benign / removed posts: the appeals that would be reversed
 for the served policy, for no moderation and for the oracle policy (remove exactly the harmful posts).
@@ -105,6 +107,7 @@ def online_metrics(
     removed = action == 2
     return {
         "prevalence": float(shown[harmful].sum() / max(shown.sum(), 1e-12)),
+        "harmful_reach_kept": float(shown[harmful].sum() / max(impressions[harmful].sum(), 1e-12)),
         "proactive_rate": float(system_found / max(system_found + users_only, 1)),
         "wrong_removals": float((removed & ~harmful).sum() / removed.sum()) if removed.any() else 0.0,
         "removed": int(removed.sum()),

@@ -49,7 +49,7 @@ ORACLE = "oracle (true probabilities)"
 # What a model reads of the text (config `text`): the hashed words (trained here), the pretrained word vectors,
 # both, or the pretrained sentence encoder's vectors, frozen or fine-tuned (on a sample: slow on a CPU).
 TEXTS = ("hashed", "words", "hashed+words", "minilm", "minilm_tuned")
-DEFAULT_TEXT = "hashed+words"
+DEFAULT_TEXT = "words"
 SENTENCE_ENCODERS = {"minilm", "minilm_tuned"}
 
 
@@ -296,7 +296,8 @@ def evaluate(config: dict, posts: Posts, p: dict, thresholds: Thresholds) -> dic
 
 def combination_metrics(posts: Posts, p: np.ndarray | None, thresholds: Thresholds) -> dict:
     """On the held-out posts: harmful only through their text-image pair (hate, violence) against the benign
-    posts: ROC-AUC of the score of their categories, and the share acted on (demoted or removed)."""
+    posts with an image (the pair needs one: against them only the pair tells), and against all benign posts:
+    ROC-AUC of the score of their categories; and the share acted on (demoted or removed)."""
     if p is None:
         return {}
     table = posts.table.iloc[posts.rows["held_out"]]
@@ -304,14 +305,20 @@ def combination_metrics(posts: Posts, p: np.ndarray | None, thresholds: Threshol
     pair_categories = [CATEGORIES.index("violence"), CATEGORIES.index("hate")]
     combination = table["combination_only"].to_numpy() & (truth[:, pair_categories].sum(axis=1) > 0)
     benign = truth.sum(axis=1) == 0
+    with_image = benign & table["has_image"].to_numpy()
     score = p[:, pair_categories].max(axis=1)
     action, _ = actions(p, thresholds)
-    if combination.sum() == 0 or benign.sum() == 0:
+    if combination.sum() == 0 or with_image.sum() == 0:
         return {"posts": int(combination.sum())}
-    labels = np.r_[np.ones(combination.sum()), np.zeros(benign.sum())]
+
+    def roc_against(negatives: np.ndarray) -> float:
+        labels = np.r_[np.ones(combination.sum()), np.zeros(negatives.sum())]
+        return float(roc_auc_score(labels, np.r_[score[combination], score[negatives]]))
+
     return {
         "posts": int(combination.sum()),
-        "roc_auc": float(roc_auc_score(labels, np.r_[score[combination], score[benign]])),
+        "roc_auc": roc_against(with_image),
+        "roc_auc_all_benign": roc_against(benign),
         "acted_on": float((action[combination] > 0).mean()),
     }
 
@@ -343,8 +350,9 @@ def results_markdown(
         row["mean PR-AUC"] = result["metrics"]["test_mean_pr_auc"]
         row["mean ROC-AUC"] = float(np.nanmean([v["roc_auc"] for v in result["test"].values()]))
         combination = result["combination"]
-        row["combination ROC-AUC"] = combination.get("roc_auc", float("nan"))
-        row["combination acted on"] = combination.get("acted_on", float("nan"))
+        row["pair ROC-AUC (benign with image)"] = combination.get("roc_auc", float("nan"))
+        row["pair ROC-AUC (all benign)"] = combination.get("roc_auc_all_benign", float("nan"))
+        row["pair acted on"] = combination.get("acted_on", float("nan"))
         rows.append(row)
     removal = []
     for name in (champion, ORACLE):
@@ -369,8 +377,9 @@ def results_markdown(
             f" {n['validation']} validation and {n['test']} test posts; {n['held_out']} held-out posts judged by"
             f" the world's truth ({combination_posts} of them harmful only through their text-image pair)",
             "",
-            "Test posts (hand labels), per category PR-AUC; the combination-only held-out posts against the benign"
-            " ones (models reading the pretrained encoder are not run on the held-out posts):",
+            "Test posts (hand labels), per category PR-AUC; the held-out posts harmful only through their text-image"
+            " pair against the benign posts with an image, and against all benign posts (models reading the"
+            " sentence encoder are not run on the held-out posts):",
             "",
             markdown_table(rows, list(rows[0]), floatfmt=".3f"),
             "",

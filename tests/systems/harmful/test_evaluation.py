@@ -43,5 +43,6 @@ def test_online_metrics_count_reach_proactivity_and_wrong_removals():
     metrics = online_metrics(action, harmful, reach, reported, demote_reach=0.2)
     # Shown: 0, 0, 20, 100, 100 -> harmful 120 of 220.
     assert np.isclose(metrics["prevalence"], 120 / 220)
+    assert np.isclose(metrics["harmful_reach_kept"], 120 / 300)
     assert np.isclose(metrics["proactive_rate"], 2 / 3)  # the system acted on 2 harmful, users alone on 1
     assert metrics["wrong_removals"] == 0.5 and metrics["removed"] == 2 and metrics["demoted"] == 1

@@ -18,8 +18,7 @@ from an embedding table trained with the rest of the network (the encoder "train
 fit, any language), or precomputed vectors (a pretrained encoder's) through a linear layer, or both side by
 side (give both `texts` and `text_vectors`): the bag learns the words that matter here, the pretrained vectors
 bring what words mean (that "tourists" and "students" are both groups of people), which a few labels cannot
-teach. Image: precomputed vectors (a CNN trained elsewhere, frozen), or with `image_cnn` the pixels through a small
-CNN (common/models/image_encoder.py) trained with the rest of the network; and a flag for posts without one.
+teach. Image: precomputed vectors (a CNN trained elsewhere, frozen), and a flag for posts without one.
 Loss: the sum over tasks of each task's binary cross entropy (the chapter's L = L1 + L2 + ...), or of each
 task's focal loss (Lin et al. 2017), which down-weights the easy negatives that dominate rare categories.
 """
@@ -35,7 +34,6 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 from torch import nn
 
-from common.models.image_encoder import ConvEmbedder, ImageEncoder
 from common.models.training import train_keeping_best_epoch
 from common.search.semantic import TextHasher
 
@@ -52,7 +50,6 @@ class PostInputs:
     has_image: np.ndarray  # (n,) bool
     texts: np.ndarray | None = None  # (n,) str
     text_vectors: np.ndarray | None = None  # (n, t) float32
-    pixels: np.ndarray | None = None  # (n, s, s, 3) uint8, zeros where a post has no image: for `image_cnn`
 
     def __len__(self) -> int:
         return len(self.numeric)
@@ -64,7 +61,6 @@ class PostInputs:
             self.has_image[rows],
             None if self.texts is None else self.texts[rows],
             None if self.text_vectors is None else self.text_vectors[rows],
-            None if self.pixels is None else self.pixels[rows],
         )
 
 
@@ -94,7 +90,6 @@ class _FusionNet(nn.Module):
         hidden: int,
         modalities: tuple[str, ...],
         base_rates: np.ndarray,
-        cnn: dict | None = None,
     ):
         super().__init__()
         self.modalities = modalities
@@ -107,8 +102,6 @@ class _FusionNet(nn.Module):
                 self.text = nn.Linear(text_dim, width)
                 inputs += width
         if "image" in modalities:
-            if cnn is not None:  # the CNN trained with the rest: pixels in, a unit image_dim vector out
-                self.cnn = ConvEmbedder(cnn["width"], image_dim, cnn.get("pooling", "avg"))
             self.image = nn.Linear(image_dim, width)
             inputs += width + 1
         self.shared = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
@@ -125,8 +118,7 @@ class _FusionNet(nn.Module):
             parts.append(F.relu(self.text(batch["text_vectors"])))
         if "image" in self.modalities:
             has = batch["has_image"][:, None]
-            vectors = self.cnn(batch["pixels"]) if hasattr(self, "cnn") else batch["image_vectors"]
-            parts += [F.relu(self.image(vectors)) * has, has]
+            parts += [F.relu(self.image(batch["image_vectors"])) * has, has]
         return self.heads(self.shared(torch.cat(parts, dim=1)))
 
 
@@ -143,7 +135,6 @@ class MultimodalClassifier(BaseEstimator):
         gamma: float = 2.0,
         alpha: float = 0.5,
         n_buckets: int = 2**18,
-        image_cnn: dict | None = None,
         width: int = 64,
         hidden: int = 128,
         epochs: int = 6,
@@ -159,7 +150,6 @@ class MultimodalClassifier(BaseEstimator):
         self.gamma = gamma
         self.alpha = alpha
         self.n_buckets = n_buckets
-        self.image_cnn = image_cnn
         self.width = width
         self.hidden = hidden
         self.epochs = epochs
@@ -186,13 +176,6 @@ class MultimodalClassifier(BaseEstimator):
         self.text_parts_ = tuple(
             part for part, given in (("bag", inputs.texts), ("vectors", inputs.text_vectors)) if given is not None
         )
-        if self.image_cnn is not None:
-            if inputs.pixels is None:
-                raise ValueError("image_cnn reads the posts' pixels; the inputs have none")
-            shown = torch.from_numpy(inputs.pixels[inputs.has_image][:20_000]).permute(0, 3, 1, 2).float() / 255
-            self.pixel_mean_ = shown.mean(dim=(0, 2, 3)).view(1, 3, 1, 1)
-            self.pixels_size_ = int(inputs.pixels.shape[1])
-            self.pixel_std_ = shown.std(dim=(0, 2, 3)).view(1, 3, 1, 1).clamp_min(1e-3)
         text_dim = inputs.text_vectors.shape[1] if "vectors" in self.text_parts_ else None
         self.module_ = _FusionNet(
             len(self.tasks),
@@ -205,7 +188,6 @@ class MultimodalClassifier(BaseEstimator):
             self.hidden,
             tuple(self.modalities),
             labels.mean(axis=0),
-            self.image_cnn,
         )
         target = torch.from_numpy(labels)
 
@@ -251,24 +233,6 @@ class MultimodalClassifier(BaseEstimator):
         with torch.inference_mode():
             return expit(self._logits(inputs).numpy().astype(np.float64))
 
-    def _pixels(self, inputs: PostInputs) -> torch.Tensor:
-        pixels = torch.from_numpy(np.ascontiguousarray(inputs.pixels)).permute(0, 3, 1, 2).float() / 255
-        return (pixels - self.pixel_mean_) / self.pixel_std_
-
-    def image_encoder(self) -> ImageEncoder:
-        """The CNN this network trained (image_cnn), as an ImageEncoder other models read vectors from."""
-        if not hasattr(self, "module_") or not hasattr(self.module_, "cnn"):
-            raise RuntimeError("no CNN was trained: fit with image_cnn and the image modality first")
-        encoder = ImageEncoder(
-            dim=self.module_.cnn.embedding.out_features,
-            width=self.image_cnn["width"],
-            pooling=self.image_cnn.get("pooling", "avg"),
-        )
-        encoder.input_size = self.pixels_size_
-        encoder.module_, encoder.mean_, encoder.std_ = self.module_.cnn, self.pixel_mean_, self.pixel_std_
-        encoder.module_.eval()
-        return encoder
-
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.loss == "focal":
             return focal_loss(logits, labels, self.gamma, self.alpha).sum()
@@ -286,7 +250,6 @@ class MultimodalClassifier(BaseEstimator):
         batch = {
             "numeric": torch.from_numpy(numeric.astype(np.float32)),
             "image_vectors": torch.from_numpy(np.asarray(inputs.image_vectors, dtype=np.float32)),
-            **({"pixels": self._pixels(inputs)} if self.image_cnn is not None else {}),
             "has_image": torch.from_numpy(np.asarray(inputs.has_image, dtype=np.float32)),
         }
         if "text" in self.modalities:

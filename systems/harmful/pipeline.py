@@ -3,7 +3,8 @@
 posts, authors, reports, hand labels (the world) -> the authors' profile into Feast, read back as of each post
 -> the image encoder: the small CNN pretrained to name what photos show on a labelled photo set (ImageNet's
    stand-in, common/images/labelled.py), frozen -> every image's vector
--> the text's pretrained word vectors (all-MiniLM-L6-v2's vector of each word, pooled) beside the hashed words
+-> every post's text as all-MiniLM-L6-v2's vectors of its words, pooled (what the networks read by default;
+   the hashed words trained here, and MiniLM reading whole posts, are compared)
 -> the natural labels (reports) of the training posts; the hand labels of the validation and test posts; the
    world's truth of posts held out from training
 -> each model (systems/harmful/models.py) fits on the natural labels, stops early on the validation posts

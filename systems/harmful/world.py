@@ -57,7 +57,8 @@ Authors. A share bad_actor_rate are bad actors with a specialty (mostly spam): a
 their posts intend harm of their specialty, and they post more (spammers most). Their features lean (younger
 accounts, more past violations and reports, spammers follow many and are followed by few), informative but not
 decisive: they overlap normal authors', whose own propensity to harm (an "edginess") raises violations too.
-Intent rates are calibrated so that each category's prevalence is `prevalence` in expectation.
+Intent rates are calibrated so that each category's prevalence is `prevalence` in expectation (by
+EVIDENCE_HARM: corroborated explicit posts, surer than that, add about 1% of it).
 
 Interactions. impressions (from the author's followers), likes, comments, shares, each leaning on the post's
 harm (nudity is liked, hate commented on, violence shared). Reports are the natural labels: each names one

@@ -1,5 +1,5 @@
-"""Shared fixtures: an isolated data dir and MLflow store per test session, and one tiny
-ads training that the pipeline, Feast and API tests share (real components, tiny scale)."""
+"""Shared fixtures: an isolated data dir and MLflow store per test session, one tiny ads training that the
+pipeline, Feast and API tests share (real components, tiny scale), and torch on one thread for a module."""
 
 from __future__ import annotations
 
@@ -18,6 +18,19 @@ def data_dir_at(data: Path):
         patch.setenv("MLSD_DATA_DIR", str(data))
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
         yield data
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small torch models train several times faster on one thread than on two contended ones (the cores are
+    shared with other test workers: OpenMP's waiting threads then spin against them). For a whole module:
+    pytestmark = pytest.mark.usefixtures("one_torch_thread")."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,8 @@ class WordVectorEncoder:
     corpus of a few thousand distinct words costs a few seconds where encoding every post would take minutes on
     a CPU, and a word's meaning is kept (the mean says what the text is about, the maximum keeps a single word
     that matters). `fit(texts)` encodes the corpus's words; a word it did not see is encoded when met, and not
-    kept (the sentence encoder is loaded then, and never pickled)."""
+    kept. The sentence encoder is never pickled: `load()` brings it back (a server does so at start-up, so that
+    no request waits for it), else the first unseen word does."""
 
     WORD = re.compile(r"\w+")
 
@@ -93,6 +94,11 @@ class WordVectorEncoder:
                 out[row, :half], out[row, half:] = vectors.mean(axis=0), vectors.max(axis=0)
         return out
 
+    def load(self) -> WordVectorEncoder:
+        """Load the sentence encoder now (it encodes the words the fit did not see)."""
+        self._encoder()
+        return self
+
     def _words(self, text: str) -> list[str]:
         return self.WORD.findall(str(text).lower())
 
@@ -114,7 +120,7 @@ class WordVectorEncoder:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state.pop("_sentence_encoder", None)  # reloaded from path when a new word needs it
+        state.pop("_sentence_encoder", None)  # reloaded from path by load() or the first unseen word
         return state
 
 

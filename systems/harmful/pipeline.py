@@ -88,6 +88,12 @@ class ServedModerator:
     def inputs(self, numeric, image_vectors, has_image, texts) -> PostInputs:
         return post_inputs(self.text, numeric, image_vectors, has_image, texts, self.text_encoder)
 
+    def load(self) -> ServedModerator:
+        """Load what the registry does not hold (the word vectors' sentence encoder), before any request."""
+        if isinstance(self.text_encoder, WordVectorEncoder):
+            self.text_encoder.load()
+        return self
+
 
 @dataclass
 class Posts:

@@ -32,7 +32,7 @@ ACTIONS = ("allow", "demote", "remove")
 class ModerationService:
     def __init__(self, config: dict, champion: Champion, repo: FeatureRepo):
         self.champion = champion
-        self.served: ServedModerator = champion.classifier
+        self.served: ServedModerator = champion.classifier.load()
         self.repo = repo
         self.refs = repo.refs((AUTHOR_VIEW.name,))
         self.max_upload_bytes = config["serving"]["max_upload_bytes"]

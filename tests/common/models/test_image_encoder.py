@@ -24,14 +24,7 @@ SEED = 0
 FAST = {"dim": 16, "width": 8, "input_size": 16, "batch_size": 64}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The CNN's small batches run several times faster on one thread than on two contended ones (the cores
-    are shared with other test workers: OpenMP's waiting threads then spin against them)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ and learns from whichever part holds the signal; an input it was fitted on must 
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score
 
 from common.models.multimodal import MultimodalClassifier, PostInputs
@@ -12,12 +11,7 @@ N = 3_000
 SMALL = {"tasks": ("harmful",), "n_buckets": 2**10, "width": 8, "hidden": 16, "epochs": 6, "batch_size": 128}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def posts(seed: int, signal_in: str) -> tuple[PostInputs, np.ndarray]:

@@ -73,6 +73,9 @@ def test_word_vectors_pickle_without_the_sentence_model():
     encoder = WordVectorEncoder().fit(["nice cat"])
     clone = pickle.loads(pickle.dumps(encoder))
     assert "_sentence_encoder" not in vars(clone)
-    np.testing.assert_array_equal(clone.encode(["cat nice"]), encoder.encode(["cat nice"]))
+    np.testing.assert_array_equal(clone.encode(["cat nice"]), encoder.encode(["cat nice"]))  # known words only
+    assert "_sentence_encoder" not in vars(clone)
+    assert isinstance(clone.load()._sentence_encoder, SentenceEncoder)
+    np.testing.assert_array_equal(clone.encode(["a dog"]), encoder.encode(["a dog"]))
     with pytest.raises(RuntimeError, match="not fitted"):
         WordVectorEncoder().encode(["cat"])

@@ -138,8 +138,8 @@ def test_truth_is_drawn_from_p(posts):
 
 
 def test_explicit_evidence_said_twice_is_surer(posts):
-    """A second explicit term or the motif on the image: 1 - 0.03 x 0.2 per piece; the motif is on the image
-    exactly where the p says one piece came from it."""
+    """A second explicit term or the motif on the image: 1 - 0.03 x 0.2 per piece. Posts showing the motif have
+    at least one piece; the two-piece probability only with the motif."""
     for c in CATEGORIES:
         explicit = posts[posts[f"evidence_{c}"] == "explicit"]
         p = explicit[f"p_{c}"].to_numpy()

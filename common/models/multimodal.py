@@ -13,12 +13,13 @@ Late fusion runs a network per modality and combines their probabilities (noisy-
 says so), which cannot see such a combination. Each modality's network also reads the tabular features, so
 the comparison isolates the fusion.
 
-Text: the hashed bag of words, character trigrams and word pairs of common/search/semantic.py, mean pooled
-from an embedding table trained with the rest of the network (the encoder "trained here": no vocabulary to
-fit, any language), or precomputed vectors (a pretrained encoder's) through a linear layer, or both side by
-side (give both `texts` and `text_vectors`): the bag learns the words that matter here, the pretrained vectors
-bring what words mean (that "tourists" and "students" are both groups of people), which a few labels cannot
-teach. Image: precomputed vectors (a CNN trained elsewhere, frozen), and a flag for posts without one.
+Text, any of three parts side by side (the inputs given choose them): the hashed bag of words, character
+trigrams and word pairs of common/search/semantic.py, mean pooled from an embedding table trained with the rest
+of the network (`texts`: the encoder "trained here", no vocabulary to fit, any language); precomputed vectors, a
+pretrained encoder's, through a linear layer (`text_vectors`); a convolution over the sequence of the words'
+pretrained vectors (`word_sequences`, common/models/word_convolution.py), which reads phrases ("kill time" is
+not "kill"). The bag learns the words that matter here; the pretrained vectors bring what words mean (that
+"tourists" and "students" are both groups of people), which a few labels cannot teach. Image: precomputed vectors (a CNN trained elsewhere, frozen), and a flag for posts without one.
 Loss: the sum over tasks of each task's binary cross entropy (the chapter's L = L1 + L2 + ...), or of each
 task's focal loss (Lin et al. 2017), which down-weights the easy negatives that dominate rare categories.
 """
@@ -35,6 +36,7 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from common.models.training import train_keeping_best_epoch
+from common.models.word_convolution import WordConvolution, WordSequences
 from common.search.semantic import TextHasher
 
 MODALITIES = ("text", "image")
@@ -43,13 +45,15 @@ PREDICT_BATCH_SIZE = 4096
 
 @dataclass(frozen=True)
 class PostInputs:
-    """A batch of posts, one row each. Give `texts` (hashed bags, trained here) or `text_vectors`."""
+    """A batch of posts, one row each. Give the text as any of `texts` (hashed bags, trained here),
+    `text_vectors` or `word_sequences`."""
 
     numeric: np.ndarray  # (n, f) float: author and interaction features
     image_vectors: np.ndarray  # (n, d) float32, zeros where a post has no image
     has_image: np.ndarray  # (n,) bool
     texts: np.ndarray | None = None  # (n,) str
     text_vectors: np.ndarray | None = None  # (n, t) float32
+    word_sequences: WordSequences | None = None  # (n, L) rows of a word-vector table
 
     def __len__(self) -> int:
         return len(self.numeric)
@@ -61,6 +65,7 @@ class PostInputs:
             self.has_image[rows],
             None if self.texts is None else self.texts[rows],
             None if self.text_vectors is None else self.text_vectors[rows],
+            None if self.word_sequences is None else self.word_sequences.take(rows),
         )
 
 
@@ -85,6 +90,7 @@ class _FusionNet(nn.Module):
         image_dim: int,
         bag: bool,
         text_dim: int | None,
+        phrases: dict | None,
         n_buckets: int,
         width: int,
         hidden: int,
@@ -101,6 +107,9 @@ class _FusionNet(nn.Module):
             if text_dim is not None:
                 self.text = nn.Linear(text_dim, width)
                 inputs += width
+            if phrases is not None:
+                self.phrases = WordConvolution(**phrases)
+                inputs += self.phrases.out_dim
         if "image" in modalities:
             self.image = nn.Linear(image_dim, width)
             inputs += width + 1
@@ -116,6 +125,8 @@ class _FusionNet(nn.Module):
             parts.append(F.relu(self.bag(batch["ids"], batch["offsets"])))
         if hasattr(self, "text"):
             parts.append(F.relu(self.text(batch["text_vectors"])))
+        if hasattr(self, "phrases"):
+            parts.append(self.phrases(batch["word_ids"], batch["word_table"]))
         if "image" in self.modalities:
             has = batch["has_image"][:, None]
             parts += [F.relu(self.image(batch["image_vectors"])) * has, has]
@@ -137,6 +148,9 @@ class MultimodalClassifier(BaseEstimator):
         n_buckets: int = 2**18,
         width: int = 64,
         hidden: int = 128,
+        phrase_dim: int = 32,
+        phrase_filters: int = 32,
+        phrase_kernels: tuple[int, ...] = (2,),
         epochs: int = 6,
         batch_size: int = 512,
         learning_rate: float = 2e-3,
@@ -152,6 +166,9 @@ class MultimodalClassifier(BaseEstimator):
         self.n_buckets = n_buckets
         self.width = width
         self.hidden = hidden
+        self.phrase_dim = phrase_dim
+        self.phrase_filters = phrase_filters
+        self.phrase_kernels = phrase_kernels
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -164,25 +181,28 @@ class MultimodalClassifier(BaseEstimator):
         unknown = set(self.modalities) - set(MODALITIES)
         if unknown or not self.modalities:
             raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
-        if "text" in self.modalities and inputs.texts is None and inputs.text_vectors is None:
-            raise ValueError("the text modality needs texts or text_vectors")
+        if "text" in self.modalities and not self._text_parts(inputs):
+            raise ValueError("the text modality needs texts, text_vectors or word_sequences")
         if self.loss not in ("bce", "focal"):
             raise ValueError(f"loss must be bce or focal, got {self.loss!r}")
         torch.manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
         self.numeric_mean_ = inputs.numeric.mean(axis=0)
         self.numeric_std_ = inputs.numeric.std(axis=0) + 1e-6
-        # The text parts the inputs hold: a hashed bag trained here, precomputed vectors, or both side by side.
-        self.text_parts_ = tuple(
-            part for part, given in (("bag", inputs.texts), ("vectors", inputs.text_vectors)) if given is not None
-        )
+        self.text_parts_ = self._text_parts(inputs)
         text_dim = inputs.text_vectors.shape[1] if "vectors" in self.text_parts_ else None
+        phrases = None
+        if "phrases" in self.text_parts_:
+            word_dim = inputs.word_sequences.table.shape[1]
+            phrases = {"word_dim": word_dim, "dim": self.phrase_dim, "filters": self.phrase_filters}
+            phrases["kernel_sizes"] = tuple(self.phrase_kernels)
         self.module_ = _FusionNet(
             len(self.tasks),
             inputs.numeric.shape[1],
             inputs.image_vectors.shape[1],
             "bag" in self.text_parts_,
             text_dim,
+            phrases,
             self.n_buckets,
             self.width,
             self.hidden,
@@ -211,6 +231,13 @@ class MultimodalClassifier(BaseEstimator):
             del self._fit_hasher
         self.train_loss_, self.eval_loss_, self.best_epoch_ = log.train_loss, log.eval_loss, log.best_epoch
         return self
+
+    @staticmethod
+    def _text_parts(inputs: PostInputs) -> tuple[str, ...]:
+        """The text parts the inputs hold, side by side: a hashed bag trained here, precomputed vectors, the
+        words' sequence."""
+        given = (("bag", inputs.texts), ("vectors", inputs.text_vectors), ("phrases", inputs.word_sequences))
+        return tuple(part for part, value in given if value is not None)
 
     def _train(self, inputs: PostInputs, batch_loss, eval_loss, rng: np.random.Generator):
         return train_keeping_best_epoch(
@@ -257,6 +284,12 @@ class MultimodalClassifier(BaseEstimator):
                 if inputs.text_vectors is None:
                     raise ValueError("this model reads text_vectors; the inputs have none")
                 batch["text_vectors"] = torch.from_numpy(np.asarray(inputs.text_vectors, dtype=np.float32))
+            if "phrases" in self.text_parts_:
+                if inputs.word_sequences is None:
+                    raise ValueError("this model reads word_sequences; the inputs have none")
+                sequences = inputs.word_sequences.compact()  # only the batch's words are projected
+                batch["word_ids"] = torch.from_numpy(sequences.ids)
+                batch["word_table"] = torch.from_numpy(np.asarray(sequences.table, dtype=np.float32))
             if "bag" in self.text_parts_:
                 if inputs.texts is None:
                     raise ValueError("this model reads texts; the inputs have none")

@@ -3,6 +3,7 @@
     encoder = text_encoder({"kind": "minilm"})          # pretrained all-MiniLM-L6-v2, 384-d, offline
     encoder = text_encoder({"kind": "lsa", "dim": 64})  # TF-IDF + truncated SVD, fit here on the corpus
     encoder = WordVectorEncoder().fit(texts)            # MiniLM's vectors of each word, pooled: [mean; max]
+    encoder.sequences(texts)                            # or in order, for a convolution (word_convolution.py)
     vectors = encoder.fit(texts).encode(texts)          # (n, dim) float32, unit rows
 
 `minilm` is the pretrained sentence encoder all-MiniLM-L6-v2 (sentence-transformers), whose weights
@@ -20,6 +21,8 @@ import re
 import numpy as np
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
+
+from common.models.word_convolution import WordSequences
 
 log = logging.getLogger(__name__)
 ENCODERS = ("minilm", "lsa")
@@ -65,9 +68,11 @@ class WordVectorEncoder:
     a CPU, and a word's meaning is kept (the mean says what the text is about, the maximum keeps a single word
     that matters). `fit(texts)` encodes the corpus's words; a word it did not see is encoded when met, and not
     kept. The sentence encoder is never pickled: `load()` brings it back (a server does so at start-up, so that
-    no request waits for it), else the first unseen word does."""
+    no request waits for it), else the first unseen word does. `sequences(texts)` gives the words in order
+    instead, as rows of a table of their vectors (the input of common/models/word_convolution.py)."""
 
     WORD = re.compile(r"\w+")
+    MAX_WORDS = 64  # a longer text's sequence keeps its first words (its pooled vector reads them all)
 
     def __init__(self, path: str | None = None, batch_size: int = 256):
         self.path = path
@@ -77,6 +82,12 @@ class WordVectorEncoder:
         self.vectors_: dict[str, np.ndarray] = {}
         self.vectors_ = self._with_vectors_of(word for text in texts for word in self._words(text))
         self.dim_ = 2 * len(next(iter(self.vectors_.values()))) if self.vectors_ else 2 * self._encoder().dim_
+        # For sequences(): row 0 is no word, then the fitted words in sorted order.
+        vocabulary = sorted(self.vectors_)
+        self.rows_ = {word: i + 1 for i, word in enumerate(vocabulary)}
+        self.table_ = np.zeros((len(vocabulary) + 1, self.dim_ // 2), dtype=np.float32)
+        for word, i in self.rows_.items():
+            self.table_[i] = self.vectors_[word]
         return self
 
     def encode(self, texts) -> np.ndarray:
@@ -93,6 +104,22 @@ class WordVectorEncoder:
                 vectors = np.stack([known[word] for word in text])
                 out[row, :half], out[row, half:] = vectors.mean(axis=0), vectors.max(axis=0)
         return out
+
+    def sequences(self, texts) -> WordSequences:
+        """The texts' words in order, as rows of a table of their vectors (row 0: no word). The table is the
+        fitted words', in a fixed order, plus this call's unseen words (not kept)."""
+        if not hasattr(self, "vectors_"):
+            raise RuntimeError("WordVectorEncoder is not fitted; call fit first")
+        words = [self._words(text)[: self.MAX_WORDS] for text in texts]
+        unseen = sorted({word for text in words for word in text} - set(self.rows_))
+        rows = self.rows_ | dict(zip(unseen, range(len(self.table_), len(self.table_) + len(unseen)), strict=True))
+        ids = np.zeros((len(words), max(map(len, words), default=0)), dtype=np.int64)
+        for r, text in enumerate(words):
+            ids[r, : len(text)] = [rows[word] for word in text]
+        table = self.table_
+        if unseen:
+            table = np.vstack([table, np.stack([self._with_vectors_of(unseen)[word] for word in unseen])])
+        return WordSequences(ids, table)
 
     def load(self) -> WordVectorEncoder:
         """Load the sentence encoder now (it encodes the words the fit did not see)."""

@@ -3,8 +3,9 @@
 posts, authors, reports, hand labels (the world) -> the authors' profile into Feast, read back as of each post
 -> the image encoder: the small CNN pretrained to name what photos show on a labelled photo set (ImageNet's
    stand-in, common/images/labelled.py), frozen -> every image's vector
--> every post's text as all-MiniLM-L6-v2's vectors of its words, pooled (what the networks read by default;
-   the hashed words trained here, and MiniLM reading whole posts, are compared)
+-> every post's text as all-MiniLM-L6-v2's vectors of its words, pooled and in order (the networks read both by
+   default, the order through a convolution that sees phrases; the pooled words alone, the hashed words trained
+   here, and MiniLM reading whole posts, are compared)
 -> the natural labels (reports) of the training posts; the hand labels of the validation and test posts; the
    world's truth of posts held out from training
 -> each model (systems/harmful/models.py) fits on the natural labels, stops early on the validation posts
@@ -30,6 +31,7 @@ from common.models.image_encoder import ImageEncoder
 from common.models.multimodal import PostInputs
 from common.models.text import SentenceEncoder, WordVectorEncoder
 from common.models.text_tuning import fine_tune_on_labels
+from common.models.word_convolution import WordSequences
 from common.tracking import runs as tracking
 from systems.harmful.evaluation import (
     Thresholds,
@@ -47,29 +49,34 @@ log = logging.getLogger(__name__)
 IMAGE_CHUNK = 16_384  # posts whose images are rendered and embedded at once
 SYSTEM = "harmful"
 ORACLE = "oracle (true probabilities)"
-# What a model reads of the text (config `text`): the hashed words (trained here), the pretrained word vectors,
-# both, or the pretrained sentence encoder's vectors, frozen or fine-tuned (on a sample: slow on a CPU).
-TEXTS = ("hashed", "words", "hashed+words", "minilm", "minilm_tuned")
-DEFAULT_TEXT = "words"
+# What a model reads of the text (config `text`): the hashed words (trained here); the pretrained word vectors,
+# pooled (words) and in order through a convolution (phrases); the hashed and pooled words; or the pretrained
+# sentence encoder's vectors, frozen or fine-tuned (on a sample: slow on a CPU).
+TEXTS = ("hashed", "words", "words+phrases", "hashed+words", "minilm", "minilm_tuned")
+DEFAULT_TEXT = "words+phrases"
+WORD_VECTOR_PARTS = {"words", "phrases"}  # the parts read through the word vectors
 SENTENCE_ENCODERS = {"minilm", "minilm_tuned"}
 
 
 def post_inputs(
-    text: str, numeric, image_vectors, has_image, texts, text_encoder=None, text_vectors=None
+    text: str, numeric, image_vectors, has_image, texts, text_encoder=None, text_vectors=None, word_sequences=None
 ) -> PostInputs:
-    """The inputs a model reading `text` takes. text_vectors: the text encoder's vectors of these texts, when
-    already computed."""
+    """The inputs a model reading `text` takes. text_vectors, word_sequences: the text encoder's vectors and
+    sequences of these texts, when already computed."""
     if text not in TEXTS:
         raise ValueError(f"unknown text {text!r}; expected one of {TEXTS}")
     parts = set(text.split("+"))
     if parts & {"words", *SENTENCE_ENCODERS} and text_vectors is None:
         text_vectors = text_encoder.encode(list(texts))
+    if "phrases" in parts and word_sequences is None:
+        word_sequences = text_encoder.sequences(list(texts))
     return PostInputs(
         numeric,
         image_vectors,
         has_image,
         texts=texts if "hashed" in parts else None,
-        text_vectors=None if parts == {"hashed"} else text_vectors,
+        text_vectors=text_vectors if parts & {"words", *SENTENCE_ENCODERS} else None,
+        word_sequences=word_sequences if "phrases" in parts else None,
     )
 
 
@@ -107,7 +114,8 @@ class Posts:
     rows: dict[str, np.ndarray]  # train, validation, test, held_out
     hand: dict[str, np.ndarray]  # validation, test: the hand labels of those rows
     words: WordVectorEncoder  # the pretrained word vectors
-    word_vectors: np.ndarray  # (n, d) every post's text through it
+    word_vectors: np.ndarray  # (n, d) every post's text through it, pooled
+    word_sequences: WordSequences  # every post's words in order
 
 
 def train(config: dict, world: HarmfulWorld) -> dict:
@@ -189,7 +197,7 @@ def prepare(config: dict, world: HarmfulWorld) -> tuple[Posts, ImageEncoder]:
     texts = table["text"].to_numpy()
     started = time.perf_counter()
     words = WordVectorEncoder(config["minilm"].get("path")).fit(texts[rows["train"]])
-    word_vectors = words.encode(texts)
+    word_vectors, word_sequences = words.encode(texts), words.sequences(texts)
     log.info("word vectors of %d words in %.0fs", len(words.vectors_), time.perf_counter() - started)
     posts = Posts(
         table=table,
@@ -201,6 +209,7 @@ def prepare(config: dict, world: HarmfulWorld) -> tuple[Posts, ImageEncoder]:
         hand=labels,
         words=words,
         word_vectors=word_vectors,
+        word_sequences=word_sequences,
     )
     return posts, image_encoder
 
@@ -241,7 +250,7 @@ def fit_models(config: dict, posts: Posts) -> tuple[dict, dict, dict]:
         encoder = None
         if text in SENTENCE_ENCODERS:
             encoder = sentence_encoder(config, posts, subset, tuned=text == "minilm_tuned")
-        elif "words" in text:
+        elif set(text.split("+")) & WORD_VECTOR_PARTS:
             encoder = posts.words
         if encoder is not None:
             text_encoders[name] = encoder
@@ -276,8 +285,10 @@ def model_text(spec: dict) -> str:
 
 def model_inputs(posts: Posts, rows: np.ndarray, text: str, text_encoder=None) -> PostInputs:
     i = posts.inputs.take(rows)
-    precomputed = posts.word_vectors[rows] if "words" in text else None
-    return post_inputs(text, i.numeric, i.image_vectors, i.has_image, i.texts, text_encoder, precomputed)
+    parts = set(text.split("+"))
+    vectors = posts.word_vectors[rows] if "words" in parts else None
+    sequences = posts.word_sequences.take(rows) if "phrases" in parts else None
+    return post_inputs(text, i.numeric, i.image_vectors, i.has_image, i.texts, text_encoder, vectors, sequences)
 
 
 def predict(model, posts: Posts, text: str, text_encoder) -> dict[str, np.ndarray]:

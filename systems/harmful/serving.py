@@ -3,8 +3,9 @@ demoting and violation services act on.
 
   author features   the author's profile from Feast's online store (an unknown author: a new account)
   image             the upload decoded with Pillow (checked: format, size, corrupt), embedded by the frozen CNN
-  text              hashed in the network, and/or its words' pretrained vectors, or the sentence encoder's
-                    vector: what the champion reads
+  text              what the champion reads: its words' pretrained vectors, pooled and in order (a word the
+                    training never saw is encoded for the request), hashed in the network, or the sentence
+                    encoder's vector
   classifier        one probability per category (registry: `harmful-ranker@champion`)
   decision          remove at or above a category's removal threshold (validation precision >= 0.95), demote
                     at or above its demotion threshold, else allow; the reason is the category furthest past

@@ -79,3 +79,17 @@ def test_word_vectors_pickle_without_the_sentence_model():
     np.testing.assert_array_equal(clone.encode(["a dog"]), encoder.encode(["a dog"]))
     with pytest.raises(RuntimeError, match="not fitted"):
         WordVectorEncoder().encode(["cat"])
+
+
+def test_word_sequences_keep_the_order_as_rows_of_the_word_vectors():
+    encoder = WordVectorEncoder().fit(["the striker scored", "garlic bread"])
+    sequences = encoder.sequences(["Garlic bread, the striker!", "", "the tourists scored"])
+    assert sequences.ids.shape == (3, 4)
+    words = SentenceEncoder().fit().encode(["garlic", "bread", "the", "striker", "tourists"])
+    np.testing.assert_allclose(sequences.table[sequences.ids[0]], words[:4], atol=1e-5)
+    assert not sequences.ids[1].any() and sequences.ids[0, 3] and not sequences.ids[2, 3]  # padded after the words
+    assert not sequences.table[0].any()  # row 0: no word
+    np.testing.assert_allclose(sequences.table[sequences.ids[2, 1]], words[4], atol=1e-5)  # unseen: encoded
+    assert "tourists" not in encoder.rows_ and len(encoder.table_) == 6  # and not kept
+    long = encoder.sequences([" ".join(["bread"] * (WordVectorEncoder.MAX_WORDS + 5))])
+    assert long.ids.shape == (1, WordVectorEncoder.MAX_WORDS)

@@ -19,7 +19,8 @@ of the network (`texts`: the encoder "trained here", no vocabulary to fit, any l
 pretrained encoder's, through a linear layer (`text_vectors`); a convolution over the sequence of the words'
 pretrained vectors (`word_sequences`, common/models/word_convolution.py), which reads phrases ("kill time" is
 not "kill"). The bag learns the words that matter here; the pretrained vectors bring what words mean (that
-"tourists" and "students" are both groups of people), which a few labels cannot teach. Image: precomputed vectors (a CNN trained elsewhere, frozen), and a flag for posts without one.
+"tourists" and "students" are both groups of people), which a few labels cannot teach.
+Image: precomputed vectors (a CNN trained elsewhere, frozen), and a flag for posts without one.
 Loss: the sum over tasks of each task's binary cross entropy (the chapter's L = L1 + L2 + ...), or of each
 task's focal loss (Lin et al. 2017), which down-weights the easy negatives that dominate rare categories.
 """

@@ -137,7 +137,7 @@ class _FusionNet(nn.Module):
 class MultimodalClassifier(BaseEstimator):
     """One network, one sigmoid head per task (multi-task), early fusion of the given modalities.
     fit(inputs, labels (n, n_tasks) of 0/1, eval_set=(inputs, labels)) keeps the epoch with the lowest eval
-    loss. predict_proba(inputs) -> (n, n_tasks)."""
+    loss (and stops `patience` epochs after it, if given). predict_proba(inputs) -> (n, n_tasks)."""
 
     def __init__(
         self,
@@ -156,6 +156,7 @@ class MultimodalClassifier(BaseEstimator):
         batch_size: int = 512,
         learning_rate: float = 2e-3,
         weight_decay: float = 1e-5,
+        patience: int | None = None,
         random_state: int = 0,
         verbose: bool = False,
     ):
@@ -174,6 +175,7 @@ class MultimodalClassifier(BaseEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.patience = patience
         self.random_state = random_state
         self.verbose = verbose
 
@@ -253,6 +255,7 @@ class MultimodalClassifier(BaseEstimator):
             rng=rng,
             desc="multimodal classifier",
             verbose=self.verbose,
+            patience=self.patience,
         )
 
     def predict_proba(self, inputs: PostInputs) -> np.ndarray:

@@ -33,10 +33,12 @@ def train_keeping_best_epoch(
     rng: np.random.Generator,
     desc: str,
     verbose: bool = False,
+    patience: int | None = None,
 ) -> TrainingLog:
     """Adam over shuffled mini-batches of `data` (tensors sharing their first dimension; `batch_loss`
     takes one batch of each). With `eval_loss`, the weights of the epoch with the lowest eval loss are
-    kept. Leaves `module` in eval mode.
+    kept; with `patience` too, training stops once that many epochs in a row have not lowered it (the rest
+    would only be thrown away). Leaves `module` in eval mode.
 
     Embedding tables built with `sparse=True` get sparse gradients and their own SparseAdam (without
     weight decay, which it lacks): a step then touches only the rows the batch used, where a dense Adam
@@ -70,6 +72,8 @@ def train_keeping_best_epoch(
                 best_epoch = epoch
                 best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         progress.close()
+        if patience is not None and eval_losses and epoch - best_epoch >= patience:
+            break
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()

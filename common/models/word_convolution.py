@@ -60,8 +60,10 @@ class WordConvolution(nn.Module):
     def forward(self, ids: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         words = ids != PADDING
         length = int(words.sum(dim=1).max()) if len(ids) else 0
-        width = max(length, max(self.kernel_sizes))  # the batch's longest text: no window of padding only
-        ids, words = ids[:, :width], words[:, :width]
+        # The batch's longest text, and at least one window: no window of padding only, and none missing.
+        width = max(length, max(self.kernel_sizes))
+        ids = F.pad(ids, (0, max(width - ids.shape[1], 0)), value=PADDING)[:, :width]
+        words = ids != PADDING
         x = F.embedding(ids, self.project(table)).transpose(1, 2)  # (n, dim, width)
         parts = []
         for k, convolution in zip(self.kernel_sizes, self.convolutions, strict=True):

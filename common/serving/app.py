@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from common.app.config import load_config
 from common.app.logs import quiet_libraries
@@ -144,7 +145,14 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
                 }
             ]
         )
+    # Starlette answers 400 when a multipart form (an upload) cannot be parsed: bad input too.
+    if exc.status_code == 400 and isinstance(exc.__context__, MultiPartException):
+        return _invalid([{"type": "form_invalid", "loc": ["body"], "msg": f"The form is not valid: {exc.detail}"}])
     return await http_exception_handler(request, exc)
+
+
+# Every refused request a 422 with the reason (a body that is not JSON included), as the schemas document.
+ERROR_HANDLERS = {RequestValidationError: _request_validation_error, StarletteHTTPException: _http_error}
 
 
 def create_app(systems: list[str] | None = None, scale: str | None = None) -> FastAPI:
@@ -174,10 +182,7 @@ def create_app(systems: list[str] | None = None, scale: str | None = None) -> Fa
         title="ML system designs",
         description="Candidate generation -> ranking -> re-ranking endpoints, one per system design chapter.",
         lifespan=lifespan,
-        exception_handlers={
-            RequestValidationError: _request_validation_error,
-            StarletteHTTPException: _http_error,
-        },
+        exception_handlers=ERROR_HANDLERS,
     )
     for name in names:
         app.include_router(get_system(name).router(), prefix=f"/{name}", tags=[name])

@@ -63,11 +63,12 @@ def router() -> APIRouter:
     )
     async def search(
         request: Request,
+        # Not "| None": a form cannot send a null, so the schema must not offer one; absent is None.
         image: Annotated[
-            UploadFile | None, File(description="An image file (PNG, JPEG, GIF, BMP, WebP); or give image_id")
+            UploadFile, File(description="An image file (PNG, JPEG, GIF, BMP, WebP); or give image_id")
         ] = None,
         image_id: Annotated[
-            int | None, Form(ge=0, le=MAX_ID, description="A catalogue image to search by; or upload `image`")
+            int, Form(ge=0, le=MAX_ID, description="A catalogue image to search by; or upload `image`")
         ] = None,
         k: Annotated[int, Form(ge=1, le=MAX_K, description=f"How many images to return, 1 to {MAX_K}")] = 10,
     ) -> ImageSearchResponse:

@@ -12,6 +12,7 @@ from common.retrieval.ann import FLAT_MAX_ITEMS, ANNIndex, IndexSpec, choose_spe
 from common.retrieval.bundle import RetrievalBundle
 from common.serving.app import create_app
 from common.tracking.runs import load_champion, registered_name
+from tests.common.serving.fuzz import fuzz_every_operation
 
 STAGES = ["user_features", "user_embedding", "candidate_generation", "ranking", "re_ranking"]
 
@@ -178,3 +179,8 @@ def test_no_trained_model_is_503_naming_the_command(tmp_path, monkeypatch, spec)
         response = empty.post(f"/{system}/recommend", json={"user_id": 1, "k": 3})
     assert response.status_code == 503
     assert f"make train SYSTEM={system}" in response.json()["detail"]
+
+
+def test_schemathesis_finds_no_server_error_and_no_response_off_its_schema(client, spec):
+    """Requests generated from the schema, accepted and refused (tests/common/serving/fuzz.py)."""
+    assert f"POST /{spec.SYSTEM}/recommend" in fuzz_every_operation(client.app)

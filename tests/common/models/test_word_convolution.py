@@ -67,6 +67,8 @@ def test_padding_and_the_words_the_batch_does_not_use_change_nothing():
     torch.testing.assert_close(layer(padded, table), out)
     assert not out[1, 5:].any()  # one word: no window of two or three words
     assert not out[2].any()  # no word at all
+    one_word = layer(torch.tensor([[7]]), table)  # narrower than the widest window
+    torch.testing.assert_close(one_word, out[1:2])
     compact = WordSequences(ids.numpy(), table.numpy()).compact()
     assert len(compact.table) == 5 and compact.ids.shape == ids.shape  # padding and the 4 words used
     np.testing.assert_array_equal(compact.table[compact.ids], table.numpy()[ids.numpy()])

@@ -8,6 +8,7 @@ from common.app.paths import system_dir
 from common.features.store import feature_repo_dir, open_store
 from common.serving.app import create_app
 from common.serving.schemas import MAX_ID
+from tests.common.serving.fuzz import fuzz_every_operation
 from tests.common.serving.openapi_walk import assert_refused, check_every_endpoint
 
 
@@ -142,3 +143,7 @@ def test_no_trained_model_is_503_naming_the_command(tmp_path, monkeypatch):
     assert response.status_code == 503
     assert "make train SYSTEM=ads" in response.json()["detail"]
     assert_refused(refused, "k", "k = 0 with no model: the 422 comes first")
+
+
+def test_schemathesis_finds_no_server_error_and_no_response_off_its_schema(client):
+    assert "POST /ads/rank" in fuzz_every_operation(client.app)

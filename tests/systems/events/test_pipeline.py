@@ -20,6 +20,7 @@ from systems.events import load_dataset
 from systems.events.features import CATEGORICAL, NUMERIC
 from systems.events.ranker import event_frame, examples, snapshot_of, state_at
 from systems.events.serving import EventsService
+from tests.common.serving.fuzz import fuzz_every_operation
 from tests.common.serving.openapi_walk import assert_refused, check_every_endpoint
 from tests.conftest import data_dir_at
 
@@ -219,3 +220,8 @@ def test_social_features_are_the_same_for_one_served_user_and_row_by_row():
         np.testing.assert_array_equal(served, by_row[1:])
     expected = [len(set(friends) & set(g)) for g in going]
     assert one_user[0].tolist() == expected
+
+
+def test_schemathesis_finds_no_server_error_and_no_response_off_its_schema(client):
+    """Requests generated from the schema, accepted and refused (tests/common/serving/fuzz.py)."""
+    assert "POST /events/recommend" in fuzz_every_operation(client.app)

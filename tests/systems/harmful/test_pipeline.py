@@ -14,6 +14,7 @@ from systems.harmful import load_world
 from systems.harmful.evaluation import NEVER
 from systems.harmful.pipeline import ORACLE
 from systems.harmful.world import CATEGORIES
+from tests.common.serving.fuzz import fuzz_every_operation
 
 SYSTEM = "harmful"
 
@@ -149,3 +150,8 @@ def test_a_corrupt_image_is_422(client, world, posts):
     cut = base64.b64encode(png[: len(png) // 2]).decode()
     response = client.post("/harmful/moderate", json={"text": "hi", "language": "en", "author_id": 1, "image": cut})
     assert response.status_code == 422 and "corrupt" in response.text
+
+
+def test_schemathesis_finds_no_server_error_and_no_response_off_its_schema(client):
+    """Requests generated from the schema, accepted and refused (tests/common/serving/fuzz.py)."""
+    assert "POST /harmful/moderate" in fuzz_every_operation(client.app)

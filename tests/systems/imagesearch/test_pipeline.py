@@ -12,6 +12,7 @@ from common.images.files import encode_png
 from common.tracking.runs import load_champion
 from systems.imagesearch.evaluation import ORACLE
 from systems.imagesearch.pipeline import SERVED, raw_dir
+from tests.common.serving.fuzz import fuzz_every_operation
 
 SYSTEM = "imagesearch"
 METRICS = ["mrr", "recall_at_10", "precision_at_10", "map", "ndcg_at_10"]
@@ -126,6 +127,11 @@ def test_a_corrupt_or_huge_upload_is_422(client, pixels, config):
     huge = b"\x89PNG" + b"\0" * (config["serving"]["max_upload_bytes"] + 1)
     response = client.post("/imagesearch/search", files={"image": ("big.png", huge, "image/png")})
     assert response.status_code == 422 and "limit" in response.text
+    broken = b"--b\r\n[]--b--\r\n"  # a form whose parts cannot be parsed: Starlette's 400, answered as a 422
+    response = client.post(
+        "/imagesearch/search", content=broken, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 422 and "The form is not valid" in response.text
 
 
 def test_private_and_unknown_images_are_neither_searchable_nor_shown(client, images):
@@ -144,3 +150,8 @@ def test_thumbnails_are_the_catalogue_pixels(client, images, pixels):
     samples = client.get("/imagesearch/samples", params={"n": 5}).json()
     assert len(samples) == 5 and not images.loc[samples, "private"].any()
     assert "<title>Image search</title>" in client.get("/imagesearch/").text
+
+
+def test_schemathesis_finds_no_server_error_and_no_response_off_its_schema(client):
+    """Requests generated from the schema, accepted and refused (tests/common/serving/fuzz.py)."""
+    assert "POST /imagesearch/search" in fuzz_every_operation(client.app)

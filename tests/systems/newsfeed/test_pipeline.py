@@ -16,6 +16,7 @@ from systems.newsfeed.dataset import load
 from systems.newsfeed.features import model_columns, pair_features
 from systems.newsfeed.ranker import examples, posts_at, snapshot_of, user_states
 from systems.newsfeed.serving import NewsfeedService
+from tests.common.serving.fuzz import fuzz_every_operation
 from tests.common.serving.openapi_walk import assert_refused, check_every_endpoint
 
 SYSTEM = "newsfeed"
@@ -166,3 +167,8 @@ def test_an_unknown_post_is_a_422_naming_it(client):
 
 def test_the_schema_walk_accepts_what_it_documents(client):
     assert check_every_endpoint(client, accepted_status=200) > 20
+
+
+def test_schemathesis_finds_no_server_error_and_no_response_off_its_schema(client):
+    """Requests generated from the schema, accepted and refused (tests/common/serving/fuzz.py)."""
+    assert "POST /newsfeed/events" in fuzz_every_operation(client.app)

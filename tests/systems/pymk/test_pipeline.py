@@ -16,6 +16,7 @@ from systems.pymk import load_data
 from systems.pymk.features import FEATURES
 from systems.pymk.serving import PymkService
 from systems.pymk.snapshots import take_snapshot
+from tests.common.serving.fuzz import fuzz_every_operation
 from tests.common.serving.openapi_walk import assert_refused, check_every_endpoint
 from tests.conftest import data_dir_at
 
@@ -162,3 +163,8 @@ def test_a_public_edge_list_trains_and_serves_end_to_end(tmp_path):
             body = recommend(client, {"user_id": int(edges["src"].iloc[0]), "k": 5})
             assert body["models"]["ranker"]["version"] == summary["champion_version"]
             assert body["people"]
+
+
+def test_schemathesis_finds_no_server_error_and_no_response_off_its_schema(client):
+    """Requests generated from the schema, accepted and refused (tests/common/serving/fuzz.py)."""
+    assert "POST /pymk/recommend" in fuzz_every_operation(client.app)

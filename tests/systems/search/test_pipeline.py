@@ -15,6 +15,7 @@ from systems.search import load_data
 from systems.search.evaluation import FUSION, ORACLE, reranked, stage_1, stage_2
 from systems.search.features import COUNTS, engagement_as_of
 from systems.search.serving import SearchService
+from tests.common.serving.fuzz import fuzz_every_operation
 from tests.common.serving.openapi_walk import assert_refused, check_every_endpoint
 from tests.conftest import data_dir_at
 
@@ -182,3 +183,8 @@ def test_esci_files_train_and_serve_end_to_end(tmp_path):
             body = search(client, {"query": examples["query"].iloc[0], "k": 5})
             assert body["models"]["ranker"]["version"] == summary["champion_version"]
             assert body["products"] and all(p["product_id"].startswith("P") for p in body["products"])
+
+
+def test_schemathesis_finds_no_server_error_and_no_response_off_its_schema(client):
+    """Requests generated from the schema, accepted and refused (tests/common/serving/fuzz.py)."""
+    assert "POST /search/query" in fuzz_every_operation(client.app)

@@ -21,6 +21,7 @@ from tests.systems.recsys_contract import (  # noqa: F401 (pytest collects the i
     test_no_trained_model_is_503_naming_the_command,
     test_oracle_list_is_the_worlds_top_k_and_every_ndcg_matches_it,
     test_response_names_the_registered_versions_and_stage_counts,
+    test_schemathesis_finds_no_server_error_and_no_response_off_its_schema,
     test_served_funnel_beats_popularity_and_the_merge_order,
 )
 

@@ -13,6 +13,7 @@ from systems.videosearch import load_world
 from systems.videosearch.evaluation import ORACLE
 from systems.videosearch.pipeline import with_rules
 from systems.videosearch.world import CONCEPTS
+from tests.common.serving.fuzz import fuzz_every_operation
 from tests.common.serving.openapi_walk import assert_refused, check_every_endpoint
 
 SYSTEM = "videosearch"
@@ -129,3 +130,8 @@ def test_the_served_vectors_are_the_encoders(trained, client):
     vectors = np.load(next((system_dir(SYSTEM) / "index").glob(f"{served.visual_index}.vectors.npy")))
     assert vectors.shape[1] == served.encoder.dim
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_schemathesis_finds_no_server_error_and_no_response_off_its_schema(client):
+    """Requests generated from the schema, accepted and refused (tests/common/serving/fuzz.py)."""
+    assert "POST /videosearch/query" in fuzz_every_operation(client.app)

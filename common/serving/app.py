@@ -8,7 +8,8 @@ retried (at most every RETRY_SECONDS), so training while the server runs needs n
 
 Every bad request is a 422 whose detail lists the fields refused and why: the bodies are
 validated before the serving bundle is asked for (a bad request is a 422 even while the
-system answers 503), and a body that is not JSON at all is a 422 too, not FastAPI's 400.
+system answers 503), and a body that is not JSON at all is a 422 too, not FastAPI's 400, as is a body over
+MAX_BODY_BYTES (common/serving/body_limit.py), before it is read whole.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from common.app.config import load_config
 from common.app.logs import quiet_libraries
 from common.app.registry import get_system, system_names
 from common.app.system import ServiceUnavailable
+from common.serving.body_limit import MAX_BODY_BYTES, BodyLimit
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # how often an unavailable system is tried again
@@ -155,6 +157,12 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
 ERROR_HANDLERS = {RequestValidationError: _request_validation_error, StarletteHTTPException: _http_error}
 
 
+def body_too_large(size: int, limit: int) -> JSONResponse:
+    """The answer of common/serving/body_limit.py: a 422 like any other refusal, with the sizes."""
+    message = f"The body is {size} bytes or more; the limit is {limit}"
+    return _invalid([{"type": "too_large", "loc": ["body"], "msg": message}])
+
+
 def create_app(systems: list[str] | None = None, scale: str | None = None) -> FastAPI:
     quiet_libraries()
     names = systems or os.environ.get("MLSD_SYSTEMS", ",".join(system_names())).split(",")
@@ -184,6 +192,7 @@ def create_app(systems: list[str] | None = None, scale: str | None = None) -> Fa
         lifespan=lifespan,
         exception_handlers=ERROR_HANDLERS,
     )
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, refuse=body_too_large)
     for name in names:
         app.include_router(get_system(name).router(), prefix=f"/{name}", tags=[name])
 

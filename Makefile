@@ -19,6 +19,7 @@ help:
 	@echo "make serve SYSTEM=ads [PORT=8000]    serve the endpoint (trains first if no champion)"
 	@echo "make evaluate SYSTEM=ads             print the latest test table (WRITE_README=1: into the system's README)"
 	@echo "make bench SYSTEM=ads [K=10]         latency / throughput / memory of the endpoint (WRITE_README=1 too)"
+	@echo "make bench SYSTEM=ads SOAK=600       concurrency 8 for 600 s: errors, and whether server memory grows"
 	@echo "make mlflow-ui                       MLflow UI on http://127.0.0.1:5000"
 	@echo "make test                            the whole test suite"
 
@@ -40,7 +41,7 @@ evaluate: $(VENV)/.installed
 	$(PY) -m common.app.cli evaluate --system $(SYSTEM) $(if $(WRITE_README),--write-readme,)
 
 bench: $(VENV)/.installed
-	$(PY) -m common.app.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT) $(if $(K),--k $(K),) $(if $(WRITE_README),--write-readme,)
+	$(PY) -m common.app.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT) $(if $(K),--k $(K),) $(if $(SOAK),--soak $(SOAK),) $(if $(WRITE_README),--write-readme,)
 
 mlflow-ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/data/mlflow.db} --host 127.0.0.1 --port 5000

@@ -160,16 +160,23 @@ def bench(
     ] = "http://127.0.0.1:8000",
     requests: Annotated[int, typer.Option(help="Requests per concurrency level")] = 1000,
     k: Annotated[int, typer.Option(help="k of each request")] = 10,
+    soak: Annotated[
+        float, typer.Option(min=0, help="Seconds to hold concurrency 8 instead: errors, and whether memory grows")
+    ] = 0,
     write_readme: WriteReadmeOption = False,
 ) -> None:
     """Drive the endpoint over loopback: p50/p99 of the request and of each stage at
-    concurrency 1 and 8, requests per second, the server's resident memory."""
+    concurrency 1 and 8, requests per second, the server's resident memory. With --soak: concurrency 8
+    for that long, and the trend of the server's memory (common/bench/soak.py)."""
     _check_system(system)
     quiet_libraries()
     from common.bench.endpoint import run_benchmark
+    from common.bench.soak import run_soak
 
+    if soak and write_readme:
+        _fail("--soak reports a leak check, not the README's benchmark: drop --write-readme")
     try:
-        report = run_benchmark(system, url, n_requests=requests, k=k)
+        report = run_soak(system, url, soak, k=k) if soak else run_benchmark(system, url, n_requests=requests, k=k)
     except RuntimeError as error:  # no server, or it cannot serve yet: the message says what to run
         _fail(str(error))
     typer.echo(report)

@@ -172,7 +172,7 @@ def _log_tail(path: Path, n_lines: int = 20) -> str:
 
 
 @contextmanager
-def _server(system: str, url: str, extra_env: dict[str, str] | None = None) -> Iterator[tuple[dict, bool]]:
+def server_at(system: str, url: str, extra_env: dict[str, str] | None = None) -> Iterator[tuple[dict, bool]]:
     """Yields (healthz answer, whether the bench started the server). A server the bench
     starts is always stopped on exit, whatever happens in between. With `extra_env` the
     bench must start the server itself (a running one was not started with it)."""
@@ -242,7 +242,7 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _check_ready(system: str, health: dict) -> None:
+def check_ready(system: str, health: dict) -> None:
     status = health.get("systems", {}).get(system)
     if status is None:
         raise RuntimeError(f"the server does not serve {system!r} (it serves {sorted(health.get('systems', {}))})")
@@ -250,7 +250,7 @@ def _check_ready(system: str, health: dict) -> None:
         raise RuntimeError(f"{system} cannot serve ({status}). Run: make train SYSTEM={system}")
 
 
-def _server_memory(url: str, pid: int | None) -> tuple[int | None, int | None]:
+def server_memory(url: str, pid: int | None) -> tuple[int | None, int | None]:
     """(RSS, PSS) of the whole server: the worker that answered /healthz, and when it is one of
     several uvicorn workers, its supervisor and every sibling. None when the server is not a
     process on this machine (PSS: or the system does not report it)."""
@@ -276,7 +276,7 @@ def _server_memory(url: str, pid: int | None) -> tuple[int | None, int | None]:
 # --- the load --------------------------------------------------------------------------
 
 
-def _requests(
+def sample_requests(
     system: str, n: int, k: int, rng: np.random.Generator, workload: str | None = None
 ) -> list[tuple[str, dict]]:
     # The scale the server runs at (MLSD_SCALE), so sampled user ids exist in its world.
@@ -287,6 +287,38 @@ def _requests(
     return [sample(config, rng, k) for _ in range(n)]
 
 
+async def send_one(client: aiohttp.ClientSession, path: str, body: dict | Form, result: LevelResult) -> None:
+    """One request; its wall time and stage timings into `result`, or its error."""
+    started = time.perf_counter()
+    try:
+        async with client.post(path, **_body(body)) as response:
+            status, text = response.status, await response.text()
+    except (TimeoutError, aiohttp.ClientError) as error:
+        result.record_error(f"{type(error).__name__}: {error}")
+        return
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if status != 200:
+        result.record_error(f"HTTP {status}: {text[:200]}")
+        return
+    result.client_ms.append(elapsed_ms)
+    answer = json.loads(text)
+    if "path" in answer:
+        result.path_ms.setdefault(answer["path"], []).append(elapsed_ms)
+    for stage, timing in answer.get("stages", {}).items():
+        result.stage_ms.setdefault(stage, []).append(timing["milliseconds"])
+
+
+def client_session(url: str, concurrency: int) -> aiohttp.ClientSession:
+    # A new connection per request, as many independent clients would open: 8 pinned
+    # keep-alive connections split unevenly over the server's worker processes (6 + 2 is as
+    # likely as 4 + 4), and the bench would measure that split rather than the server. A
+    # fresh connection goes to whichever worker is free. aiohttp rather than httpx: the
+    # client shares the server's cores, and it costs less per request.
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    return aiohttp.ClientSession(base_url=url, connector=connector, timeout=timeout)
+
+
 async def _run_level(client: aiohttp.ClientSession, requests: list[tuple[str, dict]], concurrency: int) -> LevelResult:
     """`concurrency` workers drain a shared queue; each records its requests' wall time."""
     result = LevelResult(concurrency=concurrency, n_requests=len(requests))
@@ -294,24 +326,7 @@ async def _run_level(client: aiohttp.ClientSession, requests: list[tuple[str, di
 
     async def worker() -> None:
         while queue:
-            path, body = queue.popleft()
-            started = time.perf_counter()
-            try:
-                async with client.post(path, **_body(body)) as response:
-                    status, text = response.status, await response.text()
-            except (TimeoutError, aiohttp.ClientError) as error:
-                result.record_error(f"{type(error).__name__}: {error}")
-                continue
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            if status != 200:
-                result.record_error(f"HTTP {status}: {text[:200]}")
-                continue
-            result.client_ms.append(elapsed_ms)
-            answer = json.loads(text)
-            if "path" in answer:
-                result.path_ms.setdefault(answer["path"], []).append(elapsed_ms)
-            for stage, timing in answer.get("stages", {}).items():
-                result.stage_ms.setdefault(stage, []).append(timing["milliseconds"])
+            await send_one(client, *queue.popleft(), result)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -323,14 +338,7 @@ async def _drive(
     url: str, warmup: list[tuple[str, dict]], levels: list[tuple[int, list[tuple[str, dict]]]]
 ) -> list[LevelResult]:
     max_concurrency = max(concurrency for concurrency, _ in levels)
-    # A new connection per request, as many independent clients would open: 8 pinned
-    # keep-alive connections split unevenly over the server's worker processes (6 + 2 is as
-    # likely as 4 + 4), and the bench would measure that split rather than the server. A
-    # fresh connection goes to whichever worker is free. aiohttp rather than httpx: the
-    # client shares the server's cores, and it costs less per request.
-    connector = aiohttp.TCPConnector(limit=max_concurrency, force_close=True)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    async with aiohttp.ClientSession(base_url=url, connector=connector, timeout=timeout) as client:
+    async with client_session(url, max_concurrency) as client:
         # Warm up at the highest level: every worker loads its caches before timing starts.
         warm = await _run_level(client, warmup, max_concurrency)
         if warm.errors:
@@ -349,17 +357,17 @@ def run_benchmark(
     url = url.rstrip("/")
     rng = np.random.default_rng(seed)
     # Generated before the clock starts, so sampling costs nothing in the measurements.
-    warmup = _requests(system, WARMUP_REQUESTS, k, rng)
-    levels = [(concurrency, _requests(system, n_requests, k, rng)) for concurrency in concurrency_levels]
+    warmup = sample_requests(system, WARMUP_REQUESTS, k, rng)
+    levels = [(concurrency, sample_requests(system, n_requests, k, rng)) for concurrency in concurrency_levels]
     workloads = {
-        name: [(concurrency, _requests(system, n_requests, k, rng, name)) for concurrency in concurrency_levels]
+        name: [(concurrency, sample_requests(system, n_requests, k, rng, name)) for concurrency in concurrency_levels]
         for name in get_system(system).bench_workloads
     }
-    with _server(system, url) as (health, started_server):
-        _check_ready(system, health)
+    with server_at(system, url) as (health, started_server):
+        check_ready(system, health)
         log.info("benchmarking %s at %s (server pid %s)", system, url, health.get("pid"))
         results = asyncio.run(_drive(url, warmup, levels))
-        rss, pss = _server_memory(url, health.get("pid"))
+        rss, pss = server_memory(url, health.get("pid"))
         alone = {name: asyncio.run(_drive(url, warmup, load)) for name, load in workloads.items()}
     reports = [format_report(system, k, n_requests, url, started_server, results, rss, pss)]
     reports += [
@@ -383,10 +391,10 @@ def _grown_catalog_report(system, size, url, warmup, levels, k, n_requests) -> s
     ann = catalog_ann_report(system, size)
     parts = urlsplit(url)
     grown_url = f"{parts.scheme}://{parts.hostname}:{(parts.port or 80) + 1}"
-    with _server(system, grown_url, {CATALOG_SIZE_ENV: str(size)}) as (health, _):
-        _check_ready(system, health)
+    with server_at(system, grown_url, {CATALOG_SIZE_ENV: str(size)}) as (health, _):
+        check_ready(system, health)
         log.info("benchmarking %s with a %d-item catalogue at %s", system, size, grown_url)
         results = asyncio.run(_drive(grown_url, warmup, levels))
-        rss, pss = _server_memory(grown_url, health.get("pid"))
+        rss, pss = server_memory(grown_url, health.get("pid"))
     served = format_report(system, k, n_requests, grown_url, True, results, rss, pss)
     return f"=== catalogue grown to {size} items (common.bench.padding) ===\n\n{ann}\n\n{served}"

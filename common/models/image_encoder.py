@@ -86,14 +86,14 @@ class ConvEmbedder(nn.Module):
         self.projection = nn.Sequential(nn.ReLU(), nn.Linear(dim, dim))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.embedding(self.features(pixels)), dim=1)
+        return F.normalize(self.raw(pixels), dim=1)
 
     def raw(self, pixels: torch.Tensor) -> torch.Tensor:
         """The embedding before its normalisation (what a classification head reads)."""
         return self.embedding(self.features(pixels))
 
     def project(self, pixels: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projection(self.embedding(self.features(pixels))), dim=1)
+        return F.normalize(self.projection(self.raw(pixels)), dim=1)
 
 
 class ImageEncoder(BaseEstimator):
@@ -174,20 +174,14 @@ class ImageEncoder(BaseEstimator):
             with torch.inference_mode():
                 return sum(batch_loss(rows, views).item() * len(rows) for rows in batches) / len(held_out_rows)
 
-        log = train_keeping_best_epoch(
+        self._train(
             self.module_,
-            (torch.from_numpy(np.flatnonzero(~held_out)),),
+            np.flatnonzero(~held_out),
             lambda rows: batch_loss(rows.numpy(), generator),
             validation_loss if len(held_out_rows) >= 2 else None,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            rng=rng,
-            desc="image encoder",
-            verbose=self.verbose,
+            rng,
+            "image encoder",
         )
-        self.train_loss_, self.validation_loss_, self.best_epoch_ = log.train_loss, log.eval_loss, log.best_epoch
         return self
 
     def fit_labelled(self, images: np.ndarray, labels: dict[str, np.ndarray], classes: dict[str, int]) -> ImageEncoder:
@@ -221,20 +215,14 @@ class ImageEncoder(BaseEstimator):
                 batches = validation_rows.split(ENCODE_BATCH_SIZE)
                 return sum(batch_loss(rows).item() * len(rows) for rows in batches) / len(validation_rows)
 
-        log = train_keeping_best_epoch(
+        self._train(
             network,
-            (torch.from_numpy(np.flatnonzero(~held_out)),),
+            np.flatnonzero(~held_out),
             batch_loss,
             validation_loss if len(validation_rows) else None,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            rng=rng,
-            desc="image encoder (labelled)",
-            verbose=self.verbose,
+            rng,
+            "image encoder (labelled)",
         )
-        self.train_loss_, self.validation_loss_, self.best_epoch_ = log.train_loss, log.eval_loss, log.best_epoch
         return self
 
     def encode(self, images: np.ndarray) -> np.ndarray:
@@ -254,6 +242,23 @@ class ImageEncoder(BaseEstimator):
         if pixels.shape[-1] != self.input_size or pixels.shape[-2] != self.input_size:
             pixels = F.interpolate(pixels, size=(self.input_size, self.input_size), mode="bilinear", antialias=True)
         return pixels.contiguous()
+
+    def _train(self, network: nn.Module, train_rows: np.ndarray, batch_loss, validation_loss, rng, desc: str) -> None:
+        """The shared training loop with this encoder's settings, over `train_rows`; its log kept."""
+        log = train_keeping_best_epoch(
+            network,
+            (torch.from_numpy(train_rows),),
+            batch_loss,
+            validation_loss,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            rng=rng,
+            desc=desc,
+            verbose=self.verbose,
+        )
+        self.train_loss_, self.validation_loss_, self.best_epoch_ = log.train_loss, log.eval_loss, log.best_epoch
 
     def _start(self, pixels: torch.Tensor) -> None:
         """A new CNN, and the per-channel statistics of these (n, 3, s, s) training pixels."""

@@ -91,12 +91,29 @@ class WordVectorEncoder:
         return self
 
     def encode(self, texts) -> np.ndarray:
+        words = self._tokenised(texts)
+        return self._pooled(words, self._with_vectors_of(word for text in words for word in text))
+
+    def sequences(self, texts) -> WordSequences:
+        """The texts' words in order, as rows of a table of their vectors (row 0: no word). The table is the
+        fitted words', in a fixed order, plus this call's unseen words (not kept)."""
+        words = self._tokenised(texts)
+        return self._sequences(words, self._with_vectors_of(word for text in words for word in text))
+
+    def encode_with_sequences(self, texts) -> tuple[np.ndarray, WordSequences]:
+        """encode(texts) and sequences(texts) at once: a word the fit did not see is encoded once, not twice."""
+        words = self._tokenised(texts)
+        known = self._with_vectors_of(word for text in words for word in text)
+        return self._pooled(words, known), self._sequences(words, known)
+
+    def _tokenised(self, texts) -> list[list[str]]:
         if not hasattr(self, "vectors_"):
             raise RuntimeError("WordVectorEncoder is not fitted; call fit first")
-        words = [self._words(text) for text in texts]
-        # Words the fit did not see are encoded for this call and not kept: a server's table would otherwise grow
+        return [self._words(text) for text in texts]
+
+    def _pooled(self, words: list[list[str]], known: dict[str, np.ndarray]) -> np.ndarray:
+        # Words the fit did not see are in `known` for this call only: a server's table would otherwise grow
         # with every word ever posted to it.
-        known = self._with_vectors_of(word for text in words for word in text)
         out = np.zeros((len(words), self.dim_), dtype=np.float32)
         half = self.dim_ // 2
         for row, text in enumerate(words):
@@ -105,20 +122,14 @@ class WordVectorEncoder:
                 out[row, :half], out[row, half:] = vectors.mean(axis=0), vectors.max(axis=0)
         return out
 
-    def sequences(self, texts) -> WordSequences:
-        """The texts' words in order, as rows of a table of their vectors (row 0: no word). The table is the
-        fitted words', in a fixed order, plus this call's unseen words (not kept)."""
-        if not hasattr(self, "vectors_"):
-            raise RuntimeError("WordVectorEncoder is not fitted; call fit first")
-        words = [self._words(text)[: self.MAX_WORDS] for text in texts]
+    def _sequences(self, words: list[list[str]], known: dict[str, np.ndarray]) -> WordSequences:
+        words = [text[: self.MAX_WORDS] for text in words]
         unseen = sorted({word for text in words for word in text} - set(self.rows_))
         rows = self.rows_ | dict(zip(unseen, range(len(self.table_), len(self.table_) + len(unseen)), strict=True))
         ids = np.zeros((len(words), max(map(len, words), default=0)), dtype=np.int64)
         for r, text in enumerate(words):
             ids[r, : len(text)] = [rows[word] for word in text]
-        table = self.table_
-        if unseen:
-            table = np.vstack([table, np.stack([self._with_vectors_of(unseen)[word] for word in unseen])])
+        table = np.vstack([self.table_, *(known[word][None] for word in unseen)]) if unseen else self.table_
         return WordSequences(ids, table)
 
     def load(self) -> WordVectorEncoder:

@@ -66,6 +66,8 @@ def post_inputs(
     if text not in TEXTS:
         raise ValueError(f"unknown text {text!r}; expected one of {TEXTS}")
     parts = set(text.split("+"))
+    if {"words", "phrases"} <= parts and text_vectors is None and word_sequences is None:
+        text_vectors, word_sequences = text_encoder.encode_with_sequences(list(texts))  # unseen words once
     if parts & {"words", *SENTENCE_ENCODERS} and text_vectors is None:
         text_vectors = text_encoder.encode(list(texts))
     if "phrases" in parts and word_sequences is None:
@@ -197,7 +199,7 @@ def prepare(config: dict, world: HarmfulWorld) -> tuple[Posts, ImageEncoder]:
     texts = table["text"].to_numpy()
     started = time.perf_counter()
     words = WordVectorEncoder(config["minilm"].get("path")).fit(texts[rows["train"]])
-    word_vectors, word_sequences = words.encode(texts), words.sequences(texts)
+    word_vectors, word_sequences = words.encode_with_sequences(texts)
     log.info("word vectors of %d words in %.0fs", len(words.vectors_), time.perf_counter() - started)
     posts = Posts(
         table=table,

@@ -93,3 +93,19 @@ def test_word_sequences_keep_the_order_as_rows_of_the_word_vectors():
     assert "tourists" not in encoder.rows_ and len(encoder.table_) == 6  # and not kept
     long = encoder.sequences([" ".join(["bread"] * (WordVectorEncoder.MAX_WORDS + 5))])
     assert long.ids.shape == (1, WordVectorEncoder.MAX_WORDS)
+
+
+def test_vectors_and_sequences_at_once_encode_an_unseen_word_once():
+    encoder = WordVectorEncoder().fit(["nice cat"]).load()
+    texts = ["a nice dog", "cat"]
+    vectors, sequences = encoder.encode_with_sequences(texts)
+    np.testing.assert_array_equal(vectors, encoder.encode(texts))
+    apart = encoder.sequences(texts)
+    np.testing.assert_array_equal(sequences.ids, apart.ids)
+    np.testing.assert_array_equal(sequences.table, apart.table)
+    calls = []
+    model = encoder._sentence_encoder
+    original = model.encode
+    model.encode = lambda words: calls.append(list(words)) or original(words)
+    encoder.encode_with_sequences(texts)
+    assert calls == [["a", "dog"]]

@@ -1,7 +1,12 @@
-"""Feast, embedded: a DuckDB offline store over parquet files, a SQLite online store and a file
-registry, one repo per system under data/<system>/feature_repo. Paths are absolute, resolved from
-the repo's data dir, so the store opens the same from any working directory. The scale path
-(Redis online store, SQL registry) changes only `open_store`.
+"""Feast, embedded by default: a DuckDB offline store over parquet files, a SQLite online store and a
+file registry, one repo per system under data/<system>/feature_repo. Paths are absolute, resolved from
+the repo's data dir, so the store opens the same from any working directory.
+
+The scale path (docker-compose.yml) changes only `open_store`, by two settings:
+    MLSD_FEAST_REDIS      Feast's Redis connection string ("redis:6379", "host:port,password=..."):
+                          the online store is Redis instead of the SQLite file
+    MLSD_FEAST_REGISTRY   a SQLAlchemy URL ("postgresql+psycopg://user:password@host/db"): the registry
+                          lives in that database instead of registry.db
 
     repo = FeatureRepo("ads")
     repo.publish(tables, views, services, start, end)     # write sources, apply, materialize
@@ -13,6 +18,7 @@ the repo's data dir, so the store opens the same from any working directory. The
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +28,9 @@ import pandas as pd
 from feast import FeatureStore, RepoConfig
 from feast.data_source import PushMode
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
+from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
+from feast.infra.registry.sql import SqlRegistryConfig
 
 from common.app.paths import system_dir
 from common.features.views import View, definitions, push_source_name, write_sources
@@ -37,12 +45,34 @@ def feature_repo_dir(system_data_dir: Path) -> Path:
     return path
 
 
+REDIS_SETTING = "MLSD_FEAST_REDIS"
+REGISTRY_SETTING = "MLSD_FEAST_REGISTRY"
+
+
+def online_store_config(repo_dir: Path) -> RedisOnlineStoreConfig | SqliteOnlineStoreConfig:
+    redis = os.environ.get(REDIS_SETTING)
+    if not redis:
+        return SqliteOnlineStoreConfig(path=str(repo_dir / "online_store.db"))
+    # Last write wins, as in the SQLite store: by default Feast's Redis store skips a value whose timestamp
+    # is not newer than the stored one, so a retrained world with the same clock would keep the old values.
+    # Every write here comes from one process, in the order the values were computed.
+    return RedisOnlineStoreConfig(connection_string=redis, skip_dedup=True)
+
+
+def registry_config(repo_dir: Path) -> str | SqlRegistryConfig:
+    url = os.environ.get(REGISTRY_SETTING)
+    if not url:
+        return str(repo_dir / "registry.db")
+    # A short cache: a server sees definitions a new training applied within a minute.
+    return SqlRegistryConfig(path=url, cache_ttl_seconds=60, sqlalchemy_config_kwargs={"pool_pre_ping": True})
+
+
 def open_store(project: str, repo_dir: Path) -> FeatureStore:
     config = RepoConfig(
         project=project,
         provider="local",
-        registry=str(repo_dir / "registry.db"),
-        online_store=SqliteOnlineStoreConfig(path=str(repo_dir / "online_store.db")),
+        registry=registry_config(repo_dir),
+        online_store=online_store_config(repo_dir),
         offline_store=DuckDBOfflineStoreConfig(),
         entity_key_serialization_version=3,
         repo_path=repo_dir,
@@ -66,6 +96,8 @@ class FeatureRepo:
 
     def exists(self) -> bool:
         """Whether training has applied definitions here (serving needs them)."""
+        if os.environ.get(REGISTRY_SETTING):
+            return bool(self.store.list_feature_views())
         return (self.dir / "registry.db").exists()
 
     @cached_property
@@ -116,7 +148,8 @@ class FeatureRepo:
     def push(self, view: str, rows: pd.DataFrame) -> None:
         """Write fresh values of a push view (View(push=True)) into the online store: `rows` hold the
         key, event_timestamp and every feature of the view. The last write wins, whatever its timestamp
-        (the SQLite store compares none): push in the order the values were computed."""
+        (neither online store compares them, see online_store_config): push in the order the values were
+        computed."""
         self.store.push(push_source_name(view), rows, to=PushMode.ONLINE)
 
     def online_frame(self, view: str, key: str, ids) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 registry alias (`models:/<system>-ranker@champion`), never by "the latest run".
 
 The tracking store defaults to SQLite in the data dir (the file store is deprecated);
-artifacts go next to it, by absolute path, so runs do not depend on the working directory.
+artifacts go next to it, by absolute path, so runs do not depend on the working directory. With
+MLFLOW_TRACKING_URI pointing at a tracking server (docker-compose.yml), the server keeps both.
 """
 
 from __future__ import annotations
@@ -42,12 +43,20 @@ class ProbabilityModel(mlflow.pyfunc.PythonModel):
         return self.classifier.predict_proba(model_input)[:, 1]
 
 
+def uses_tracking_server() -> bool:
+    """Whether MLflow is a tracking server (the scale path) rather than a database file of this machine."""
+    return tracking_uri().startswith(("http://", "https://"))
+
+
 def use_experiment(system: str) -> str:
     """Point MLflow at the tracking store and the system's experiment; returns its id."""
     mlflow.set_tracking_uri(tracking_uri())
     experiment = mlflow.get_experiment_by_name(system)
     if experiment is not None:
         experiment_id = experiment.experiment_id
+    elif uses_tracking_server():
+        # The server stores artifacts where it was told to (an object store), and serves them to every client.
+        experiment_id = mlflow.create_experiment(system)
     else:
         artifacts = (data_dir() / "mlartifacts" / system).resolve()
         experiment_id = mlflow.create_experiment(system, artifact_location=artifacts.as_uri())

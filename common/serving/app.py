@@ -2,9 +2,10 @@
 
     uvicorn --factory common.serving.app:create_app
 
-Serving bundles (champion models, feature-store handles, in-memory item features) load
-once in `lifespan`. A system that cannot serve yet answers 503 saying what to run, and is
-retried (at most every RETRY_SECONDS), so training while the server runs needs no restart.
+Serving bundles (champion models, feature-store handles, in-memory item features) load in
+`lifespan`, and again when a training promotes a new champion (common/serving/services.py: hot reload).
+A system that cannot serve yet answers 503 saying what to run, and is retried, so training while the
+server runs needs no restart.
 
 Every bad request is a 422 whose detail lists the fields refused and why: the bodies are
 validated before the serving bundle is asked for (a bad request is a 422 even while the
@@ -14,19 +15,14 @@ MAX_BODY_BYTES (common/serving/body_limit.py), before it is read whole.
 
 from __future__ import annotations
 
-import gc
-import logging
 import math
 import os
 import sys
-import threading
-import time
 from contextlib import asynccontextmanager
 from typing import Any
 
-import faiss
 import torch
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -35,47 +31,10 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
-from common.app.config import load_config
 from common.app.logs import quiet_libraries
 from common.app.registry import get_system, system_names
-from common.app.system import ServiceUnavailable
 from common.serving.body_limit import MAX_BODY_BYTES, BodyLimit
-
-log = logging.getLogger(__name__)
-RETRY_SECONDS = 5.0  # how often an unavailable system is tried again
-
-
-class Services:
-    """The loaded serving bundle of each system, or why it is not loaded."""
-
-    def __init__(self, names: list[str], scale: str | None):
-        self.names = names
-        self.scale = scale
-        self.loaded: dict[str, Any] = {}
-        self.unavailable: dict[str, str] = {}
-        self._last_attempt: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def load(self, name: str) -> None:
-        self._last_attempt[name] = time.monotonic()
-        try:
-            self.loaded[name] = get_system(name).load_service(load_config(name, self.scale))
-            self.unavailable.pop(name, None)
-            log.info("%s: serving bundle loaded", name)
-        except ServiceUnavailable as error:
-            self.unavailable[name] = str(error)
-            log.warning("%s: cannot serve yet: %s", name, error)
-
-    def get(self, name: str) -> Any:
-        # Retry a system that could not serve, but not on every request: a load attempt
-        # queries MLflow and opens the feature store.
-        if name not in self.loaded and time.monotonic() - self._last_attempt.get(name, 0.0) >= RETRY_SECONDS:
-            with self._lock:
-                if name not in self.loaded:
-                    self.load(name)
-        if name not in self.loaded:
-            raise HTTPException(status_code=503, detail=f"{self.unavailable[name]}. Run: make train SYSTEM={name}")
-        return self.loaded[name]
+from common.serving.services import ChampionWatcher, Services, reload_interval, settle_memory
 
 
 def get_service(request: Request, name: str) -> Any:
@@ -89,6 +48,9 @@ class HealthOut(BaseModel):
     status: str
     pid: int
     systems: dict[str, str] = Field(description='Each system: "ready", or "unavailable: <why>"')
+    models: dict[str, dict[str, str]] = Field(
+        description="Each serving system: the version of each registered model it serves (the champions when loaded)"
+    )
 
 
 def _json_safe(value: Any) -> Any:
@@ -179,12 +141,12 @@ def create_app(systems: list[str] | None = None, scale: str | None = None) -> Fa
         services = Services(names, scale)
         for name in names:
             services.load(name)
-        faiss.omp_set_num_threads(1)  # likewise for a single query's ANN search (loading an index resets it)
         app.state.services = services
-        # The loaded bundles live as long as the process: keep the garbage collector from
-        # walking them again and again (long pauses in the latency tail).
-        gc.freeze()
+        settle_memory()
+        watcher = ChampionWatcher(services, reload_interval())
+        watcher.start()
         yield
+        watcher.stop()
 
     app = FastAPI(
         title="ML system designs",
@@ -206,6 +168,7 @@ def create_app(systems: list[str] | None = None, scale: str | None = None) -> Fa
                 name: "ready" if name in services.loaded else f"unavailable: {services.unavailable.get(name)}"
                 for name in services.names
             },
+            models=dict(services.versions),
         )
 
     return app

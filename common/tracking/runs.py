@@ -159,6 +159,14 @@ def load_champion(system: str, kind: str = "ranker") -> Champion:
     return Champion(inner, name, str(version_info.version), version_info.run_id or "")
 
 
+def champion_versions(system: str) -> dict[str, str]:
+    """Which version each of the system's registered models (`<system>-ranker`, `<system>-retrieval`...)
+    has as champion: one registry query, what a server polls to see a training promote a new model."""
+    client = MlflowClient(tracking_uri())
+    models = client.search_registered_models(filter_string=f"name LIKE '{system}-%'")
+    return {model.name: str(model.aliases[CHAMPION]) for model in models if CHAMPION in model.aliases}
+
+
 def champion_exists(system: str) -> bool:
     mlflow.set_tracking_uri(tracking_uri())
     try:

@@ -20,6 +20,7 @@ help:
 	@echo "make evaluate SYSTEM=ads             print the latest test table (WRITE_README=1: into the system's README)"
 	@echo "make bench SYSTEM=ads [K=10]         latency / throughput / memory of the endpoint (WRITE_README=1 too)"
 	@echo "make bench SYSTEM=ads SOAK=600       concurrency 8 for 600 s: errors, and whether server memory grows"
+	@echo "make bench-online-store              p50 / p99 of Feast's online read, Redis beside SQLite"
 	@echo "make mlflow-ui                       MLflow UI on http://127.0.0.1:5000"
 	@echo "make test                            the whole test suite"
 
@@ -42,6 +43,9 @@ evaluate: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m common.app.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT) $(if $(K),--k $(K),) $(if $(SOAK),--soak $(SOAK),) $(if $(WRITE_README),--write-readme,)
+
+bench-online-store: $(VENV)/.installed
+	$(PY) -m common.bench.online_store
 
 mlflow-ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/data/mlflow.db} --host 127.0.0.1 --port 5000

@@ -29,7 +29,7 @@ START_TIMEOUT = 60.0  # seconds; an MLflow server's first start creates its tabl
 DATABASE = "mlsd"
 
 
-class ServiceUnavailable(RuntimeError):
+class ServiceNotStarted(RuntimeError):
     """A service's program is not installed, or it did not come up."""
 
 
@@ -43,7 +43,7 @@ def find_program(name: str, package: str) -> str:
     """The program on PATH, or in PostgreSQL's versioned bin directory (Debian keeps initdb off PATH)."""
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
     if found is None:
-        raise ServiceUnavailable(f"{name} is not installed: apt-get install {package}")
+        raise ServiceNotStarted(f"{name} is not installed: apt-get install {package}")
     return found
 
 
@@ -51,12 +51,12 @@ def wait_until(ready: Callable[[], bool], process: subprocess.Popen, what: str, 
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServiceUnavailable(f"{what} exited with code {process.returncode}: {log.read_text()[-2000:]}")
+            raise ServiceNotStarted(f"{what} exited with code {process.returncode}: {log.read_text()[-2000:]}")
         if ready():
             return
         time.sleep(0.2)
     process.terminate()
-    raise ServiceUnavailable(f"{what} did not answer within {START_TIMEOUT:.0f} s: {log.read_text()[-2000:]}")
+    raise ServiceNotStarted(f"{what} did not answer within {START_TIMEOUT:.0f} s: {log.read_text()[-2000:]}")
 
 
 def answers_tcp(port: int) -> Callable[[], bool]:
@@ -149,7 +149,7 @@ def _create_database(createdb: str, port: int, root: Path) -> None:
         if done.returncode == 0:
             return
         if time.monotonic() > deadline:
-            raise ServiceUnavailable(f"createdb failed: {done.stderr} {(root / 'postgres.log').read_text()[-2000:]}")
+            raise ServiceNotStarted(f"createdb failed: {done.stderr} {(root / 'postgres.log').read_text()[-2000:]}")
         time.sleep(0.3)
 
 

@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 
 from common.app.paths import system_dir
 from common.features.store import REDIS_SETTING, REGISTRY_SETTING, FeatureRepo
-from common.serving.app import create_app
 from common.services.local import mlflow_server, postgres_server, redis_server
+from common.serving.app import create_app
 from common.tracking.runs import CHAMPION, registered_name
 from tests.systems.ads.parity import assert_online_equals_offline
 

@@ -8,6 +8,7 @@ python -m common.app.cli bench --system ads
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from common.app.logs import quiet_libraries
 from common.app.readme import replace_block, system_readme
 from common.app.registry import get_system, system_names
 
+log = logging.getLogger(__name__)
 app = typer.Typer(help="Train, serve, evaluate and benchmark the ML system designs.", no_args_is_help=True)
 
 SystemOption = Annotated[str, typer.Option("--system", "-s", help=f"One of: {', '.join(system_names())}")]
@@ -93,6 +95,7 @@ def train(
         if not os.path.isdir(data):
             _fail(f"--data {data!r} is not a directory")
         config["data"] = data
+    log.info("%s: training starts (the world or the data first)", system)
     try:
         summary = get_system(system).train(config)
     except (FileNotFoundError, ValueError) as error:  # unreadable data files, too few days for the split

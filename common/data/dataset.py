@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from common.app.paths import system_dir
+from common.data.atomic import replaced_atomically
 
 RECOMMENDER_LABELS = ("engaged", "positive", "value")
 
@@ -116,4 +117,5 @@ def write_raw_tables(system: str, dataset: Dataset) -> None:
     if isinstance(dataset.oracle, pd.DataFrame):
         tables["oracle"] = dataset.oracle
     for name, table in tables.items():
-        table.to_parquet(raw / f"{name}.parquet", index=False)
+        with replaced_atomically(raw / f"{name}.parquet") as temporary:
+            table.to_parquet(temporary, index=False)

@@ -31,8 +31,10 @@ from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 from feast.infra.registry.sql import SqlRegistryConfig
+from feast.repo_config import RegistryConfig
 
 from common.app.paths import system_dir
+from common.features.registry_store import AtomicFileRegistryStore
 from common.features.views import View, definitions, push_source_name, write_sources
 
 log = logging.getLogger(__name__)
@@ -59,10 +61,11 @@ def online_store_config(repo_dir: Path) -> RedisOnlineStoreConfig | SqliteOnline
     return RedisOnlineStoreConfig(connection_string=redis, skip_dedup=True)
 
 
-def registry_config(repo_dir: Path) -> str | SqlRegistryConfig:
+def registry_config(repo_dir: Path) -> RegistryConfig:
     url = os.environ.get(REGISTRY_SETTING)
     if not url:
-        return str(repo_dir / "registry.db")
+        store = f"{AtomicFileRegistryStore.__module__}.{AtomicFileRegistryStore.__name__}"
+        return RegistryConfig(path=str(repo_dir / "registry.db"), registry_store_type=store)
     # A short cache: a server sees definitions a new training applied within a minute.
     return SqlRegistryConfig(path=url, cache_ttl_seconds=60, sqlalchemy_config_kwargs={"pool_pre_ping": True})
 

@@ -25,6 +25,8 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSo
 from feast.types import Array, Bool, Float64, Int64, String
 from feast.value_type import ValueType
 
+from common.data.atomic import replaced_atomically
+
 NO_TTL = timedelta(0)  # static rows and cumulative snapshots: valid until replaced
 _ARROW_TO_FEAST = {
     pa.int8(): Int64,
@@ -112,9 +114,8 @@ def write_sources(tables: dict[str, pd.DataFrame | pa.Table], sources_dir: Path)
     for name, table in tables.items():
         if isinstance(table, pd.DataFrame):
             table = pa.Table.from_pandas(table, preserve_index=False)
-        pq.write_table(
-            table.cast(pa.schema([_widened(field) for field in table.schema])), sources_dir / f"{name}.parquet"
-        )
+        with replaced_atomically(sources_dir / f"{name}.parquet") as temporary:
+            pq.write_table(table.cast(pa.schema([_widened(field) for field in table.schema])), temporary)
 
 
 def _widened(field: pa.Field) -> pa.Field:

@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from common.app.paths import system_dir
+from common.data.atomic import write_text_atomically
 from common.data.dataset import Dataset, write_raw_tables
 from common.data.periods import Periods
 from common.evaluation.classification import (
@@ -76,10 +77,12 @@ def train(system: str, config: dict, dataset: Dataset, task: ClassifierTask) -> 
     with tqdm(total=4, desc=f"{system} pipeline", unit="stage") as stages:
         stages.set_postfix_str("raw tables, features, Feast")
         write_raw_tables(system, dataset)
+        log.info("%s: building the feature tables", system)
+        tables = task.feature_tables(dataset, config)
         repo = FeatureRepo(system)
         day = pd.Timedelta(days=1)
         repo.publish(
-            task.feature_tables(dataset, config),
+            tables,
             task.views,
             {task.service: task.service_features},
             (dataset.start - 2 * day).to_pydatetime(),
@@ -115,6 +118,7 @@ def split_rows(rows: pd.DataFrame, dataset: Dataset, label: str, periods: Period
 
 def fit_models(models: dict, splits: dict[str, Split], base_rate: float) -> dict[str, Fitted]:
     train_split, validation = splits["train"], splits["validation"]
+    log.info("fitting %d models on %d rows", len(models), len(train_split.y))
     fitted = {}
     for name, model in tqdm(models.items(), desc="models", leave=False):
         started = time.perf_counter()
@@ -186,7 +190,7 @@ def evaluate_and_track(
         )
     version = tracking.promote(system, results[champion]["model_uri"])
     table = markdown_table(rows, TABLE_COLUMNS)
-    (system_dir(system) / "results.md").write_text(table)
+    write_text_atomically(system_dir(system) / "results.md", table)
     tracking.log_summary_run(
         f"{pipeline_run}-summary",
         {"champion": champion, "champion_version": version, **data_params},

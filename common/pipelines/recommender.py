@@ -23,6 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from common.app.paths import system_dir
+from common.data.atomic import write_text_atomically
 from common.data.dataset import Dataset, write_raw_tables
 from common.data.periods import Periods
 from common.evaluation.classification import markdown_table
@@ -408,7 +409,7 @@ def _track(system, config, data, periods, tower, tower_info, rankers, ranker_met
             name, params, metrics, {}, model, input_sample, tags={**tags, "champion": str(name == champion)}
         )
     ranker_version = tracking.promote(system, uris[champion])
-    (system_dir(system) / "results.md").write_text(table)
+    write_text_atomically(system_dir(system) / "results.md", table)
     tracking.log_summary_run(
         f"{pipeline_run}-summary",
         {

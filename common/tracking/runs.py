@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from common.app.paths import data_dir, system_dir, tracking_uri
+from common.data.atomic import write_text_atomically
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
@@ -61,6 +62,7 @@ def use_experiment(system: str) -> str:
         artifacts = (data_dir() / "mlartifacts" / system).resolve()
         experiment_id = mlflow.create_experiment(system, artifact_location=artifacts.as_uri())
     mlflow.set_experiment(experiment_id=experiment_id)
+    log.info("tracking the runs in experiment %s of %s", system, tracking_uri())
     return experiment_id
 
 
@@ -132,6 +134,7 @@ def choose_champion(metrics: dict[str, dict[str, float]], champion_config: dict,
 def promote(system: str, model_uri: str, kind: str = "ranker") -> str:
     """Register the model and move the champion alias to it; returns the version."""
     name = registered_name(system, kind)
+    log.info("registering %s from %s", name, model_uri)
     registered = mlflow.register_model(model_uri, name)
     MlflowClient().set_registered_model_alias(name, CHAMPION, registered.version)
     log.info("registered %s version %s as @%s", name, registered.version, CHAMPION)
@@ -207,7 +210,7 @@ def record_pipeline(
         params = {**data_params, "model": name, **config["models"].get(name, {})}
         uris[name] = log_model(name, params, {"pipeline_run": pipeline_run, "champion": str(name == champion)})
     version = promote(system, uris[champion])
-    (system_dir(system) / "results.md").write_text(table)
+    write_text_atomically(system_dir(system) / "results.md", table)
     log_summary_run(
         f"{pipeline_run}-summary",
         {"champion": champion, "champion_version": version, **data_params},

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from common.app.paths import system_dir
+from common.data.atomic import replaced_atomically
 from common.evaluation.classification import markdown_table
 from common.models.image_encoder import ImageEncoder
 from common.models.pixel_pca import PixelPCA
@@ -115,8 +116,10 @@ def write_raw(corpus: Corpus) -> None:
     """What serving reads besides the models: the catalogue table and its pixels (memory-mapped there)."""
     folder = raw_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    corpus.images.to_parquet(folder / "images.parquet", index=False)
-    np.save(folder / "pixels.npy", corpus.pixels)
+    with replaced_atomically(folder / "images.parquet") as temporary:
+        corpus.images.to_parquet(temporary, index=False)
+    with replaced_atomically(folder / "pixels.npy") as temporary, temporary.open("wb") as out:
+        np.save(out, corpus.pixels)
 
 
 def fit_encoders(config: dict, corpus: Corpus) -> tuple[dict, dict[str, float]]:

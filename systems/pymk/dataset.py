@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from common.data.atomic import replaced_atomically
 from common.graph.snapshots import EdgeLog, NodeIndex
 
 PROFILE_CATEGORICAL = ("gender", "city", "school_id", "employer_id", "industry")
@@ -119,10 +120,11 @@ def write_raw(data: SocialData, raw: Path) -> None:
         "requests": data.requests,
         "interactions": data.interactions,
         "blocks": data.blocks,
+        "start": pd.DataFrame({"start": [data.start]}),
     }
     for name, table in tables.items():
-        table.to_parquet(raw / f"{name}.parquet", index=False)
-    pd.DataFrame({"start": [data.start]}).to_parquet(raw / "start.parquet", index=False)
+        with replaced_atomically(raw / f"{name}.parquet") as temporary:
+            table.to_parquet(temporary, index=False)
 
 
 # What the served graph is built from (GraphState, the candidate sources): the rest of the tables stays on

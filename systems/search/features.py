@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.data.atomic import replaced_atomically
 from common.features.views import View
 from common.features.windows import cumulative_snapshots, smoothed_rate
 from common.search.query import normalise
@@ -62,7 +63,8 @@ class QueryKeys:
         self.index = pd.Index(pd.unique(pd.Series([normalise(q) for q in queries], dtype=object)))
 
     def save(self, path: Path) -> None:
-        pd.DataFrame({"query": self.index.astype(str)}).to_parquet(path, index=False)
+        with replaced_atomically(path) as temporary:
+            pd.DataFrame({"query": self.index.astype(str)}).to_parquet(temporary, index=False)
 
     @classmethod
     def load(cls, path: Path) -> QueryKeys:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from common.app.paths import system_dir
+from common.data.atomic import replaced_atomically
 from common.evaluation.classification import markdown_table
 from common.features.store import FeatureRepo
 from common.models.tabular import LightGBMCTR, LightGBMRanker, LogisticRegressionCTR
@@ -167,7 +168,8 @@ def _since(started: float) -> float:
 def write_raw(data: SearchData, folder: Path) -> None:
     """What serving reads besides the models: the catalogue and the logged queries' keys."""
     folder.mkdir(parents=True, exist_ok=True)
-    data.products.to_parquet(folder / "products.parquet", index=False)
+    with replaced_atomically(folder / "products.parquet") as temporary:
+        data.products.to_parquet(temporary, index=False)
 
 
 def publish_engagement(data: SearchData, keys: QueryKeys) -> FeatureRepo:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from common.app.paths import system_dir
+from common.data.atomic import replaced_atomically
 from common.evaluation.classification import markdown_table
 from common.funnel.catalog import ItemTable
 from common.funnel.reranking import build_steps
@@ -127,8 +128,10 @@ def train(config: dict, world: VideoSearchWorld) -> dict:
 def write_raw(videos: pd.DataFrame, queries: pd.DataFrame, folder: Path) -> None:
     """What serving reads besides the models: the catalogue, and the test queries the benchmark sends."""
     folder.mkdir(parents=True, exist_ok=True)
-    videos.to_parquet(folder / "videos.parquet", index=False)
-    queries.loc[queries["split"] == "test", ["text"]].drop_duplicates().to_parquet(folder / "queries.parquet")
+    with replaced_atomically(folder / "videos.parquet") as temporary:
+        videos.to_parquet(temporary, index=False)
+    with replaced_atomically(folder / "queries.parquet") as temporary:
+        queries.loc[queries["split"] == "test", ["text"]].drop_duplicates().to_parquet(temporary)
 
 
 def tune_text_weight(config: dict, retrieval: VideoRetrieval, judged: Judged) -> tuple[float, pd.DataFrame]:

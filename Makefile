@@ -16,6 +16,7 @@ help:
 	@echo "make train SYSTEM=ads [SCALE=tiny]   generate data, features (Feast), train, register the champion"
 	@echo "make train SYSTEM=game DATA=/path    train on the public files instead of the world (game, events, pymk)"
 	@echo "make train SYSTEM=newsfeed SET=features.text_encoder.kind=lsa   override config values (space-separated)"
+	@echo "make train SYSTEM=video WORKERS=2    the torch models data parallel on Ray Train workers (RAY_ADDRESS: a cluster)"
 	@echo "make serve SYSTEM=ads [PORT=8000]    serve the endpoint (trains first if no champion)"
 	@echo "make evaluate SYSTEM=ads             print the latest test table (WRITE_README=1: into the system's README)"
 	@echo "make bench SYSTEM=ads [K=10]         latency / throughput / memory of the endpoint (WRITE_README=1 too)"
@@ -33,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 train: $(VENV)/.installed
-	$(PY) -m common.app.cli train --system $(SYSTEM) $(SCALE_ARG) $(DATA_ARG) $(SET_ARG)
+	$(PY) -m common.app.cli train --system $(SYSTEM) $(SCALE_ARG) $(DATA_ARG) $(SET_ARG) $(if $(WORKERS),--workers $(WORKERS),)
 
 serve: $(VENV)/.installed
 	$(PY) -m common.app.cli serve --system $(SYSTEM) $(SCALE_ARG) --port $(PORT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import nullcontext
 from typing import Annotated
 
 import typer
@@ -19,6 +20,7 @@ from common.app.config import load_config
 from common.app.logs import quiet_libraries
 from common.app.readme import replace_block, system_readme
 from common.app.registry import get_system, system_names
+from common.models.distributed import ray_cluster
 
 log = logging.getLogger(__name__)
 app = typer.Typer(help="Train, serve, evaluate and benchmark the ML system designs.", no_args_is_help=True)
@@ -72,9 +74,24 @@ SetOption = Annotated[
 ]
 
 
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Train the torch models (two-tower, deep CTR) data parallel on this many Ray Train workers, and"
+        " embed the catalogue with Ray Data; a local Ray cluster unless RAY_ADDRESS names one",
+    ),
+]
+
+
 @app.command()
 def train(
-    system: SystemOption, scale: ScaleOption = None, data: DataOption = None, overrides: SetOption = None
+    system: SystemOption,
+    scale: ScaleOption = None,
+    data: DataOption = None,
+    overrides: SetOption = None,
+    workers: WorkersOption = 1,
 ) -> None:
     """Generate the world (or read --data), build features into Feast, train and evaluate every
     model, track them in MLflow and register the best as <system>-ranker@champion."""
@@ -95,9 +112,11 @@ def train(
         if not os.path.isdir(data):
             _fail(f"--data {data!r} is not a directory")
         config["data"] = data
+    config["workers"] = workers
     log.info("%s: training starts (the world or the data first)", system)
     try:
-        summary = get_system(system).train(config)
+        with ray_cluster() if workers > 1 else nullcontext():  # one cluster for every fit of the training
+            summary = get_system(system).train(config)
     except (FileNotFoundError, ValueError) as error:  # unreadable data files, too few days for the split
         _fail(str(error))
     typer.echo(f"\nTest set ({system}, scale {load_config(system, scale)['scale']}):\n{summary['table']}")

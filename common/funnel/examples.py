@@ -136,7 +136,12 @@ def training_examples(
 
 
 def catalog_from_data(
-    data: Dataset, tower: TwoTowerModel, activity: dict[str, np.ndarray], step_columns: tuple[str, ...] = ()
+    data: Dataset,
+    tower: TwoTowerModel,
+    activity: dict[str, np.ndarray],
+    step_columns: tuple[str, ...] = (),
+    workers: int = 1,
 ) -> ItemCatalog:
     """The catalogue as of the time of `activity` (ITEM_ACTIVITY per row of data.items)."""
-    return ItemCatalog.build(item_metadata(data), data.schema, tower, activity["item_engaged_window"], step_columns)
+    metadata = item_metadata(data)
+    return ItemCatalog.build(metadata, data.schema, tower, activity["item_engaged_window"], step_columns, workers)

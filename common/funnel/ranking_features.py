@@ -20,6 +20,7 @@ import pandas as pd
 from common.data.dataset import Schema
 from common.features.activity import ITEM_ACTIVITY, USER_ACTIVITY_SCALARS
 from common.funnel.catalog import ItemTable
+from common.models import distributed
 from common.models.deep import Columns, n_rows
 from common.models.multitask import MultiTaskRanker
 from common.models.scorer import score
@@ -39,6 +40,7 @@ DERIVED = [
     "item_age_days",
 ]
 USER_TOTALS = [c for c in USER_ACTIVITY_SCALARS if c != "last_engaged_s"]
+EMBEDDING_BATCH = 4096  # items per Ray Data batch when a catalogue is embedded on the cluster
 
 
 def model_columns(schema: Schema) -> tuple[list[str], list[str]]:
@@ -58,6 +60,13 @@ def build_rankers(schema: Schema, config: dict, seed: int) -> dict[str, object]:
             categorical, numeric, random_state=seed, n_threads=m["torch_threads"], **m["multitask"]
         ),
     }
+
+
+def embed_items(tower: TwoTowerModel, items: pd.DataFrame, workers: int = 1) -> np.ndarray:
+    """(n_items, d) item-tower embeddings: in this process, or by Ray Data in batches over the cluster."""
+    if workers <= 1:
+        return tower.item_embeddings(items)
+    return distributed.map_batches_on_ray(items, tower.item_embeddings, batch_size=EMBEDDING_BATCH, concurrency=workers)
 
 
 def served_columns(schema: Schema, step_columns: tuple[str, ...] = ()) -> list[str]:
@@ -91,10 +100,12 @@ class ItemCatalog(ItemTable):
         tower: TwoTowerModel,
         recent_engagements: np.ndarray,
         step_columns: tuple[str, ...] = (),
+        workers: int = 1,
     ) -> ItemCatalog:
         """metadata: the item_metadata view's rows (release as `release_s`); recent_engagements: each
         item's engagements over the trailing activity window as of the catalogue's time, which the
-        item tower reads (the embeddings depend on when the catalogue is built)."""
+        item tower reads (the embeddings depend on when the catalogue is built). With `workers` over 1, the
+        catalogue is embedded in batches by Ray Data (common/models/distributed.py)."""
         metadata = metadata.reset_index(drop=True).assign(**{RECENT_ENGAGEMENTS: np.log1p(recent_engagements)})
         groups = sorted(metadata[schema.group_column].astype(str).unique())
         codes = pd.Categorical(metadata[schema.group_column].astype(str), groups).codes.astype(np.int64)
@@ -102,7 +113,7 @@ class ItemCatalog(ItemTable):
             item_ids=metadata["item_id"].to_numpy(np.int64),
             columns={c: metadata[c].to_numpy() for c in served_columns(schema, step_columns)},
             schema=schema,
-            vectors=tower.item_embeddings(metadata),
+            vectors=embed_items(tower, metadata, workers),
             groups=groups,
             group_codes=codes,
             release_s=metadata["release_s"].to_numpy(np.int64),

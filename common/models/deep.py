@@ -265,6 +265,8 @@ class DeepCTRClassifier(BaseEstimator):
     standard library pickle (module_ is a top-level nn.Module, vocabularies are numpy arrays).
     """
 
+    trains_data_parallel = True  # common/models/distributed.fit_data_parallel can train it on Ray workers
+
     def __init__(
         self,
         architecture: str = "dcn",

@@ -36,6 +36,7 @@ from common.evaluation.classification import (
 )
 from common.features.store import FeatureRepo
 from common.features.views import View
+from common.models import distributed
 from common.models.calibration import PlattCalibrated
 from common.tracking import runs as tracking
 
@@ -94,7 +95,7 @@ def train(system: str, config: dict, dataset: Dataset, task: ClassifierTask) -> 
         stages.update()
         stages.set_postfix_str("models")
         base_rate = float(splits["train"].y.mean())
-        fitted = fit_models(task.build_models(config), splits, base_rate)
+        fitted = fit_models(task.build_models(config), splits, base_rate, config.get("workers", 1))
         stages.update()
         stages.set_postfix_str("evaluate, MLflow")
         summary = evaluate_and_track(system, config, task, periods, splits, fitted, base_rate)
@@ -116,7 +117,8 @@ def split_rows(rows: pd.DataFrame, dataset: Dataset, label: str, periods: Period
     return splits
 
 
-def fit_models(models: dict, splits: dict[str, Split], base_rate: float) -> dict[str, Fitted]:
+def fit_models(models: dict, splits: dict[str, Split], base_rate: float, workers: int = 1) -> dict[str, Fitted]:
+    """Every model fitted on the train rows; the torch ones on `workers` Ray Train workers when that is over 1."""
     train_split, validation = splits["train"], splits["validation"]
     log.info("fitting %d models on %d rows", len(models), len(train_split.y))
     fitted = {}
@@ -124,9 +126,8 @@ def fit_models(models: dict, splits: dict[str, Split], base_rate: float) -> dict
         started = time.perf_counter()
         # Models that can stop early watch the validation days (never the test days).
         early_stopping = "eval_set" in inspect.signature(model.fit).parameters
-        model.fit(
-            train_split.X, train_split.y, **({"eval_set": (validation.X, validation.y)} if early_stopping else {})
-        )
+        evaluation = {"eval_set": (validation.X, validation.y)} if early_stopping else {}
+        model = distributed.fit(model, workers, train_split.X, train_split.y, **evaluation)
         p_validation = model.predict_proba(validation.X)[:, 1]
         metrics = classification_metrics(validation.y, p_validation, base_rate, "validation")
         fitted[name] = Fitted(model, time.perf_counter() - started, metrics)

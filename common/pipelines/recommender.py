@@ -71,10 +71,12 @@ def train(system: str, config: dict, data: Dataset) -> dict:
         store = _features_into_feast(system, data, features_config, periods)
         stages.update()
         stages.set_postfix_str("two-tower")
+        workers = config.get("workers", 1)
         tower, tower_info = fit_two_tower(
-            data, periods.start("train"), config["retrieval"], features_config["activity_window_days"], seed
+            data, periods.start("train"), config["retrieval"], features_config["activity_window_days"], seed, workers
         )
-        catalog = catalog_from_data(data, tower, _activity_as_of(store, data, periods.start("train")))
+        activity = _activity_as_of(store, data, periods.start("train"))
+        catalog = catalog_from_data(data, tower, activity, workers=workers)
         stages.update()
         stages.set_postfix_str("ranker examples")
         events = period_events(data, periods.start("train"), config["ranking"]["negatives_per_event"], seed)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from common.data.dataset import Dataset, Schema
 from common.features.windows import daily_counts, day_index, trailing_window_sums
+from common.models import distributed
 from common.retrieval.ann import ANNIndex
 from common.retrieval.sources import (
     RankedList,
@@ -95,12 +96,13 @@ def engagements_before_day(data: Dataset, events: pd.DataFrame, window_days: int
 
 
 def fit_two_tower(
-    data: Dataset, cutoff: pd.Timestamp, config: dict, window_days: int, seed: int
+    data: Dataset, cutoff: pd.Timestamp, config: dict, window_days: int, seed: int, workers: int = 1
 ) -> tuple[TwoTowerModel, dict]:
     """Train on the positives of [history_end, cutoff). The user tower reads the user's last positives
     before history_end as history; the item tower reads each example's item popularity as of the
     example's own day (the items table's value, as of history_end, only sets that input's scaling).
-    Both precede every example, so no example reads its own label."""
+    Both precede every example, so no example reads its own label. With `workers` over 1, the model trains
+    on that many Ray Train workers, data parallel (common/models/distributed.py)."""
     events = data.events
     days_before = (cutoff - data.start) / pd.Timedelta(days=1)
     history_end = data.start + pd.Timedelta(days=int(days_before * config["history_share"]))
@@ -123,7 +125,9 @@ def fit_two_tower(
     # Each example sees its item's popularity as of its own day, as serving sees it as of the request.
     at_example = np.log1p(engagements_before_day(data, examples, window_days))
     model = TwoTowerModel(user_spec(data.schema), item_spec(data.schema), random_state=seed, **config["two_tower"])
-    model.fit(
+    model = distributed.fit(
+        model,
+        workers,
         users,
         items,
         examples[["user_id", "item_id"]],

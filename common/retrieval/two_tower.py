@@ -251,6 +251,8 @@ class TwoTowerModel(BaseEstimator):
     `train_loss_` (mean batch loss per epoch). The fitted model pickles with the standard library pickle.
     """
 
+    trains_data_parallel = True  # common/models/distributed.fit_data_parallel can train it on Ray workers
+
     def __init__(
         self,
         user_spec: TowerSpec,

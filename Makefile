@@ -10,7 +10,7 @@ DATA_ARG := $(if $(DATA),--data $(DATA),)
 SET ?=
 SET_ARG := $(foreach override,$(SET),--set $(override))
 
-.PHONY: help install train serve evaluate test bench mlflow-ui clean
+.PHONY: help install train serve evaluate test bench bench-online-store bench-distributed mlflow-ui clean
 
 help:
 	@echo "make train SYSTEM=ads [SCALE=tiny]   generate data, features (Feast), train, register the champion"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench SYSTEM=ads [K=10]         latency / throughput / memory of the endpoint (WRITE_README=1 too)"
 	@echo "make bench SYSTEM=ads SOAK=600       concurrency 8 for 600 s: errors, and whether server memory grows"
 	@echo "make bench-online-store              p50 / p99 of Feast's online read, Redis beside SQLite"
+	@echo "make bench-distributed [WORKERS=2]   two-tower fit and catalogue embedding: this process vs Ray"
 	@echo "make mlflow-ui                       MLflow UI on http://127.0.0.1:5000"
 	@echo "make test                            the whole test suite"
 
@@ -46,7 +47,10 @@ bench: $(VENV)/.installed
 	$(PY) -m common.app.cli bench --system $(SYSTEM) --url http://127.0.0.1:$(PORT) $(if $(K),--k $(K),) $(if $(SOAK),--soak $(SOAK),) $(if $(WRITE_README),--write-readme,)
 
 bench-online-store: $(VENV)/.installed
-	$(PY) -m common.bench.online_store
+	$(PY) -m common.bench.online_store $(if $(WRITE_README),--write-readme,)
+
+bench-distributed: $(VENV)/.installed
+	$(PY) -m common.bench.distributed $(if $(WORKERS),--workers $(WORKERS),) $(if $(WRITE_README),--write-readme,)
 
 mlflow-ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/data/mlflow.db} --host 127.0.0.1 --port 5000

@@ -79,8 +79,8 @@ WorkersOption = Annotated[
     typer.Option(
         "--workers",
         min=1,
-        help="Train the torch models (two-tower, deep CTR) data parallel on this many Ray Train workers, and"
-        " embed the catalogue with Ray Data; a local Ray cluster unless RAY_ADDRESS names one",
+        help="Over 1: train the torch models (two-tower, deep CTR) data parallel on this many Ray Train workers,"
+        " and embed the catalogue with Ray Data; a local Ray cluster unless RAY_ADDRESS names one",
     ),
 ]
 
@@ -112,7 +112,7 @@ def train(
         if not os.path.isdir(data):
             _fail(f"--data {data!r} is not a directory")
         config["data"] = data
-    config["workers"] = workers
+    config["workers"] = workers if workers > 1 else None  # None: this process, no Ray
     log.info("%s: training starts (the world or the data first)", system)
     try:
         with ray_cluster() if workers > 1 else nullcontext():  # one cluster for every fit of the training

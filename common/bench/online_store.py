@@ -32,6 +32,8 @@ import pandas as pd
 import pyarrow as pa
 
 from common.app.logs import quiet_libraries
+from common.app.paths import REPO_ROOT
+from common.app.readme import replace_block
 from common.features.store import REDIS_SETTING, REGISTRY_SETTING, FeatureRepo
 from common.features.views import View
 from common.services.local import redis_server
@@ -296,12 +298,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reads", type=int, default=500, help="timed reads per store and batch size")
     parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES), help="entity rows per read")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write-readme", action="store_true", help="also put the report in the root README")
     args = parser.parse_args(argv)
     quiet_libraries()
     run = measure(args.keys, args.reads, args.batches, args.seed)
     print(format_report(run))
     if not run.values_agree:
         sys.exit(1)  # a make target (or CI) must not pass on a store that answers wrongly
+    if args.write_readme:
+        replace_block(REPO_ROOT / "README.md", "online-store", f"```\n{format_report(run)}\n```")
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def catalog_from_data(
     tower: TwoTowerModel,
     activity: dict[str, np.ndarray],
     step_columns: tuple[str, ...] = (),
-    workers: int = 1,
+    workers: int | None = None,
 ) -> ItemCatalog:
     """The catalogue as of the time of `activity` (ITEM_ACTIVITY per row of data.items)."""
     metadata = item_metadata(data)

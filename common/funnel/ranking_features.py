@@ -62,9 +62,9 @@ def build_rankers(schema: Schema, config: dict, seed: int) -> dict[str, object]:
     }
 
 
-def embed_items(tower: TwoTowerModel, items: pd.DataFrame, workers: int = 1) -> np.ndarray:
+def embed_items(tower: TwoTowerModel, items: pd.DataFrame, workers: int | None = None) -> np.ndarray:
     """(n_items, d) item-tower embeddings: in this process, or by Ray Data in batches over the cluster."""
-    if workers <= 1:
+    if workers is None:
         return tower.item_embeddings(items)
     return distributed.map_batches_on_ray(items, tower.item_embeddings, batch_size=EMBEDDING_BATCH, concurrency=workers)
 
@@ -100,12 +100,12 @@ class ItemCatalog(ItemTable):
         tower: TwoTowerModel,
         recent_engagements: np.ndarray,
         step_columns: tuple[str, ...] = (),
-        workers: int = 1,
+        workers: int | None = None,
     ) -> ItemCatalog:
         """metadata: the item_metadata view's rows (release as `release_s`); recent_engagements: each
         item's engagements over the trailing activity window as of the catalogue's time, which the
-        item tower reads (the embeddings depend on when the catalogue is built). With `workers` over 1, the
-        catalogue is embedded in batches by Ray Data (common/models/distributed.py)."""
+        item tower reads (the embeddings depend on when the catalogue is built). With `workers`, the catalogue
+        is embedded in batches by that many Ray Data tasks (common/models/distributed.py)."""
         metadata = metadata.reset_index(drop=True).assign(**{RECENT_ENGAGEMENTS: np.log1p(recent_engagements)})
         groups = sorted(metadata[schema.group_column].astype(str).unique())
         codes = pd.Categorical(metadata[schema.group_column].astype(str), groups).codes.astype(np.int64)

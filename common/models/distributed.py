@@ -92,10 +92,10 @@ def fit_data_parallel(estimator, workers: int, *args, **kwargs):
     return fitted
 
 
-def fit(estimator, workers: int, *args, **kwargs):
-    """The estimator fitted in this process (workers 1, or an estimator that cannot train data parallel),
-    else on `workers` Ray Train workers."""
-    if workers > 1 and getattr(estimator, "trains_data_parallel", False):
+def fit(estimator, workers: int | None, *args, **kwargs):
+    """The estimator fitted in this process (workers None, or an estimator that cannot train data parallel),
+    else on `workers` Ray Train workers (one included: what a cluster of one costs)."""
+    if workers is not None and getattr(estimator, "trains_data_parallel", False):
         return fit_data_parallel(estimator, workers, *args, **kwargs)
     return estimator.fit(*args, **kwargs)
 

@@ -95,7 +95,7 @@ def train(system: str, config: dict, dataset: Dataset, task: ClassifierTask) -> 
         stages.update()
         stages.set_postfix_str("models")
         base_rate = float(splits["train"].y.mean())
-        fitted = fit_models(task.build_models(config), splits, base_rate, config.get("workers", 1))
+        fitted = fit_models(task.build_models(config), splits, base_rate, config.get("workers"))
         stages.update()
         stages.set_postfix_str("evaluate, MLflow")
         summary = evaluate_and_track(system, config, task, periods, splits, fitted, base_rate)
@@ -117,8 +117,10 @@ def split_rows(rows: pd.DataFrame, dataset: Dataset, label: str, periods: Period
     return splits
 
 
-def fit_models(models: dict, splits: dict[str, Split], base_rate: float, workers: int = 1) -> dict[str, Fitted]:
-    """Every model fitted on the train rows; the torch ones on `workers` Ray Train workers when that is over 1."""
+def fit_models(
+    models: dict, splits: dict[str, Split], base_rate: float, workers: int | None = None
+) -> dict[str, Fitted]:
+    """Every model fitted on the train rows; with `workers`, the torch ones on that many Ray Train workers."""
     train_split, validation = splits["train"], splits["validation"]
     log.info("fitting %d models on %d rows", len(models), len(train_split.y))
     fitted = {}

@@ -71,7 +71,7 @@ def train(system: str, config: dict, data: Dataset) -> dict:
         store = _features_into_feast(system, data, features_config, periods)
         stages.update()
         stages.set_postfix_str("two-tower")
-        workers = config.get("workers", 1)
+        workers = config.get("workers")  # Ray Train workers for the two-tower, Ray Data for the catalogue
         tower, tower_info = fit_two_tower(
             data, periods.start("train"), config["retrieval"], features_config["activity_window_days"], seed, workers
         )

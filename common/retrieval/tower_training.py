@@ -96,13 +96,13 @@ def engagements_before_day(data: Dataset, events: pd.DataFrame, window_days: int
 
 
 def fit_two_tower(
-    data: Dataset, cutoff: pd.Timestamp, config: dict, window_days: int, seed: int, workers: int = 1
+    data: Dataset, cutoff: pd.Timestamp, config: dict, window_days: int, seed: int, workers: int | None = None
 ) -> tuple[TwoTowerModel, dict]:
     """Train on the positives of [history_end, cutoff). The user tower reads the user's last positives
     before history_end as history; the item tower reads each example's item popularity as of the
     example's own day (the items table's value, as of history_end, only sets that input's scaling).
-    Both precede every example, so no example reads its own label. With `workers` over 1, the model trains
-    on that many Ray Train workers, data parallel (common/models/distributed.py)."""
+    Both precede every example, so no example reads its own label. With `workers`, the model trains on that
+    many Ray Train workers, data parallel (common/models/distributed.py)."""
     events = data.events
     days_before = (cutoff - data.start) / pd.Timedelta(days=1)
     history_end = data.start + pd.Timedelta(days=int(days_before * config["history_share"]))

@@ -41,6 +41,7 @@ NOT_IN_COMPOSE = {
     "MLSD_SCALE": "`serve` sets it from --scale (compose passes ${SCALE} there)",
     "MLSD_CATALOG_SIZE": "the benchmark's catalogue padding (common/bench), never set for the served API",
     "MLSD_RELOAD_SECONDS": "the API's champion hot-reload interval: its default suits compose",
+    "RAY_STORAGE": "storage every node of a real Ray cluster reaches; compose's training runs a local Ray cluster",
 }
 
 # Variables of third-party tools in training's or the API's environment that the code relies on without reading

@@ -57,16 +57,22 @@ def run(scale: str, workers: int) -> str:
     cutoff = periods.start("train")
     window = config["features"]["activity_window_days"]
 
-    def train(workers: int | None) -> TwoTowerModel:
-        return fit_two_tower(data, cutoff, config["retrieval"], window, config["seed"], workers)[0]
+    def train(workers: int | None, epochs: int) -> TwoTowerModel:
+        retrieval = {**config["retrieval"], "two_tower": {**config["retrieval"]["two_tower"], "epochs": epochs}}
+        return fit_two_tower(data, cutoff, retrieval, window, config["seed"], workers)[0]
 
     rows = []
-    local, seconds = timed(lambda: train(None))
-    rows.append(("two-tower fit", "this process", seconds, held_out_recall(local, data, cutoff)))
+    configured = config["retrieval"]["two_tower"]["epochs"]
     with ray_cluster():
-        for n in sorted({1, workers}):
-            model, seconds = timed(lambda n=n: train(n))
-            rows.append(("two-tower fit", f"Ray Train, {n} worker(s)", seconds, held_out_recall(model, data, cutoff)))
+        # The configured epochs, then eight times as many: Ray's fixed cost (starting the workers) against a
+        # fit long enough for the split of each batch to show.
+        for epochs in (configured, 8 * configured):
+            job = f"two-tower fit, {epochs} epochs"
+            local, seconds = timed(lambda epochs=epochs: train(None, epochs))
+            rows.append((job, "this process", seconds, held_out_recall(local, data, cutoff)))
+            for n in sorted({1, workers}):
+                model, seconds = timed(lambda n=n, epochs=epochs: train(n, epochs))
+                rows.append((job, f"Ray Train, {n} worker(s)", seconds, held_out_recall(model, data, cutoff)))
         items = data.items.assign(**{RECENT_ENGAGEMENTS: 0.0})
         _, seconds = timed(lambda: embed_items(local, items))
         rows.append(("catalogue embedding", "this process", seconds, float("nan")))

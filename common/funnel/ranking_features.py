@@ -66,7 +66,12 @@ def embed_items(tower: TwoTowerModel, items: pd.DataFrame, workers: int | None =
     """(n_items, d) item-tower embeddings: in this process, or by Ray Data in batches over the cluster."""
     if workers is None:
         return tower.item_embeddings(items)
-    return distributed.map_batches_on_ray(items, tower.item_embeddings, batch_size=EMBEDDING_BATCH, concurrency=workers)
+
+    def embed(batch: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"vector": list(tower.item_embeddings(batch))})
+
+    vectors = distributed.map_batches_on_ray(items, embed, EMBEDDING_BATCH, concurrency=workers)["vector"]
+    return np.stack(vectors).astype(np.float32)
 
 
 def served_columns(schema: Schema, step_columns: tuple[str, ...] = ()) -> list[str]:

@@ -7,8 +7,8 @@ Kubernetes) and set RAY_ADDRESS to the head's address (e.g. `ray://head:10001` o
 cluster): `ray.init()` reads it, and the same code spreads the workers over the nodes. Ray Train then
 needs storage every node can reach for the fitted model (RAY_STORAGE: an NFS path or an s3:// URI).
 
-    model = fit_data_parallel(TwoTowerModel(...), workers=2, users, items, interactions)
-    vectors = map_batches_on_ray(items, embed, batch_size=4096)
+    model = fit_data_parallel(TwoTowerModel(...), 2, users, items, interactions)
+    embedded = map_batches_on_ray(items, rows_to_frame, batch_size=4096)   # a frame, in the items' order
 """
 
 from __future__ import annotations
@@ -101,20 +101,19 @@ def fit(estimator, workers: int | None, *args, **kwargs):
 
 
 def map_batches_on_ray(
-    table: pd.DataFrame, function: Callable[[pd.DataFrame], np.ndarray], batch_size: int, concurrency: int = 2
-) -> np.ndarray:
-    """`function` (rows -> one array row per row) over `table` in batches, by Ray Data across the cluster's
-    CPUs: a catalogue embedded by its tower, lists precomputed for every user. The rows come back in the
-    table's order, stacked."""
+    table: pd.DataFrame, function: Callable[[pd.DataFrame], pd.DataFrame], batch_size: int, concurrency: int = 2
+) -> pd.DataFrame:
+    """`function` (rows -> a frame with one row per row) over `table` in batches, by Ray Data across the
+    cluster's CPUs: a catalogue embedded by its tower, lists precomputed for every user. The frames come back
+    as one, in the table's order."""
     import ray
 
     with ray_cluster():
         dataset = ray.data.from_pandas(table.reset_index(drop=True).assign(_row=np.arange(len(table))))
 
         def apply(batch: pd.DataFrame) -> pd.DataFrame:
-            values = function(batch.drop(columns="_row"))
-            return pd.DataFrame({"_row": batch["_row"].to_numpy(), "value": list(values)})
+            return function(batch.drop(columns="_row")).reset_index(drop=True).assign(_row=batch["_row"].to_numpy())
 
         mapped = dataset.map_batches(apply, batch_format="pandas", batch_size=batch_size, concurrency=concurrency)
-        result = mapped.to_pandas().sort_values("_row")
-    return np.stack(result["value"].to_numpy())
+        result = mapped.to_pandas()
+    return result.sort_values("_row").drop(columns="_row").reset_index(drop=True)

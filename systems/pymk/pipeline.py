@@ -141,7 +141,8 @@ def train(config: dict, data: SocialData) -> dict:
     served = {name: ServedPymk(models.get(name), data.end, links) for name in [*models, GNN]}
     summary = _track(system, config, data, days, served, fit_metrics, evaluation, edge_table, splits, snapshots)
     champion = served[summary["champion"]]
-    lists = precompute_lists(final, champion.scorer(final.state, final.gather), config["serving"]["precompute"])
+    scorer = champion.scorer(final.state, final.gather)
+    lists = precompute_lists(final, scorer, config["serving"]["precompute"], config.get("workers"))
     if len(lists):
         store_lists(repo, lists, first.to_pydatetime(), (data.end + day).to_pydatetime())
     summary["precomputed_users"] = len(lists)

@@ -9,6 +9,8 @@ of seeds."""
 import numpy as np
 import pytest
 
+from common.funnel import ranking_features
+from common.funnel.ranking_features import embed_items
 from common.models.deep import DeepCTRClassifier
 from common.models.distributed import fit_data_parallel, map_batches_on_ray, ray_cluster
 from common.retrieval.two_tower import TwoTowerModel
@@ -67,9 +69,13 @@ def test_two_workers_reach_the_single_process_two_tower_recall(cluster, world):
     assert min(single) - NOISE <= recall <= max(single) + NOISE, (recall, single)
 
 
-def test_ray_data_embeds_a_catalogue_in_batches_as_one_call_does(cluster, world):
+def test_ray_data_embeds_a_catalogue_in_batches_as_one_call_does(cluster, world, monkeypatch):
+    monkeypatch.setattr(ranking_features, "EMBEDDING_BATCH", 128)
     model = TwoTowerModel(USER_SPEC, ITEM_SPEC, **{**FAST, "epochs": 1}).fit(
         world.users, world.items, world.train, world.history
     )
-    batched = map_batches_on_ray(world.items, model.item_embeddings, batch_size=128)  # 8 batches
+    batched = embed_items(model, world.items, workers=2)  # Ray Data, 8 batches of 128 items
     np.testing.assert_allclose(batched, model.item_embeddings(world.items), atol=1e-6)
+    # The frames come back in the table's order, whatever order the batches finish in.
+    ids = map_batches_on_ray(world.items, lambda rows: rows[["item_id"]], batch_size=100)["item_id"]
+    assert ids.tolist() == world.items["item_id"].tolist()

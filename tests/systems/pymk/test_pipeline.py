@@ -10,9 +10,11 @@ from mlflow import MlflowClient
 from common.app.config import load_config
 from common.app.paths import REPO_ROOT, system_dir
 from common.features.store import FeatureRepo
+from common.models.distributed import ray_cluster
 from common.serving.app import create_app
 from common.tracking.runs import load_champion
 from systems.pymk import load_data
+from systems.pymk.batch import precompute_lists
 from systems.pymk.features import FEATURES
 from systems.pymk.serving import PymkService
 from systems.pymk.snapshots import take_snapshot
@@ -84,6 +86,22 @@ def test_the_features_served_online_equal_the_training_snapshot(trained, service
         served = scorer.features(request, rows)
         offline = type(scorer)(snapshot.state, snapshot.gather, None).features(request, rows)
         pd.testing.assert_frame_equal(served[list(FEATURES)], offline[list(FEATURES)], check_dtype=False)
+
+
+def test_the_batch_job_on_ray_data_computes_the_lists_the_pipeline_stored(trained, config):
+    """The precomputed lists shared among Ray Data tasks are the ones the training computed in process."""
+    data = load_data(config)
+    snapshot = take_snapshot(data, FeatureRepo(SYSTEM), config, data.end)
+    scorer = load_champion(SYSTEM).classifier.scorer(snapshot.state, snapshot.gather)
+    precompute = {**config["serving"]["precompute"], "max_users": 12}
+    with ray_cluster():
+        on_ray = precompute_lists(snapshot, scorer, precompute, workers=2)
+    stored = pd.read_parquet(system_dir(SYSTEM) / "feature_repo" / "sources" / "pymk_lists.parquet")
+    stored = stored.set_index("user_id")
+    assert len(on_ray) == 12
+    for user_id, people, scores in on_ray[["user_id", "people", "scores"]].itertuples(index=False):
+        assert people == list(stored.loc[user_id, "people"])
+        np.testing.assert_allclose(scores, stored.loc[user_id, "scores"])
 
 
 def test_active_users_read_their_stored_list_others_are_computed(client, service, trained):

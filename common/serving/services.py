@@ -6,7 +6,8 @@ RETRY_SECONDS, so a first training while the server runs needs no restart.
 Hot reload: a watcher thread asks the model registry every RELOAD_SECONDS which version each of a system's
 models carries as champion. When a training has moved an alias, the new bundle is loaded beside the one
 serving, then put in its place by one assignment: a request holds the bundle it started with to its end,
-so none fails or mixes two versions. A bundle that fails to load leaves the old one serving.
+so none fails or mixes two versions. A bundle that fails to load, or to answer a sample request
+(common/serving/smoke.py), leaves the old one serving.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from common.app.config import load_config
 from common.app.registry import get_system
 from common.app.system import ServiceUnavailable
 from common.serving.service import release_freed_memory
+from common.serving.smoke import first_request_problem
 from common.tracking.runs import champion_versions
 
 log = logging.getLogger(__name__)
@@ -64,13 +66,19 @@ class Services:
     def load(self, name: str) -> bool:
         """Load the system's bundle and put it in place; False (and why, for the 503) if it cannot serve."""
         self._last_attempt[name] = time.monotonic()
+        config = load_config(name, self.scale)
         try:
             # Read before loading: a promotion in between is seen at the next poll (one reload more, none missed).
             versions = champion_versions(name)
-            bundle = get_system(name).load_service(load_config(name, self.scale))
+            bundle = get_system(name).load_service(config)
         except (ServiceUnavailable, MlflowException) as error:
             self.unavailable[name] = str(error)
             log.warning("%s: cannot serve yet: %s", name, error)
+            return False
+        problem = first_request_problem(name, bundle, config)
+        if problem is not None:
+            self.unavailable[name] = f"the champion ({versions}) loads but fails on a sample request: {problem}"
+            log.error("%s: %s", name, self.unavailable[name])
             return False
         self.loaded[name] = bundle  # one assignment: the swap a request never sees half done
         self.versions[name] = versions

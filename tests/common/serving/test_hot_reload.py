@@ -5,8 +5,10 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import httpx
+import mlflow
 import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
@@ -17,7 +19,7 @@ from common.bench.endpoint import server_at
 from common.services.local import free_port
 from common.serving.app import create_app
 from common.serving.services import RELOAD_SETTING
-from common.tracking.runs import CHAMPION, registered_name
+from common.tracking.runs import CHAMPION, ProbabilityModel, registered_name, use_experiment
 from tests.conftest import data_dir_at
 
 RANK = {"user_id": 3, "context": {"device": "desktop", "hour": 20}, "k": 5}
@@ -85,22 +87,51 @@ def test_a_promotion_reaches_a_running_server_without_a_failed_request(first_tra
     assert health["models"]["ads"] == {registered_name("ads"): after}
 
 
-def test_a_champion_that_cannot_load_leaves_the_previous_one_serving(first_training, monkeypatch):
+def missing_files() -> str:
+    """A version whose model files are not there: what an artifact store losing them looks like."""
+    registry = MlflowClient(tracking_uri())
+    return registry.create_model_version(registered_name("ads"), source="file:///nonexistent/model").version
+
+
+def fails_on_requests() -> str:
+    """A version that loads and then cannot rank: what a model pickled by older code does."""
+    use_experiment("ads")
+    with mlflow.start_run(run_name="broken"):
+        info = mlflow.pyfunc.log_model(name="model", python_model=ProbabilityModel("not a classifier"))
+    return MlflowClient(tracking_uri()).create_model_version(registered_name("ads"), info.model_uri).version
+
+
+@contextmanager
+def champion_moved_to(version: str):
+    registry, name = MlflowClient(tracking_uri()), registered_name("ads")
+    good = registry.get_model_version_by_alias(name, CHAMPION).version
+    registry.set_registered_model_alias(name, CHAMPION, version)
+    try:
+        yield
+    finally:
+        registry.set_registered_model_alias(name, CHAMPION, good)
+
+
+@pytest.mark.parametrize("broken", [missing_files, fails_on_requests])
+def test_a_broken_champion_leaves_the_previous_one_serving(first_training, monkeypatch, broken):
     monkeypatch.setenv(RELOAD_SETTING, "0")  # the test drives the reload itself
     with TestClient(create_app(["ads"], "tiny")) as client:
         services = client.app.state.services
         serving, versions = services.loaded["ads"], services.versions["ads"]
-        # A version whose model files are not there: what an artifact store losing them looks like.
-        registry = MlflowClient(tracking_uri())
-        broken = registry.create_model_version(registered_name("ads"), source="file:///nonexistent/model")
-        registry.set_registered_model_alias(registered_name("ads"), CHAMPION, broken.version)
-        try:
+        with champion_moved_to(broken()):
             assert services.reload_promoted() == []
             assert services.loaded["ads"] is serving and services.versions["ads"] == versions
             response = client.post("/ads/rank", json=RANK)
             assert response.status_code == 200
             assert response.json()["models"]["ranker"]["version"] == versions[registered_name("ads")]
-        finally:
-            registry.set_registered_model_alias(registered_name("ads"), CHAMPION, versions[registered_name("ads")])
         # With the alias back on a good version, nothing is reloaded.
         assert services.reload_promoted() == []
+
+
+def test_a_server_starting_on_a_champion_that_fails_on_requests_answers_503_naming_the_fix(first_training, monkeypatch):
+    monkeypatch.setenv(RELOAD_SETTING, "0")
+    with champion_moved_to(fails_on_requests()), TestClient(create_app(["ads"], "tiny")) as client:
+        status = client.get("/healthz").json()["systems"]["ads"]
+        assert status.startswith("unavailable") and "fails on a sample request" in status
+        response = client.post("/ads/rank", json=RANK)
+        assert response.status_code == 503 and "make train SYSTEM=ads" in response.json()["detail"]

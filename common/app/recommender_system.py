@@ -41,4 +41,13 @@ def recommender_system(
 
         return make_router(name, schema())
 
-    return System(name, train, load_service, router, sample_request, accepts_data, bench_catalog_sizes)
+    return System(
+        name,
+        train,
+        load_service,
+        router,
+        sample_request,
+        accepts_data,
+        bench_catalog_sizes,
+        load_dataset=load_dataset,
+    )

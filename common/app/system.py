@@ -25,6 +25,9 @@ class System:
     # Kinds of request `make bench` also measures alone, after the usual mix: sample_request then finds
     # the kind in config["bench_workload"] (PYMK: users with a stored list, users computed on demand).
     bench_workloads: tuple[str, ...] = ()
+    # config -> its Dataset, for the recommendation systems (what their training reads): benchmarks of the
+    # shared core's parts (common/bench/distributed.py) load a system's world through it.
+    load_dataset: Callable[[dict], Any] | None = None
 
 
 class ServiceUnavailable(RuntimeError):

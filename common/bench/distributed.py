@@ -1,9 +1,10 @@
-"""What Ray buys on this machine: the video world's two-tower trained in this process, on one Ray Train worker
-and on N, and its catalogue embedded in one call and by Ray Data; wall-clock seconds of each (Ray's start of
-the workers included, as a training pays it) and the speed-up against this process, in one run. The recall
-of each model is printed beside its time: a faster training that learns less is no speed-up.
+"""What Ray buys on this machine: a recommendation system's two-tower (the video world's by default)
+trained in this process, on one Ray Train worker and on N, and its catalogue embedded in one call and by
+Ray Data; wall-clock seconds of each (Ray's start of the workers included, as a training pays it) and the
+speed-up against this process, in one run. The recall of each model is printed beside its time: a faster
+training that learns less is no speed-up.
 
-    python -m common.bench.distributed [--scale default] [--workers 2]
+    python -m common.bench.distributed [--system video] [--scale default] [--workers 2]
     make bench-distributed
 """
 
@@ -20,6 +21,7 @@ from common.app.config import load_config
 from common.app.logs import quiet_libraries
 from common.app.paths import REPO_ROOT
 from common.app.readme import replace_block
+from common.app.registry import get_system
 from common.data.periods import Periods
 from common.evaluation.retrieval import exact_search_recall
 from common.funnel.ranking_features import embed_items
@@ -48,11 +50,12 @@ def held_out_recall(model: TwoTowerModel, data, cutoff: pd.Timestamp) -> float:
     return exact_search_recall(model, users, items, later[["user_id", "item_id"]], K)
 
 
-def run(scale: str, workers: int) -> str:
-    from systems.video.recdata import load
-
-    config = load_config("video", scale)
-    data = load(config)
+def run(system: str, scale: str, workers: int) -> str:
+    load_dataset = get_system(system).load_dataset
+    if load_dataset is None:
+        raise SystemExit(f"{system} is not a recommendation system with a two-tower: try video or game")
+    config = load_config(system, scale)
+    data = load_dataset(config)
     periods = Periods.from_config(data.start, data.n_days, config["periods"], 1)
     cutoff = periods.start("train")
     window = config["features"]["activity_window_days"]
@@ -78,13 +81,13 @@ def run(scale: str, workers: int) -> str:
         rows.append(("catalogue embedding", "this process", seconds, float("nan")))
         _, seconds = timed(lambda: embed_items(local, items, workers))
         rows.append(("catalogue embedding", f"Ray Data, {workers} tasks", seconds, float("nan")))
-    return report(rows, scale, len(data.items), workers)
+    return report(rows, system, scale, len(data.items))
 
 
-def report(rows: list[tuple[str, str, float, float]], scale: str, n_items: int, workers: int) -> str:
+def report(rows: list[tuple[str, str, float, float]], system: str, scale: str, n_items: int) -> str:
     baseline = {job: seconds for job, where, seconds, _ in rows if where == "this process"}
     lines = [
-        f"distributed: the video world at scale {scale} ({n_items} items); wall-clock seconds, Ray's start of the"
+        f"distributed: the {system} world at scale {scale} ({n_items} items); wall-clock seconds, Ray's start of the"
         " workers included; speed-up: this process's seconds over the row's",
         "",
         "| job | where | seconds | speed-up | recall@100 of the next week |",
@@ -98,12 +101,13 @@ def report(rows: list[tuple[str, str, float, float]], scale: str, n_items: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--system", default="video", help="a recommendation system (its two-tower and catalogue)")
     parser.add_argument("--scale", default="default")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--write-readme", action="store_true", help="also put the table in the root README")
     arguments = parser.parse_args()
     quiet_libraries()
-    table = run(arguments.scale, arguments.workers)
+    table = run(arguments.system, arguments.scale, arguments.workers)
     print(table)
     if arguments.write_readme:
         replace_block(REPO_ROOT / "README.md", "distributed", table)

@@ -206,5 +206,77 @@ def bench(
         replace_block(system_readme(system), "bench", f"```\n{report}\n```")
 
 
+DaysOption = Annotated[
+    int | None, typer.Option("--days", min=1, help="Simulated days (default: the config's online.days)")
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the simulated arrivals and reactions")]
+
+
+def _online_system(system: str, scale: str | None) -> tuple[dict, object]:
+    """The config and the system on the online simulator, or a clean error saying what to run."""
+    from common.tracking.runs import ChampionMissing
+
+    _check_system(system)
+    quiet_libraries()
+    if get_system(system).online is None:
+        _fail(f"{system} has no online simulation yet; systems with one: {', '.join(_online_systems())}")
+    config = load_config(system, scale)
+    try:
+        return config, get_system(system).online(config)
+    except ChampionMissing as error:
+        _fail(f"{error}: run make train SYSTEM={system}")
+
+
+def _online_systems() -> list[str]:
+    return [name for name in system_names() if get_system(name).online is not None]
+
+
+@app.command()
+def online(
+    system: SystemOption,
+    scale: ScaleOption = None,
+    days: DaysOption = None,
+    seed: SeedOption = 0,
+    write_readme: WriteReadmeOption = False,
+) -> None:
+    """The champion, a simple baseline and the oracle policy on the online simulator: the chapter's online
+    metrics of each, on the same simulated days; logged to MLflow."""
+    from common.online.report import log_report, online_report
+
+    config, online_system = _online_system(system, scale)
+    days = days or config["online"]["days"]
+    report = online_report(system, online_system, days, seed)
+    log_report(system, "online", report, {"days": days, "seed": seed, "scale": config["scale"]})
+    typer.echo(report.text)
+    if write_readme:
+        replace_block(system_readme(system), "online", report.text)
+
+
+@app.command()
+def abtest(
+    system: SystemOption,
+    a: Annotated[str, typer.Option("--a", help="The control policy: champion, a model of the latest training...")],
+    b: Annotated[str, typer.Option("--b", help="The treatment policy")],
+    scale: ScaleOption = None,
+    days: DaysOption = None,
+    seed: SeedOption = 0,
+    write_readme: WriteReadmeOption = False,
+) -> None:
+    """An A/B test of two policies on the online simulator: planned sample size, each metric's difference with
+    its confidence interval, the sample ratio check; logged to MLflow."""
+    from common.online.report import abtest_report, log_report
+
+    config, online_system = _online_system(system, scale)
+    days = days or config["online"]["days"]
+    try:
+        report = abtest_report(system, online_system, a, b, days, seed, config["online"]["plan"])
+    except ValueError as error:
+        _fail(str(error))
+    log_report(system, "abtest", report, {"a": a, "b": b, "days": days, "seed": seed, "scale": config["scale"]})
+    typer.echo(report.text)
+    if write_readme:
+        replace_block(system_readme(system), "abtest", report.text)
+
+
 if __name__ == "__main__":
     app()

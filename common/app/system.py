@@ -28,6 +28,9 @@ class System:
     # config -> its Dataset, for the recommendation systems (what their training reads): benchmarks of the
     # shared core's parts (common/bench/distributed.py) load a system's world through it.
     load_dataset: Callable[[dict], Any] | None = None
+    # config -> the system on the online simulator (common.online.simulator.OnlineSystem): its world's users after
+    # the logs and its policies; None while the system has no online part.
+    online: Callable[[dict], Any] | None = None
 
 
 class ServiceUnavailable(RuntimeError):

@@ -28,8 +28,20 @@ def assign(user_ids, experiment: str, treatment_share: float = 0.5) -> np.ndarra
     the experiment's name must be part of what is hashed."""
     if not 0.0 < treatment_share < 1.0:
         raise ValueError(f"treatment_share must be in (0, 1), got {treatment_share}")
+    return _hash_fraction(user_ids, experiment) < treatment_share
+
+
+def assign_arms(user_ids, experiment: str, n_arms: int) -> np.ndarray:
+    """Each user's arm, 0 .. n_arms - 1 in equal shares, by the same hash as `assign` (an A/B/n test)."""
+    if n_arms < 1:
+        raise ValueError(f"n_arms must be at least 1, got {n_arms}")
+    return np.minimum((_hash_fraction(user_ids, experiment) * n_arms).astype(np.int64), n_arms - 1)
+
+
+def _hash_fraction(user_ids, experiment: str) -> np.ndarray:
+    """A number in [0, 1) per user, uniform over users and independent across experiments."""
     names = np.char.add(f"{experiment}:", np.asarray(user_ids, dtype=np.int64).astype(str)).astype(object)
-    return pd.util.hash_array(names, categorize=False) / 2.0**64 < treatment_share
+    return pd.util.hash_array(names, categorize=False) / 2.0**64
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,44 @@ def compare(control, treatment, confidence: float = 0.95) -> Comparison:
         p_value=float(test.pvalue),
         confidence=confidence,
     )
+
+
+def compare_ratio(control: tuple, treatment: tuple, confidence: float = 0.95) -> Comparison:
+    """The difference of a ratio metric (CTR: clicks over impressions) between arms whose units are users:
+    each arm is (numerator per user, denominator per user), its value sum(numerator) / sum(denominator). A
+    user's impressions are not independent of each other, so the variance comes from the per-user sums by
+    the delta method (Deng et al., "Applying the Delta Method in Metric Analytics", 2018), and the interval
+    is normal: the arms hold hundreds of users or more."""
+    arms = [_ratio_and_variance(*arm) for arm in (control, treatment)]
+    (control_ratio, control_variance), (treatment_ratio, treatment_variance) = arms
+    difference = treatment_ratio - control_ratio
+    se = float(np.sqrt(control_variance + treatment_variance))
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    if se > 0:
+        p_value = float(2 * stats.norm.sf(abs(difference) / se))
+    else:  # no variation at all: the difference is exact
+        p_value = 1.0 if difference == 0 else 0.0
+    low, high = float(difference - z * se), float(difference + z * se)
+    return Comparison(control_ratio, treatment_ratio, difference, low, high, p_value, confidence)
+
+
+def ratio_per_user_sd(numerator, denominator) -> tuple[float, float]:
+    """A ratio metric's value over users and its standard deviation per user (the delta method's variance times
+    the number of users): what sample_size_per_arm needs, measured on the logs before a test."""
+    ratio, variance = _ratio_and_variance(numerator, denominator)
+    return ratio, float(np.sqrt(variance * len(numerator)))
+
+
+def _ratio_and_variance(numerator, denominator) -> tuple[float, float]:
+    """sum(x) / sum(y) over users and its delta-method variance: Var(x - r y) / (n mean(y)^2)."""
+    x, y = np.asarray(numerator, float), np.asarray(denominator, float)
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError("each arm needs a numerator and a denominator for at least two users")
+    if y.sum() <= 0:
+        raise ValueError("a ratio metric's denominator sums to zero in an arm")
+    ratio = x.sum() / y.sum()
+    variance = np.var(x - ratio * y, ddof=1) / (len(x) * y.mean() ** 2)
+    return float(ratio), float(variance)
 
 
 def sample_size_per_arm(sd: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:

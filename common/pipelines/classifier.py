@@ -78,17 +78,7 @@ def train(system: str, config: dict, dataset: Dataset, task: ClassifierTask) -> 
     with tqdm(total=4, desc=f"{system} pipeline", unit="stage") as stages:
         stages.set_postfix_str("raw tables, features, Feast")
         write_raw_tables(system, dataset)
-        log.info("%s: building the feature tables", system)
-        tables = task.feature_tables(dataset, config)
-        repo = FeatureRepo(system)
-        day = pd.Timedelta(days=1)
-        repo.publish(
-            tables,
-            task.views,
-            {task.service: task.service_features},
-            (dataset.start - 2 * day).to_pydatetime(),
-            (periods.end + day).to_pydatetime(),
-        )
+        repo = publish_features(FeatureRepo(system), config, dataset, task)
         stages.update()
         stages.set_postfix_str("training set")
         splits = split_rows(task.training_rows(dataset, repo), dataset, task.label, periods)
@@ -103,6 +93,19 @@ def train(system: str, config: dict, dataset: Dataset, task: ClassifierTask) -> 
     summary["pipeline_seconds"] = time.perf_counter() - started
     log.info("%s pipeline done in %.0fs; champion %s", system, summary["pipeline_seconds"], summary["champion"])
     return summary
+
+
+def publish_features(repo: FeatureRepo, config: dict, dataset: Dataset, task: ClassifierTask) -> FeatureRepo:
+    """The feature tables of the whole dataset into Feast, the online store loaded with their latest values:
+    what a training does first, and a platform's daily feature job (the online simulator's end of day)."""
+    log.info("%s: building the feature tables", repo.system)
+    tables = task.feature_tables(dataset, config)
+    day = pd.Timedelta(days=1)
+    first, after_last = dataset.start - 2 * day, dataset.day_start(dataset.n_days) + day
+    repo.publish(
+        tables, task.views, {task.service: task.service_features}, first.to_pydatetime(), after_last.to_pydatetime()
+    )
+    return repo
 
 
 def split_rows(rows: pd.DataFrame, dataset: Dataset, label: str, periods: Periods) -> dict[str, Split]:

@@ -223,6 +223,28 @@ def record_pipeline(
 
 def latest_results_table(system: str) -> str:
     """The results table of the system's most recent training (its summary run)."""
+    return mlflow.artifacts.load_text(f"{_latest_summary_run(system).info.artifact_uri}/results.md")
+
+
+def trained_model_names(system: str) -> list[str]:
+    """The models of the system's most recent training, champion or not, in the order they were logged."""
+    return [run.info.run_name for run in reversed(_latest_model_runs(system))]
+
+
+def load_trained_model(system: str, name: str) -> Champion:
+    """A model of the system's most recent training by its name (`lightgbm`), whether or not it is the champion:
+    an A/B test's challenger, or the offline baseline put online."""
+    runs = [run for run in _latest_model_runs(system) if run.info.run_name == name]
+    if not runs or not runs[0].outputs.model_outputs:
+        known = ", ".join(trained_model_names(system))
+        raise ChampionMissing(f"the latest {system} training has no model {name!r}; it has: {known}")
+    model_id = runs[0].outputs.model_outputs[0].model_id
+    wrapper = mlflow.pyfunc.load_model(f"models:/{model_id}").unwrap_python_model()
+    inner = wrapper.classifier if isinstance(wrapper, ProbabilityModel) else wrapper.bundle
+    return Champion(inner, name, f"run {runs[0].info.run_id[:8]}", runs[0].info.run_id)
+
+
+def _latest_summary_run(system: str):
     mlflow.set_tracking_uri(tracking_uri())
     experiment = mlflow.get_experiment_by_name(system)
     if experiment is None:
@@ -235,7 +257,19 @@ def latest_results_table(system: str) -> str:
     )
     if not runs:
         raise ChampionMissing(f"no finished {system} training yet: run make train SYSTEM={system}")
-    return mlflow.artifacts.load_text(f"{runs[0].info.artifact_uri}/results.md")
+    return runs[0]
+
+
+def _latest_model_runs(system: str) -> list:
+    """The runs of the latest training's models (newest first), by the pipeline tag its summary run holds."""
+    summary = _latest_summary_run(system)
+    pipeline_run = summary.data.tags["pipeline_run"]
+    runs = MlflowClient().search_runs(
+        [summary.info.experiment_id],
+        filter_string=f"tags.pipeline_run = '{pipeline_run}' and attributes.run_name != '{summary.info.run_name}'",
+        order_by=["attributes.start_time DESC"],
+    )
+    return list(runs)
 
 
 def record_bundles(

@@ -31,5 +31,18 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/ads/rank", {"user_id": user_id, "context": context, "k": k}
 
 
+def _online(config: dict):
+    from systems.ads.online import online_system
+
+    return online_system(config)
+
+
 # Heavy imports (torch, Feast, MLflow) wait until a command needs them.
-SYSTEM = System(name="ads", train=_train, load_service=_load_service, router=_router, sample_request=_sample_request)
+SYSTEM = System(
+    name="ads",
+    train=_train,
+    load_service=_load_service,
+    router=_router,
+    sample_request=_sample_request,
+    online=_online,
+)

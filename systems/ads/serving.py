@@ -12,6 +12,8 @@ kept in memory; a request costs one online read, for the user.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -37,10 +39,17 @@ TARGETING = {  # user attribute -> (the ad's list of admitted values, every valu
 }
 
 
+# P(click at the top slot) of ads for one request: (user id, ad ids, device, hour) -> probabilities.
+ClickModel = Callable[[int, np.ndarray, str, int], np.ndarray]
+
+
 class AdsService:
-    def __init__(self, config: dict, champion: Champion, repo: FeatureRepo):
+    def __init__(self, config: dict, champion: Champion, repo: FeatureRepo, click_model: ClickModel | None = None):
+        """`click_model` replaces the champion's pCTR in the funnel: the online simulator's oracle policy (the
+        world's true P(click)) and its no-model baseline (one constant: ads ranked by bid)."""
         self.serving = config["serving"]
         self.champion = champion
+        self.click_model = click_model
         self.repo = repo
         self.user_refs = repo.refs(USER_VIEWS)
         # Every ad's metadata and counts, with its campaign's and advertiser's, from the online store.
@@ -104,6 +113,8 @@ class AdsService:
     def _pctr(self, request: RetrievalRequest, rows: np.ndarray) -> np.ndarray:
         """The champion's calibrated P(click) of each candidate ad, for the top slot."""
         user, (device, hour) = request.attributes, request.context
+        if self.click_model is not None:
+            return self.click_model(int(request.user_id), self.catalog.columns["ad_id"][rows], device, hour)
         context = {"device": device, "hour": hour, "position": self.serving["position"]}
         columns = candidate_columns(self.catalog, rows, {**user, **context}, skip=tuple(LIST_FEATURES))
         columns.update(derive_for_one_user(user, columns["ad_id"], self.category_codes[rows]))

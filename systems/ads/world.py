@@ -167,6 +167,10 @@ class AdsWorld:
         examined = np.asarray(self.examination)[np.asarray(position) - 1]
         return examined / (1.0 + np.exp(-self._click_logit(user_id, ad_id, device, hour, prior_exposures)))
 
+    def hide_probability(self, user_id: np.ndarray, ad_id: np.ndarray) -> np.ndarray:
+        """The true P(hide) of an impression that was not clicked: higher the less the user likes the ad."""
+        return 1.0 / (1.0 + np.exp(-(self.truth["hide_base"] - 1.5 * self._affinity(user_id, ad_id))))
+
     def _affinity(self, user_id: np.ndarray, ad_id: np.ndarray) -> np.ndarray:
         t = self.truth
         dot = np.einsum("nd,nd->n", t["user_latent"][user_id], t["ad_latent"][ad_id])
@@ -208,15 +212,7 @@ class AdsWorld:
             impressions["prior_exposures"].to_numpy(),
         )
         clicked = rng.random(len(impressions)) < p_click
-        p_hide = 1.0 / (
-            1.0
-            + np.exp(
-                -(
-                    self.truth["hide_base"]
-                    - 1.5 * self._affinity(impressions["user_id"].to_numpy(), impressions["ad_id"].to_numpy())
-                )
-            )
-        )
+        p_hide = self.hide_probability(impressions["user_id"].to_numpy(), impressions["ad_id"].to_numpy())
         hidden = ~clicked & (rng.random(len(impressions)) < p_hide)
         impressions = impressions.assign(
             clicked=clicked.astype(np.int8), hidden=hidden.astype(np.int8), p_click=p_click
@@ -235,18 +231,28 @@ class AdsWorld:
             oracle,
         )
 
-    def _serve_requests(self, rng: np.random.Generator) -> pd.DataFrame:
-        """The logging policy: each request shows N_SLOTS eligible ads, drawn without
-        replacement with weight ~ popularity x sqrt(bid) (Gumbel top-k), in random slot order."""
+    def requests(self, day: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+        """Ad requests, one on each of the given days (0 is START): who asks (active users more often), at
+        what time (the evening peak) and from which device (the user's habit). The logs' requests, and an
+        online simulation's arrivals on the days after them."""
         t = self.truth
-        n_requests = self.n_days * self.requests_per_day
+        n_requests = len(day)
         users = rng.choice(self.n_users, n_requests, p=t["activity"] / t["activity"].sum())
-        day = np.repeat(np.arange(self.n_days), self.requests_per_day)
         hour = rng.choice(24, n_requests, p=HOUR_WEIGHTS)
         seconds = rng.integers(0, 3600, n_requests)
         timestamp = START + pd.to_timedelta(day, "D") + pd.to_timedelta(hour, "h") + pd.to_timedelta(seconds, "s")
         mobile = rng.random(n_requests) < t["mobile_share"][users]
         device = np.where(mobile, 0, rng.choice([1, 2], n_requests, p=[0.75, 0.25]))
+        return pd.DataFrame({"user_id": users, "event_timestamp": timestamp, "device": device, "hour": hour})
+
+    def _serve_requests(self, rng: np.random.Generator) -> pd.DataFrame:
+        """The logging policy: each request shows N_SLOTS eligible ads, drawn without
+        replacement with weight ~ popularity x sqrt(bid) (Gumbel top-k), in random slot order."""
+        t = self.truth
+        requests = self.requests(np.repeat(np.arange(self.n_days), self.requests_per_day), rng)
+        n_requests = len(requests)
+        users, hour, device = (requests[c].to_numpy() for c in ("user_id", "hour", "device"))
+        timestamp = pd.DatetimeIndex(requests["event_timestamp"])
 
         log_weight = np.log(t["ad_popularity"]) + 0.5 * np.log(t["ad_bid"])
         chosen = np.full((n_requests, N_SLOTS), -1)

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from common.online.abtest import SRM_ALPHA, assign, compare, sample_ratio_mismatch, sample_size_per_arm
+from common.online.abtest import (
+    SRM_ALPHA,
+    assign,
+    assign_arms,
+    compare,
+    compare_ratio,
+    ratio_per_user_sd,
+    sample_ratio_mismatch,
+    sample_size_per_arm,
+)
 
 USERS = np.arange(200_000)
 
@@ -58,3 +67,45 @@ def test_sample_ratio_mismatch_flags_a_broken_split():
     assert sample_ratio_mismatch(10_000, 10_400) == pytest.approx(stats.chi2.sf(7.843, 1), rel=1e-3)
     assert sample_ratio_mismatch(10_000, 11_000) < SRM_ALPHA
     assert sample_ratio_mismatch(9_000, 1_000, treatment_share=0.1) == pytest.approx(1.0)
+
+
+def test_arms_of_an_abn_test_are_equal_shares():
+    arms = assign_arms(USERS, "three-policies", 3)
+    assert set(np.unique(arms)) == {0, 1, 2}
+    assert np.allclose(np.bincount(arms) / len(USERS), 1 / 3, atol=0.005)
+    assert (assign_arms(USERS, "three-policies", 3) == arms).all()
+    assert (assign_arms(USERS, "one", 1) == 0).all()
+
+
+def test_the_ratio_interval_is_the_delta_method_by_hand():
+    clicks, impressions = np.array([0.0, 1.0, 2.0]), np.array([2.0, 2.0, 4.0])
+    other_clicks, other_impressions = np.array([1.0, 1.0, 3.0, 1.0]), np.array([1.0, 3.0, 4.0, 2.0])
+    result = compare_ratio((clicks, impressions), (other_clicks, other_impressions))
+    r1, r2 = 3 / 8, 6 / 10
+    v1 = np.var(clicks - r1 * impressions, ddof=1) / (3 * (8 / 3) ** 2)
+    v2 = np.var(other_clicks - r2 * other_impressions, ddof=1) / (4 * (10 / 4) ** 2)
+    half = stats.norm.ppf(0.975) * np.sqrt(v1 + v2)
+    assert (result.control_mean, result.treatment_mean) == pytest.approx((r1, r2))
+    assert (result.low, result.high) == pytest.approx((r2 - r1 - half, r2 - r1 + half))
+
+
+def test_identical_ratio_arms_cover_zero_though_a_users_impressions_are_alike():
+    """Users differ in how much they click (CTR drawn per user) and how often they come: their impressions are
+    correlated, and treating impressions as independent would make the interval too narrow. The delta method
+    over users must still cover zero in about 95% of A/A tests (1,000 tests: the binomial 99% range; over 5,000
+    tests its coverage here measured 0.947, a normal interval's small shortfall on skewed per-user sums)."""
+    rng = np.random.default_rng(0)
+
+    def arm(n_users=1000):
+        impressions = rng.poisson(20, n_users) + 1
+        return rng.binomial(impressions, rng.beta(1, 20, n_users)).astype(float), impressions.astype(float)
+
+    covered = [not compare_ratio(arm(), arm()).significant for _ in range(1000)]
+    assert 0.936 <= np.mean(covered) <= 0.964
+
+
+def test_a_ratios_per_user_sd_plans_the_sample_size_the_ratio_test_needs():
+    """With one request per user the ratio is a plain mean and its per-user sd the sample's sd."""
+    revenue = np.array([0.0, 1.0, 0.0, 2.0, 0.5])
+    value, sd = ratio_per_user_sd(revenue, np.ones(5))
+    assert value == pytest.approx(revenue.mean()) and sd == pytest.approx(revenue.std(ddof=1))

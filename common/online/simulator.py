@@ -29,8 +29,10 @@ from common.online.abtest import Comparison, assign_arms, compare_ratio, sample_
 
 log = logging.getLogger(__name__)
 
-# A policy: one request (a row of the day's arrivals, as a dict) -> the item ids it shows, best first.
-Policy = Callable[[dict], np.ndarray]
+# A policy: one request (a row of the day's arrivals, as a dict) -> the item ids it shows, best first; or a dict
+# with those ids under "items" and columns logged beside each shown item, named "served_<what>" (the score the
+# model served, which monitoring compares with the outcomes).
+Policy = Callable[[dict], np.ndarray | dict[str, np.ndarray]]
 ARM = "arm"
 
 
@@ -73,6 +75,8 @@ class OnlineSystem:
     policies: Callable[[Sequence[str]], dict[str, Policy]]
     names: tuple[str, ...]  # the policies one can name: champion, each model of the latest training, ..., oracle
     baseline: str  # the simple policy every online table shows beside the champion and the oracle
+    # a model (a Champion: the registered one, a retrained one) -> the served funnel ranking with it, built afresh
+    serve_model: Callable[[object], Policy] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,16 +163,21 @@ def _serve_day(
     world: OnlineWorld, policies: Mapping[str, Policy], requests: pd.DataFrame, rng: np.random.Generator, day: int
 ) -> pd.DataFrame:
     """Each request through its arm's policy, in time order, and the world's reactions to what it showed."""
-    columns: dict[str, list[np.ndarray]] = {}
+    logged: list[tuple[int, dict]] = []  # per request: how many events, and their columns
     arms: list[np.ndarray] = []
     for request in tqdm(requests.to_dict("records"), desc=f"simulated day {day}", leave=False, unit="request"):
-        shown = np.asarray(policies[request[ARM]](request))
+        answer = policies[request[ARM]](request)
+        served = dict(answer) if isinstance(answer, dict) else {"items": answer}
+        shown = np.asarray(served.pop("items"))
         events = world.react(request, shown, rng)
-        for name, values in events.items():
-            columns.setdefault(name, []).append(np.asarray(values))
-        arms.append(np.full(len(shown), request[ARM], dtype=object))
-    if not columns:
+        logged.append((len(shown), events | served) if events else (0, {}))
+        arms.append(np.full(len(shown) if events else 0, request[ARM], dtype=object))
+    names = list(dict.fromkeys(name for _, columns in logged for name in columns))
+    if not names:
         raise ValueError(f"simulated day {day} showed nothing: no policy returned an item")
-    events = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()})
+    # A column some policies did not log (the oracle serves no model score) is NaN on their events.
+    events = pd.DataFrame(
+        {name: np.concatenate([c.get(name, np.full(n, np.nan)) for n, c in logged]) for name in names}
+    )
     log.info("simulated day %d: %d requests, %d events", day, len(requests), len(events))
     return events.assign(**{ARM: np.concatenate(arms), "day": day})

@@ -8,8 +8,10 @@ world's users after the logs the models trained on.
              bid_only      no click model: a constant pCTR, so the highest bids win (the online baseline)
              random        a random pCTR per ad
              oracle        the world's true P(click) for this user, now: the best any model could do
+             each logs the pCTR it served (for the top slot) beside its impressions: what monitoring reads
   reactions  clicks from the world's click model (position bias, fatigue by the user's true exposures),
-             hides from its hide model; logged as impressions in the training logs' schema
+             hides from its hide model; logged as impressions in the training logs' schema. Tastes drift
+             from the first simulated day (configs/ads.yaml online.drift_per_day; the logs are unchanged)
   end of day the day's impressions join the logs and the features are rebuilt into Feast, as a platform's
              daily feature job does: the funnel's fatigue cap and hidden ads read them the next day
   metrics    CTR, revenue per request (bid x clicks: cost per click billing), hide rate
@@ -52,7 +54,7 @@ class AdsOnline:
 
     def __init__(self, config: dict, refresh_features: bool = True):
         self.config = config
-        self.world = AdsWorld(**config["world"])
+        self.world = AdsWorld(**config["world"], drift_per_day=config["online"]["drift_per_day"])
         self.dataset = to_dataset(self.world.generate())  # the logs the models trained on (same seed)
         self.days_offset = self.dataset.n_days
         self.requests_per_day = config["online"]["requests_per_day"] or self.world.requests_per_day
@@ -86,9 +88,10 @@ class AdsOnline:
         now = _seconds(pd.Series([request["event_timestamp"]]))[0]
         prior = self.exposures(user, shown, now)
         columns = (np.full(n, user), shown, np.full(n, DEVICES.index(request["device"])), np.full(n, request["hour"]))
-        p_click = self.world.click_probability(*columns, np.arange(1, n + 1), prior)
+        day = now // 86_400
+        p_click = self.world.click_probability(*columns, np.arange(1, n + 1), prior, day)
         clicked = rng.random(n) < p_click
-        hidden = ~clicked & (rng.random(n) < self.world.hide_probability(columns[0], shown))
+        hidden = ~clicked & (rng.random(n) < self.world.hide_probability(columns[0], shown, day))
         for ad, hid in zip(shown, hidden, strict=True):
             self._shown[(user, int(ad))].append(now)
             if hid:
@@ -148,7 +151,8 @@ class AdsOnline:
         def p_click(user_id: int, ad_ids: np.ndarray, device: str, hour: int) -> np.ndarray:
             n = len(ad_ids)
             context = (np.full(n, user_id), ad_ids, np.full(n, DEVICES.index(device)), np.full(n, hour))
-            return self.world.click_probability(*context, np.ones(n, int), self.exposures(user_id, ad_ids, self.clock))
+            exposures = self.exposures(user_id, ad_ids, self.clock)
+            return self.world.click_probability(*context, np.ones(n, int), exposures, self.clock // 86_400)
 
         return p_click
 
@@ -181,8 +185,11 @@ def online_system(config: dict, refresh_features: bool = True) -> OnlineSystem:
             services[name] = AdsService(config, model(name if learned else "champion"), repo, click_model(name))
         return {name: _funnel_policy(service, online, name == "oracle") for name, service in services.items()}
 
+    def serve_model(champion) -> Policy:
+        return _funnel_policy(AdsService(config, champion, FeatureRepo("ads")), online, sets_clock=False)
+
     names = ("champion", *trained_model_names("ads"), BASELINE, "random", "oracle")
-    return OnlineSystem(online, policies, names, baseline=BASELINE)
+    return OnlineSystem(online, policies, names, baseline=BASELINE, serve_model=serve_model)
 
 
 def _funnel_policy(service: AdsService, online: AdsOnline, sets_clock: bool) -> Policy:
@@ -193,7 +200,7 @@ def _funnel_policy(service: AdsService, online: AdsOnline, sets_clock: bool) -> 
         if sets_clock:
             online.clock = _seconds(pd.Series([request["event_timestamp"]]))[0]
         served = service.rank(int(request["user_id"]), request["device"], int(request["hour"]), N_SLOTS)
-        return ad_ids[served.ranked.rows]
+        return {"items": ad_ids[served.ranked.rows], "served_pctr": served.ranked.scores}
 
     return policy
 

@@ -90,10 +90,20 @@ class AdsWorld:
     affinity_weight: float = 0.9
     fatigue_weight: float = 0.35
     examination: tuple[float, ...] = (1.0, 0.75, 0.55, 0.45)
+    # Tastes shift from day `drift_from_day` on (default: the day after the logs, so the logs are a stable
+    # period and the online simulator's days are not): each category's direction in the latent space moves by
+    # `drift_per_day` per day, so which users like which categories changes. 0: a stable world.
+    drift_per_day: float = 0.0
+    drift_from_day: int | None = None
     truth: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._sample_truth(np.random.default_rng(self.seed))
+        # Its own stream: a world with drift has the same users, ads and logs as one without.
+        d = self.latent_dim
+        self.truth["category_drift"] = np.random.default_rng([self.seed, 1]).normal(0, 1, (len(CATEGORIES), d))
+        if self.drift_from_day is None:
+            self.drift_from_day = self.n_days
 
     # ---- entities and their hidden truth -------------------------------------------------
     def _sample_truth(self, rng: np.random.Generator) -> None:
@@ -160,27 +170,33 @@ class AdsWorld:
         hour: np.ndarray,
         position: np.ndarray,
         prior_exposures: np.ndarray,
+        day: np.ndarray | int = 0,
     ) -> np.ndarray:
         """The true P(click) of impressions. `device` holds indices into DEVICES, `position`
         is 1-based, `prior_exposures` counts showings of the same ad to the same user in the
-        7 days before."""
+        7 days before, `day` is the day index from START (tastes drift after drift_from_day)."""
         examined = np.asarray(self.examination)[np.asarray(position) - 1]
-        return examined / (1.0 + np.exp(-self._click_logit(user_id, ad_id, device, hour, prior_exposures)))
+        return examined / (1.0 + np.exp(-self._click_logit(user_id, ad_id, device, hour, prior_exposures, day)))
 
-    def hide_probability(self, user_id: np.ndarray, ad_id: np.ndarray) -> np.ndarray:
+    def hide_probability(self, user_id: np.ndarray, ad_id: np.ndarray, day: np.ndarray | int = 0) -> np.ndarray:
         """The true P(hide) of an impression that was not clicked: higher the less the user likes the ad."""
-        return 1.0 / (1.0 + np.exp(-(self.truth["hide_base"] - 1.5 * self._affinity(user_id, ad_id))))
+        return 1.0 / (1.0 + np.exp(-(self.truth["hide_base"] - 1.5 * self._affinity(user_id, ad_id, day))))
 
-    def _affinity(self, user_id: np.ndarray, ad_id: np.ndarray) -> np.ndarray:
+    def _affinity(self, user_id: np.ndarray, ad_id: np.ndarray, day: np.ndarray | int = 0) -> np.ndarray:
         t = self.truth
-        dot = np.einsum("nd,nd->n", t["user_latent"][user_id], t["ad_latent"][ad_id])
+        ad_latent = t["ad_latent"][ad_id]
+        if self.drift_per_day:
+            drifted = np.maximum(np.asarray(day) - self.drift_from_day, 0) * self.drift_per_day
+            shift = t["category_drift"][t["ad_category"][ad_id]]
+            ad_latent = ad_latent + np.broadcast_to(drifted, len(shift))[:, None] * shift
+        dot = np.einsum("nd,nd->n", t["user_latent"][user_id], ad_latent)
         return dot / np.sqrt(self.latent_dim)
 
-    def _click_logit(self, user_id, ad_id, device, hour, prior_exposures) -> np.ndarray:
+    def _click_logit(self, user_id, ad_id, device, hour, prior_exposures, day) -> np.ndarray:
         t = self.truth
         return (
             self.base_logit
-            + self.affinity_weight * self._affinity(user_id, ad_id)
+            + self.affinity_weight * self._affinity(user_id, ad_id, day)
             + t["device_format"][device, t["ad_format"][ad_id]]
             + t["hour_category"][hour, t["ad_category"][ad_id]]
             + t["ad_quality"][ad_id]
@@ -203,6 +219,7 @@ class AdsWorld:
         impressions = self._serve_requests(rng)
         impressions["prior_exposures"] = _prior_exposures(impressions)
         device = impressions["device"].to_numpy()
+        day = ((impressions["event_timestamp"] - START) // pd.Timedelta(days=1)).to_numpy()
         p_click = self.click_probability(
             impressions["user_id"].to_numpy(),
             impressions["ad_id"].to_numpy(),
@@ -210,9 +227,10 @@ class AdsWorld:
             impressions["hour"].to_numpy(),
             impressions["position"].to_numpy(),
             impressions["prior_exposures"].to_numpy(),
+            day,
         )
         clicked = rng.random(len(impressions)) < p_click
-        p_hide = self.hide_probability(impressions["user_id"].to_numpy(), impressions["ad_id"].to_numpy())
+        p_hide = self.hide_probability(impressions["user_id"].to_numpy(), impressions["ad_id"].to_numpy(), day)
         hidden = ~clicked & (rng.random(len(impressions)) < p_hide)
         impressions = impressions.assign(
             clicked=clicked.astype(np.int8), hidden=hidden.astype(np.int8), p_click=p_click

@@ -54,10 +54,12 @@ def test_reactions_are_drawn_from_the_worlds_true_click_model(three_policies):
     day = events[simulated]
     device = pd.Categorical(day["device"], ["mobile", "desktop", "tablet"]).codes
     columns = [day[c].to_numpy() for c in ("user_id", "ad_id")]
+    day_index = ((day["event_timestamp"] - START) // pd.Timedelta(days=1)).to_numpy()
     truth = online.world.world.click_probability(
-        *columns, device, day["hour"].to_numpy(), day["position"].to_numpy(), exposures[simulated]
+        *columns, device, day["hour"].to_numpy(), day["position"].to_numpy(), exposures[simulated], day_index
     )
     assert np.allclose(day["clicked_p"], truth)
+    assert online.world.world.drift_per_day > 0  # the simulated day's tastes have drifted from the logs'
     p = result.events["p_click"].to_numpy()
     clicks = result.events["clicked"].sum()
     assert abs(clicks - p.sum()) < 3 * np.sqrt((p * (1 - p)).sum())  # a binomial sum's 3 standard deviations
@@ -71,7 +73,7 @@ def test_the_days_logs_become_the_next_days_features(three_policies):
     from Feast holds what each user was shown on the simulated day."""
     online, result = three_policies
     assert list(online.world.dataset.events.columns) == [
-        c for c in result.events.columns if c not in ("p_click", "arm", "day")
+        c for c in result.events.columns if c not in ("p_click", "arm", "day") and not c.startswith("served_")
     ]
     assert online.world.dataset.n_days == online.world.days_offset + 1
     shown = result.events.groupby("user_id")["ad_id"].apply(list).head(20)

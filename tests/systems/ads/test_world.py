@@ -70,3 +70,18 @@ def test_prior_exposures_known_answer():
         }
     )
     assert _prior_exposures(frame).tolist() == [0, 1, 2, 1, 0]
+
+
+def test_tastes_drift_only_after_the_logs_by_the_known_amount():
+    stable, drifting = (
+        AdsWorld(n_users=200, requests_per_day=50),
+        AdsWorld(n_users=200, requests_per_day=50, drift_per_day=0.2),
+    )
+    pd.testing.assert_frame_equal(stable.generate().impressions, drifting.generate().impressions)
+    users, ads = np.arange(200), np.arange(200) % drifting.n_ads
+    last_logged = drifting.n_days - 1
+    assert np.allclose(drifting._affinity(users, ads, last_logged), stable._affinity(users, ads, last_logged))
+    t = drifting.truth
+    shift = t["category_drift"][t["ad_category"][ads]]
+    by_hand = np.einsum("nd,nd->n", t["user_latent"][users], t["ad_latent"][ads] + 3 * 0.2 * shift) / np.sqrt(8)
+    assert np.allclose(drifting._affinity(users, ads, drifting.n_days + 3), by_hand)

@@ -278,5 +278,27 @@ def abtest(
         replace_block(system_readme(system), "abtest", report.text)
 
 
+@app.command()
+def continual(
+    system: SystemOption,
+    scale: ScaleOption = None,
+    days: DaysOption = None,
+    seed: SeedOption = 0,
+    write_readme: WriteReadmeOption = False,
+) -> None:
+    """Continual training on the online simulator against a frozen champion: each day served, A/B-tested,
+    monitored, retrained and gated; the winner promoted through the registry alias; logged to MLflow."""
+    from common.online.continual import run_continual
+
+    config, online_system = _online_system(system, scale)
+    if online_system.learner is None:
+        _fail(f"{system} has no continual training on the simulator yet")
+    days = days or config["online"]["continual"]["days"]
+    result = run_continual(system, online_system, online_system.learner(), days, seed, f"{system}-continual")
+    typer.echo(result.text)
+    if write_readme:
+        replace_block(system_readme(system), "continual", result.text)
+
+
 if __name__ == "__main__":
     app()

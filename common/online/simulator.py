@@ -77,6 +77,8 @@ class OnlineSystem:
     baseline: str  # the simple policy every online table shows beside the champion and the oracle
     # a model (a Champion: the registered one, a retrained one) -> the served funnel ranking with it, built afresh
     serve_model: Callable[[object], Policy] | None = None
+    # -> how its models retrain on the simulator's logs (common.online.continual.Learner); None: no continual training
+    learner: Callable[[], object] | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from common.features.store import FeatureRepo
+from common.online.classifier_learner import ClassifierLearner
 from common.online.simulator import Metric, OnlineSystem, Policy
 from common.pipelines.classifier import publish_features
 from common.tracking.runs import load_champion, load_trained_model, trained_model_names
@@ -44,6 +45,9 @@ METRICS = {
     "hide_rate": Metric("hides", "impressions", "ads hidden per ad shown"),
 }
 WINDOW_SECONDS = int(FATIGUE_WINDOW.total_seconds())
+# The inputs monitoring watches for drift: the user's and the ad's click rates, the user's in the ad's category
+# (where drifting tastes show first), activity and fatigue.
+MONITORED = ["user_ctr_7d", "ad_ctr_7d", "user_category_ctr_14d", "user_impressions_7d", "user_ad_impressions_7d"]
 
 
 class AdsOnline:
@@ -59,6 +63,8 @@ class AdsOnline:
         self.days_offset = self.dataset.n_days
         self.requests_per_day = config["online"]["requests_per_day"] or self.world.requests_per_day
         self.repo = FeatureRepo("ads") if refresh_features else None
+        if self.repo is not None:  # day one serves the features as of the logs' end, whatever ran before
+            publish_features(self.repo, config, self.dataset, TASK)
         self.clock = 0  # seconds since START of the request being served: the oracle's "now"
         events = self.dataset.events
         self._next_request = int(events["request_id"].max()) + 1
@@ -188,8 +194,20 @@ def online_system(config: dict, refresh_features: bool = True) -> OnlineSystem:
     def serve_model(champion) -> Policy:
         return _funnel_policy(AdsService(config, champion, FeatureRepo("ads")), online, sets_clock=False)
 
+    def learner() -> ClassifierLearner:
+        return ClassifierLearner(
+            "ads",
+            config,
+            TASK,
+            logs=lambda: online.dataset,
+            monitored=MONITORED,
+            served_score="served_pctr",
+            served_context={"position": config["serving"]["position"]},
+            window_days=config["online"]["continual"]["window_days"],
+        )
+
     names = ("champion", *trained_model_names("ads"), BASELINE, "random", "oracle")
-    return OnlineSystem(online, policies, names, baseline=BASELINE, serve_model=serve_model)
+    return OnlineSystem(online, policies, names, baseline=BASELINE, serve_model=serve_model, learner=learner)
 
 
 def _funnel_policy(service: AdsService, online: AdsOnline, sets_clock: bool) -> Policy:

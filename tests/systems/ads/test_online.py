@@ -6,6 +6,9 @@ experiment, which the session's shared training must not see."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +16,7 @@ from typer.testing import CliRunner
 
 from common.app.cli import app
 from common.app.registry import get_system
+from common.features.store import FeatureRepo
 from common.online.abtest import assign, compare_ratio
 from common.online.simulator import simulate
 from systems.ads.online import online_system
@@ -79,8 +83,6 @@ def test_the_days_logs_become_the_next_days_features(three_policies):
     shown = result.events.groupby("user_id")["ad_id"].apply(list).head(20)
     served = online.policies(("champion",))  # services built afresh read the refreshed store
     assert served
-    from common.features.store import FeatureRepo
-
     repo = FeatureRepo("ads")
     refs = repo.refs(("user_activity",))
     for user_id, ads in shown.items():
@@ -110,11 +112,8 @@ def test_abtest_command_plans_runs_and_logs_the_test(trained):
     assert result.exit_code == 0, result.output
     assert "users per arm" in result.output and "sample ratio mismatch" in result.output
     assert "| revenue_per_request |" in result.output
-    import mlflow
-
-    runs = mlflow.search_runs(experiment_names=["ads"], filter_string="tags.kind = 'abtest'")
-    assert len(runs) == 1 and runs["params.b"].iloc[0] == "bid_only"
-    assert np.isfinite(runs["metrics.revenue_per_request_ci_low"].iloc[0])
+    run = mlflow.get_run(mlflow_run("abtest"))
+    assert run.data.params["b"] == "bid_only" and np.isfinite(run.data.metrics["revenue_per_request_ci_low"])
 
     unknown = runner.invoke(app, [*args[:-1], "lightgbn"])
     assert unknown.exit_code == 1 and "no policy 'lightgbn'" in unknown.output and "lightgbm" in unknown.output
@@ -135,3 +134,43 @@ def test_simulated_days_follow_the_logs():
     assert requests["event_timestamp"].between(first, first + pd.Timedelta(days=1)).all()
     assert requests["event_timestamp"].is_monotonic_increasing
     assert requests["request_id"].min() > online.dataset.events["request_id"].max()
+
+
+def test_continual_training_gates_promotes_and_keeps_a_frozen_model(trained):
+    """Two simulated days against the frozen champion: each day's numbers and MLflow's plots; then the
+    promotion path itself: a retrained model, gated against the champion on the newest day, registered
+    and served by alias."""
+    from mlflow import MlflowClient
+
+    from common.online.continual import run_continual
+    from common.tracking.runs import load_champion
+
+    online = online_system(trained)
+    learner = online.learner()
+    result = run_continual("ads", online, learner, days=2, seed=0, experiment="test-continual")
+    assert list(result.daily["day"]) == [0, 1]
+    assert result.daily[["frozen", "continual", "gate_candidate", "gate_champion"]].notna().all().all()
+    assert len(result.reports) == 2 and result.reports[0].prediction_psi == pytest.approx(0.0, abs=1e-9)
+    run = mlflow_run("continual")
+    artifacts = {a.path for a in MlflowClient().list_artifacts(run)}
+    assert {"continual_vs_frozen.png", "drift.png", "calibration.png", "continual.md"} <= artifacts
+
+    before = load_champion("ads")
+    candidate = learner.retrain(before)
+    assert candidate.passes == (candidate.value < candidate.champion_value)
+    version = learner.promote(candidate, day=2)
+    after = load_champion("ads")
+    assert after.version == version != before.version
+    rows = online.world.dataset.events.tail(50)
+    sample = learner.task.training_rows(replace(online.world.dataset, events=rows), FeatureRepo("ads"))
+    assert np.allclose(
+        after.classifier.predict_proba(sample)[:, 1], candidate.model.classifier.predict_proba(sample)[:, 1]
+    )
+    assert MlflowClient().get_run(after.run_id).data.tags["continual"] == "true"
+
+
+def mlflow_run(kind: str) -> str:
+    """The one run of this kind (abtest, continual) in the module's ads experiment."""
+    runs = mlflow.search_runs(experiment_names=["ads"], filter_string=f"tags.kind = '{kind}'")
+    assert len(runs) == 1
+    return runs["run_id"].iloc[0]

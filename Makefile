@@ -10,7 +10,7 @@ DATA_ARG := $(if $(DATA),--data $(DATA),)
 SET ?=
 SET_ARG := $(foreach override,$(SET),--set $(override))
 
-.PHONY: help install train serve evaluate online abtest continual test bench bench-online-store bench-distributed mlflow-ui clean
+.PHONY: help install train serve evaluate online abtest offline-vs-online continual test bench bench-online-store bench-distributed mlflow-ui clean
 
 help:
 	@echo "make train SYSTEM=ads [SCALE=tiny]   generate data, features (Feast), train, register the champion"
@@ -21,6 +21,7 @@ help:
 	@echo "make evaluate SYSTEM=ads             print the latest test table (WRITE_README=1: into the system's README)"
 	@echo "make online SYSTEM=ads [DAYS=2]      champion, baseline and oracle policy on the online simulator (WRITE_README=1)"
 	@echo "make abtest SYSTEM=ads A=champion B=lightgbm [DAYS=2]   an A/B test on the simulator: plan, CI, split check"
+	@echo "make offline-vs-online SYSTEM=ads    every trained model online: does the offline metric order them as online?"
 	@echo "make continual SYSTEM=ads [DAYS=7]   daily retraining, gate, A/B and promotion against a frozen model (WRITE_README=1)"
 	@echo "make bench SYSTEM=ads [K=10]         latency / throughput / memory of the endpoint (WRITE_README=1 too)"
 	@echo "make bench SYSTEM=ads SOAK=600       concurrency 8 for 600 s: errors, and whether server memory grows"
@@ -54,6 +55,9 @@ online: $(VENV)/.installed
 
 abtest: $(VENV)/.installed
 	$(PY) -m common.app.cli abtest --system $(SYSTEM) $(SCALE_ARG) --a $(A) --b $(B) $(DAYS_ARG) $(README_ARG)
+
+offline-vs-online: $(VENV)/.installed
+	$(PY) -m common.app.cli offline-vs-online --system $(SYSTEM) $(SCALE_ARG) $(DAYS_ARG) $(README_ARG)
 
 continual: $(VENV)/.installed
 	$(PY) -m common.app.cli continual --system $(SYSTEM) $(SCALE_ARG) $(DAYS_ARG) $(README_ARG)

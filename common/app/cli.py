@@ -278,6 +278,30 @@ def abtest(
         replace_block(system_readme(system), "abtest", report.text)
 
 
+@app.command("offline-vs-online")
+def offline_vs_online(
+    system: SystemOption,
+    scale: ScaleOption = None,
+    days: DaysOption = None,
+    seed: SeedOption = 0,
+    write_readme: WriteReadmeOption = False,
+) -> None:
+    """Every model of the latest training on the online simulator at once: whether the offline metric that
+    chose the champion orders the models as the online metric does; logged to MLflow."""
+    from common.online.report import log_report, offline_vs_online_report
+
+    config, online_system = _online_system(system, scale)
+    days = days or config["online"]["days"]
+    try:
+        report = offline_vs_online_report(system, online_system, days, seed)
+    except ValueError as error:
+        _fail(str(error))
+    log_report(system, "offline-vs-online", report, {"days": days, "seed": seed, "scale": config["scale"]})
+    typer.echo(report.text)
+    if write_readme:
+        replace_block(system_readme(system), "offline-vs-online", report.text)
+
+
 @app.command()
 def continual(
     system: SystemOption,

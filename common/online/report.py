@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import mlflow
 import pandas as pd
+from scipy import stats
 
 from common.evaluation.classification import markdown_table
 from common.online.abtest import SRM_ALPHA, Comparison, ratio_per_user_sd, sample_size_per_arm
@@ -104,6 +105,50 @@ def abtest_report(system: str, online: OnlineSystem, a: str, b: str, days: int, 
         "",
         markdown_table(rows, list(rows[0]), floatfmt=".4g"),
     ]
+    return Report("\n".join(lines), logged, result)
+
+
+def offline_vs_online_report(system: str, online: OnlineSystem, days: int, seed: int) -> Report:
+    """Every model of the latest training online at once (users split evenly between them): does the offline
+    metric the champion was chosen by order them as the online metric does?"""
+    if online.offline_metric is None:
+        raise ValueError(f"{system} names no offline metric to compare with")
+    metric, goal = online.offline_metric
+    offline = {name: values[metric] for name, values in tracking.trained_model_metrics(system).items()}
+    models = [name for name in online.names if name in offline]
+    result = simulate(online.world, lambda day: online.policies(models), days, f"{system}-offline-vs-online", seed)
+    primary = next(iter(online.world.metrics))
+    online_value = {name: result.value(name, primary) for name in models}
+    sign = -1 if goal == "min" else 1  # offline "better" as larger, like the online metric
+    best_offline = max(models, key=lambda name: sign * offline[name])
+    best_online = max(models, key=online_value.get)
+    tau = stats.kendalltau([sign * offline[name] for name in models], [online_value[name] for name in models])
+    versus = {name: result.compare(best_offline, name, primary) for name in models if name != best_offline}
+    rows = [
+        {
+            "model": name + (" (offline best)" if name == best_offline else ""),
+            metric: offline[name],
+            primary: online_value[name],
+            "online, minus the offline best's (95% CI)": (
+                f"{versus[name].difference:+.4g} [{versus[name].low:+.4g}, {versus[name].high:+.4g}]"
+                if name in versus
+                else ""
+            ),
+        }
+        for name in models
+    ]
+    separated = sum(c.significant for c in versus.values())
+    lines = [
+        f"Every model of the latest training online: {days} simulated days, users split evenly between them.",
+        "",
+        markdown_table(rows, list(rows[0])),
+        "",
+        f"Kendall's tau between the offline order ({metric}) and the online one ({primary}): {tau.statistic:+.2f}.",
+        f"Offline best: {best_offline}; online best: {best_online}"
+        + (" (the same model)." if best_offline == best_online else " (they disagree)."),
+        f"Online, {separated} of the {len(versus)} other models differ significantly from the offline best.",
+    ]
+    logged = {f"{name}_{primary}": value for name, value in online_value.items()} | {"kendall_tau": tau.statistic}
     return Report("\n".join(lines), logged, result)
 
 

@@ -79,6 +79,8 @@ class OnlineSystem:
     serve_model: Callable[[object], Policy] | None = None
     # -> how its models retrain on the simulator's logs (common.online.continual.Learner); None: no continual training
     learner: Callable[[], object] | None = None
+    # (metric, "min" or "max"): the offline metric the champion was chosen by, as the model runs logged it
+    offline_metric: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,11 @@ def trained_model_names(system: str) -> list[str]:
     return [run.info.run_name for run in reversed(_latest_model_runs(system))]
 
 
+def trained_model_metrics(system: str) -> dict[str, dict[str, float]]:
+    """Each model of the system's most recent training and the metrics its run logged."""
+    return {run.info.run_name: dict(run.data.metrics) for run in reversed(_latest_model_runs(system))}
+
+
 def load_trained_model(system: str, name: str) -> Champion:
     """A model of the system's most recent training by its name (`lightgbm`), whether or not it is the champion:
     an A/B test's challenger, or the offline baseline put online."""

@@ -207,7 +207,8 @@ def online_system(config: dict, refresh_features: bool = True) -> OnlineSystem:
         )
 
     names = ("champion", *trained_model_names("ads"), BASELINE, "random", "oracle")
-    return OnlineSystem(online, policies, names, baseline=BASELINE, serve_model=serve_model, learner=learner)
+    offline = (config["champion"]["metric"], config["champion"]["goal"])
+    return OnlineSystem(online, policies, names, BASELINE, serve_model, learner, offline_metric=offline)
 
 
 def _funnel_policy(service: AdsService, online: AdsOnline, sets_clock: bool) -> Policy:

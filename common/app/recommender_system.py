@@ -1,7 +1,8 @@
 """A recommendation system's entry in the registry: its training, serving and routes are the shared
 core's (common.pipelines.recommender, common.serving.recommender); its data comes from the loader the
 system passes in (`load_dataset(config) -> Dataset`), the shape of its data (profile columns...) from
-`schema() -> Schema`, which the routes read to build the request body before any model is loaded."""
+`schema() -> Schema`, which the routes read to build the request body before any model is loaded; its part on
+the online simulator from `online(config) -> OnlineSystem`, if it has one."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def recommender_system(
     bench_catalog_sizes: tuple[int, ...] = (),
     *,
     schema: Callable[[], Schema],
+    online: Callable[[dict], Any] | None = None,
 ) -> System:
     """Heavy imports (torch, Feast, MLflow) wait until a command needs them; so does the schema (the
     system's data module), until the API builds its routes."""
@@ -50,4 +52,5 @@ def recommender_system(
         accepts_data,
         bench_catalog_sizes,
         load_dataset=load_dataset,
+        online=online,
     )

@@ -101,12 +101,18 @@ def train(system: str, config: dict, data: Dataset) -> dict:
 
 
 def _features_into_feast(system: str, data: Dataset, features_config: dict, periods: Periods):
-    repo = FeatureRepo(system)
+    return publish_features(FeatureRepo(system), data, features_config, periods.end).store
+
+
+def publish_features(repo: FeatureRepo, data: Dataset, features_config: dict, end: pd.Timestamp) -> FeatureRepo:
+    """The feature tables of the whole dataset into Feast, the online store loaded with their values up to `end`
+    (the last snapshot: the end of the logs): what a training does first, and a platform's daily feature job
+    (the online simulator's end of day, common/online/recommender.py)."""
     start = (data.start - pd.Timedelta(days=2)).to_pydatetime()
     tables = build_feature_tables(data, features_config)
     views = feature_views(features_config["snapshot_every_days"])
-    repo.publish(tables, views, ranker_service(system), start, periods.end.to_pydatetime())
-    return repo.store
+    repo.publish(tables, views, ranker_service(repo.system), start, end.to_pydatetime())
+    return repo
 
 
 def _split_examples(X: pd.DataFrame, targets: pd.DataFrame, timestamps: np.ndarray, periods: Periods) -> dict:

@@ -35,6 +35,7 @@ from common.funnel.ranking_features import (
     step_columns,
 )
 from common.retrieval.ann import ANNIndex
+from common.retrieval.sources import RetrievalRequest
 from common.retrieval.tower_training import TwoTowerSource
 from common.serving.service import Served, open_serving
 from common.serving.timing import StageTimer
@@ -50,7 +51,10 @@ class RecService:
         retrieval: tracking.Champion,
         repo: FeatureRepo,
         half_precision: bool = True,
+        sources: list | None = None,
     ):
+        """`sources`: the non-personal candidate lists (popularity, trending); the retrieval bundle's, as of the
+        end of the logs, by default (the online simulator passes lists refreshed by its daily job)."""
         self.system = system
         self.ranker = ranker
         self.retrieval = retrieval
@@ -85,11 +89,26 @@ class RecService:
             self.catalog.vectors = self.catalog.vectors.astype(np.float16)
         serving = config["serving"]
         scorer = RecommenderScorer(ranker.classifier, self.catalog, item_activity, serving["score"])
-        self.funnel = Funnel(self.catalog, [TwoTowerSource(self.index), *bundle.sources], scorer, serving)
+        self.sources = bundle.sources if sources is None else sources
+        self.funnel = Funnel(self.catalog, [TwoTowerSource(self.index), *self.sources], scorer, serving)
         self.genres = set(self.catalog.groups)
 
     def recommend(self, user_id: int, k: int, profile: dict, favourite_genres: list[str]) -> Served:
         timer = StageTimer()
+        request, known = self.request(user_id, profile, favourite_genres, timer=timer)
+        return Served(known, self.funnel.recommend(request, k, timer), timer.milliseconds)
+
+    def request(
+        self,
+        user_id: int,
+        profile: dict,
+        favourite_genres: list[str],
+        now_s: float | None = None,
+        timer: StageTimer | None = None,
+    ) -> tuple[RetrievalRequest, bool]:
+        """The funnel's request for a user (features from the store, the tower's embedding) at `now_s` (the
+        serving clock by default), and whether the store knows the user."""
+        timer = timer or StageTimer()
         with timer.stage("user_features"):
             user, known = self.user_columns(user_id, profile)
         with timer.stage("user_embedding"):
@@ -97,8 +116,7 @@ class RecService:
             no_history = len(user["history_item_ids"][0]) == 0
             override = [list(favourite_genres)] if no_history and favourite_genres else None
             states = UserStates.build(user, self.tower, self.catalog, history_groups=override)
-        request = recommender_request(states, 0, self.schema, self.now_s)
-        return Served(known, self.funnel.recommend(request, k, timer), timer.milliseconds)
+        return recommender_request(states, 0, self.schema, self.now_s if now_s is None else now_s), known
 
     def user_columns(self, user_id: int, profile: dict) -> tuple[dict[str, np.ndarray], bool]:
         """The user's online features as one-row columns, and whether the store knows the user."""

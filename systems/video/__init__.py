@@ -24,4 +24,12 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/video/recommend", {"user_id": n_users + int(rng.integers(0, 10**6)), "k": k, "profile": profile}
 
 
-SYSTEM = recommender_system("video", _load_dataset, _sample_request, bench_catalog_sizes=(1_000_000,), schema=_schema)
+def _online(config: dict):
+    from systems.video.online import online_system
+
+    return online_system(config)
+
+
+SYSTEM = recommender_system(
+    "video", _load_dataset, _sample_request, bench_catalog_sizes=(1_000_000,), schema=_schema, online=_online
+)

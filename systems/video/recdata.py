@@ -42,9 +42,10 @@ class VideoOracle:
         return {user: ids[~np.isin(ids, list(excluded.get(user, ())))][:k] for user, ids in top.items()}
 
 
-def to_dataset(world: VideoWorld, tables: VideoTables) -> Dataset:
-    interactions = tables.interactions
-    events = pd.DataFrame(
+def interaction_events(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Impressions of the interactions table as the Dataset's events: the logs', and the online simulator's
+    days that join them."""
+    return pd.DataFrame(
         {
             "user_id": interactions["user_id"].to_numpy(np.int64),
             "item_id": interactions["video_id"].to_numpy(np.int64),
@@ -54,6 +55,10 @@ def to_dataset(world: VideoWorld, tables: VideoTables) -> Dataset:
             "value": interactions["watch_fraction"].to_numpy(np.float32),
         }
     )
+
+
+def to_dataset(world: VideoWorld, tables: VideoTables) -> Dataset:
+    events = interaction_events(tables.interactions)
     # Feast joins user and item features into one row: names must not collide (user "language").
     videos = tables.videos.rename(
         columns={"video_id": "item_id", "upload_timestamp": "release_timestamp", "language": "video_language"}

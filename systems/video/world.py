@@ -587,51 +587,30 @@ class VideoWorld:
                 + POLICY_FRESHNESS_BOOST * np.exp2(-np.maximum(age_days, 0) / self.freshness_half_life_days)
             )
             weight = np.where(in_catalogue, np.exp(POLICY_SAMPLING_TEMPERATURE * log_weight), 0.0)
-            users, seconds = self._requests(rng, day_start)
+            users, seconds = self.requests(rng, day)
             shown = self._serve(rng, users, log_weight, weight, in_catalogue, (by_genre, genre_start, genre_end), seen)
             request, slot = np.nonzero(shown >= 0)  # row-major: by request (time order), then position
             user, video = users[request], shown[request, slot]
-            outcome = self._respond(rng, user, video, slot + 1, seconds[request])
+            outcome = self.respond(rng, user, video, slot + 1, seconds[request])
             days.append({"request_id": request + n_requests, "user_id": user, "video_id": video, **outcome})
             n_requests += len(users)
             clicked = outcome["clicked"].astype(bool)
             recent_clicks = POLICY_CLICK_DECAY * recent_clicks + np.bincount(video[clicked], minlength=self.n_videos)
             seen = np.union1d(seen, user[clicked].astype(np.int64) * self.n_videos + video[clicked])
 
-        logs = {key: np.concatenate([d[key] for d in days]) for key in days[0]}
-        n = len(logs["user_id"])
-        interactions = pd.DataFrame(
-            {
-                "interaction_id": np.arange(n),
-                "request_id": logs["request_id"],
-                "event_timestamp": START + pd.to_timedelta(logs["seconds"], "s"),
-                "user_id": logs["user_id"],
-                "video_id": logs["video_id"],
-                "position": logs["position"].astype(np.int8),
-                "clicked": logs["clicked"],
-                "watch_fraction": logs["watch_fraction"],
-                "liked": logs["liked"],
-                "shared": logs["shared"],
-            }
-        )
-        oracle = pd.DataFrame(
-            {
-                "interaction_id": np.arange(n),
-                "relevance": logs["relevance"],
-                "p_click": logs["p_click"],
-                "p_positive": logs["p_click"] * logs["relevance"],
-            }
-        )
-        return interactions, oracle
+        return interaction_tables({key: np.concatenate([d[key] for d in days]) for key in days[0]})
 
-    def _requests(self, rng: np.random.Generator, day_start: int) -> tuple[np.ndarray, np.ndarray]:
-        """The day's homepage loads, in time order: who (active users who signed up before the
-        day, by activity) and when (seconds since START)."""
+    def requests(self, rng: np.random.Generator, day: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Day `day`'s homepage loads (days count from START: the logs' days, then the online simulator's), in
+        time order: who (active users who signed up before the day, by activity) and when (seconds since
+        START); `n` of them, the world's requests_per_day by default."""
         t = self.truth
+        n = self.requests_per_day if n is None else n
+        day_start = day * DAY_S
         weight = np.where(t["signup_s"] < day_start, t["activity"], 0.0)
-        users = rng.choice(self.n_users, self.requests_per_day, p=weight / weight.sum())
-        hour = rng.choice(24, self.requests_per_day, p=HOUR_WEIGHTS)
-        seconds = day_start + hour * 3600 + rng.integers(0, 3600, self.requests_per_day)
+        users = rng.choice(self.n_users, n, p=weight / weight.sum())
+        hour = rng.choice(24, n, p=HOUR_WEIGHTS)
+        seconds = day_start + hour * 3600 + rng.integers(0, 3600, n)
         order = np.argsort(seconds, kind="stable")
         return users[order], seconds[order]
 
@@ -690,8 +669,10 @@ class VideoWorld:
             )
         return shown
 
-    def _respond(self, rng, user, video, position, seconds) -> dict[str, np.ndarray]:
-        """Users' responses to impressions, drawn from the engagement model."""
+    def respond(self, rng, user, video, position, seconds) -> dict[str, np.ndarray]:
+        """Users' responses to impressions (arrays of their user, video, 1-based position and seconds since
+        START), drawn from the engagement model, with the truth each was drawn from (relevance, p_click):
+        the logs' and the online simulator's."""
         t = self.truth
         s = self.interest(user, video)
         p_click = self._click_probability(s, video, position, (seconds - t["upload_s"][video]) / DAY_S)
@@ -753,6 +734,36 @@ class VideoWorld:
                 "upload_timestamp": START + pd.to_timedelta(t["upload_s"], "s"),
             }
         )
+
+
+def interaction_tables(logs: dict[str, np.ndarray], first_id: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Impressions (their request_id, user_id, video_id and `VideoWorld.respond`'s columns) as the logs'
+    interactions table and its oracle table, numbered from `first_id`."""
+    n = len(logs["user_id"])
+    ids = first_id + np.arange(n)
+    interactions = pd.DataFrame(
+        {
+            "interaction_id": ids,
+            "request_id": logs["request_id"],
+            "event_timestamp": START + pd.to_timedelta(logs["seconds"], "s"),
+            "user_id": logs["user_id"],
+            "video_id": logs["video_id"],
+            "position": logs["position"].astype(np.int8),
+            "clicked": logs["clicked"],
+            "watch_fraction": logs["watch_fraction"],
+            "liked": logs["liked"],
+            "shared": logs["shared"],
+        }
+    )
+    oracle = pd.DataFrame(
+        {
+            "interaction_id": ids,
+            "relevance": logs["relevance"],
+            "p_click": logs["p_click"],
+            "p_positive": logs["p_click"] * logs["relevance"],
+        }
+    )
+    return interactions, oracle
 
 
 def _top_k_per_row(score: np.ndarray, k: int, stride: int = 8) -> np.ndarray:

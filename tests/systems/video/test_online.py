@@ -1,0 +1,172 @@
+"""The video world on the online simulator (systems/video/online.py, common/online/recommender.py): reactions
+drawn from the world's truth, policies through the served funnel, logs that become the next day's features,
+A/B tests.
+
+A tiny video training of its own: the simulated days are written into its Feast store and its MLflow
+experiment, which the session's shared training must not see."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from common.app.cli import app
+from common.app.config import load_config
+from common.app.registry import get_system
+from common.online.simulator import simulate
+from common.tracking.runs import load_champion
+from systems.video.online import TRUTH_COLUMNS, VideoOnline, online_system
+from systems.video.recdata import interaction_events
+from systems.video.world import START
+from tests.conftest import data_dir_at
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+DAY_S = 86_400
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config("video", "tiny")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, config, one_torch_thread):
+    with data_dir_at(tmp_path_factory.mktemp("video-online")):
+        get_system("video").train(config)
+        yield config
+
+
+@pytest.fixture(scope="module")
+def three_policies(trained):
+    """One simulated day of random scores, the champion and the oracle, users split in thirds."""
+    online = online_system(trained)
+    arms = ("random", "champion", "oracle")
+    return online, simulate(online.world, lambda day: online.policies(arms), 1, "test-three", seed=0)
+
+
+def test_the_policies_are_the_champion_each_ranker_the_baseline_random_and_the_oracle(three_policies):
+    online, _ = three_policies
+    assert online.names == ("champion", "lightgbm", "multitask", "popularity", "random", "oracle")
+    assert online.baseline == "popularity"
+
+
+def test_the_oracles_choices_beat_random_ones_and_the_champion_is_between(three_policies):
+    _, result = three_policies
+    primary = next(iter(result.world.metrics))
+    assert primary == "positives_per_request"
+    for metric in (primary, "ctr"):
+        oracle_vs_random = result.compare("random", "oracle", metric)
+        assert oracle_vs_random.significant and oracle_vs_random.difference > 0, metric
+    champion_vs_random = result.compare("random", "champion", primary)
+    assert champion_vs_random.significant and champion_vs_random.difference > 0
+    values = {arm: result.value(arm, primary) for arm in result.arms}
+    assert values["random"] < values["champion"] < values["oracle"]
+
+
+def test_reactions_are_drawn_from_the_worlds_truth(three_policies):
+    """Each impression's P(click) and relevance as the world's model gives them, recomputed here from its
+    truth (interest, examination by slot, clickbait, novelty by the request's time; P(watched half), P(like));
+    clicks and positives follow them; what was clicked is what the users have watched."""
+    online, result = three_policies
+    world, events = online.world.world, result.events
+    t = world.truth
+    user, video = events["user_id"].to_numpy(), events["video_id"].to_numpy()
+    s = (t["user_vector"][user] * t["video_vector"][video]).sum(axis=1)
+    age_days = ((events["event_timestamp"] - START).dt.total_seconds().to_numpy() - t["upload_s"][video]) / DAY_S
+    examination = np.asarray(world.examination)[events["position"].to_numpy() - 1]
+    logit = (
+        world.click_base
+        + world.click_weight * s
+        + t["video_clickbait"][video]
+        + world.freshness_weight * 0.5 ** (np.maximum(age_days, 0) / world.freshness_half_life_days)
+    )
+    p_click = examination / (1 + np.exp(-logit))
+    p_half = 1 / (1 + np.exp(-(s + t["watch_offset"][video]) / world.watch_noise))
+    p_like = 1 / (1 + np.exp(-(s + world.like_base + t["like_habit"][user])))
+    relevance = 1 - (1 - p_half) * (1 - p_like)
+    assert np.allclose(events["p_click"], p_click)
+    assert np.allclose(events["relevance"], relevance)
+    assert np.allclose(events["p_positive"], p_click * relevance)
+
+    def within_3_sd(outcomes: pd.Series, p: np.ndarray) -> bool:  # a sum of Bernoullis against its mean
+        return abs(outcomes.sum() - p.sum()) < 3 * np.sqrt((p * (1 - p)).sum())
+
+    clicked = events["clicked"].to_numpy() == 1
+    positive = (events["liked"] == 1) | (events["watch_fraction"] >= 0.5)
+    assert within_3_sd(events["clicked"], p_click)
+    assert within_3_sd(positive[clicked], relevance[clicked])
+    assert within_3_sd(events.loc[clicked, "watch_fraction"] >= 0.5, p_half[clicked])
+    assert (events.loc[~clicked, ["watch_fraction", "liked", "shared"]] == 0).all().all()
+    # What each policy served beside the items: the oracle's score is the truth at the top slot, now.
+    oracle = events[events["arm"] == "oracle"]
+    top = oracle["position"].to_numpy() == 1
+    assert np.allclose(oracle["served_score"].to_numpy()[top], oracle["p_positive"].to_numpy()[top])
+    # Position bias: the slots' examination, as the logged P(click) of each slot shows it.
+    assert events.groupby("position")["p_click"].mean().is_monotonic_decreasing
+    # The users' state: every click is a video the user has now watched.
+    watched = online.world.watched
+    assert all(pair in watched for pair in zip(user[clicked].tolist(), video[clicked].tolist(), strict=True))
+
+
+def test_the_days_logs_are_the_training_logs_and_reach_the_features_the_funnel_reads(three_policies):
+    """The simulated impressions join the interactions table in its schema and the Dataset's events; the
+    online store then holds each user's events and watched videos, and the next day's funnel shows nobody a
+    video they watched on the simulated day."""
+    online, result = three_policies
+    world = online.world
+    interactions = world.tables.interactions
+    logged = result.events.drop(columns=["arm", "day", *TRUTH_COLUMNS], errors="ignore")
+    assert list(logged.columns)[: len(interactions.columns)] == list(interactions.columns)
+    assert interactions["interaction_id"].isin(result.events["interaction_id"]).sum() == len(result.events)
+    assert (interactions.dtypes == world.world.generate().interactions.dtypes).all()  # the logs' own types
+    assert world.dataset.n_days == world.days_offset + 1
+    expected = interaction_events(result.events[list(interactions.columns)].reset_index(drop=True))
+    pd.testing.assert_frame_equal(world.dataset.events.tail(len(expected)).reset_index(drop=True), expected)
+
+    from common.features.store import FeatureRepo
+
+    repo = FeatureRepo("video")
+    clicked = result.events[result.events["clicked"] == 1]
+    watched = clicked.groupby("user_id")["video_id"].apply(set).head(30)
+    refs = repo.refs(("user_activity",))
+    users = [{"user_id": int(u)} for u in watched.index]
+    store = repo.online(refs, users)
+    totals = world.dataset.events.groupby("user_id").size()
+    for row, (user_id, videos) in enumerate(watched.items()):
+        assert videos <= set(store["seen_item_ids"][row])
+        assert store["user_events_total"][row] == totals[user_id]
+
+    champion = online.policies(("champion",))["champion"]  # built afresh: reads the refreshed store
+    served = online.serve_model(load_champion("video"))  # the same ranker, put behind the funnel by hand
+    next_day = START + pd.Timedelta(days=world.days_offset + 1, hours=12)
+    for user_id, videos in watched.items():
+        request = {"user_id": user_id, "event_timestamp": next_day}
+        shown = champion(request)
+        assert len(shown["items"]) == world.slots and not videos & set(shown["items"].tolist())
+        assert np.array_equal(served(request)["items"], shown["items"])
+
+
+def test_abtest_command_plans_runs_and_logs_the_test(trained):
+    runner = CliRunner()
+    args = ["abtest", "--system", "video", "--scale", "tiny", "--days", "1", "--a", "champion", "--b", "popularity"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "users per arm" in result.output and "sample ratio mismatch" in result.output
+    assert "| positives_per_request |" in result.output and "| watch_minutes_per_request |" in result.output
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["video"], filter_string="tags.kind = 'abtest'")
+    assert len(runs) == 1 and runs["params.b"].iloc[0] == "popularity"
+    assert np.isfinite(runs["metrics.positives_per_request_ci_low"].iloc[0])
+
+
+def test_simulated_days_follow_the_logs(config):
+    online = VideoOnline(config, refresh_features=False)
+    requests = online.arrivals(0, np.random.default_rng(0))
+    first = START + pd.Timedelta(days=online.days_offset)
+    assert len(requests) == config["world"]["requests_per_day"]
+    assert requests["event_timestamp"].between(first, first + pd.Timedelta(days=1)).all()
+    assert requests["event_timestamp"].is_monotonic_increasing
+    assert requests["request_id"].min() > online.tables.interactions["request_id"].max()

@@ -125,11 +125,6 @@ class OnlineResult:
             rows.append(row | {metric: self.value(arm, metric) for metric in self.world.metrics})
         return pd.DataFrame(rows)
 
-    def daily(self, metric: str) -> pd.DataFrame:
-        """The metric of each arm on each day: what continual training plots."""
-        days = sorted(self.requests["day"].unique())
-        return pd.DataFrame({arm: [self.value(arm, metric, (day,)) for day in days] for arm in self.arms}, index=days)
-
 
 def simulate(
     world: OnlineWorld,

@@ -24,4 +24,10 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/game/recommend", {"user_id": n_users + int(rng.integers(0, 10**6)), "k": k, "favourite_genres": genres}
 
 
-SYSTEM = recommender_system("game", _load_dataset, _sample_request, accepts_data=True, schema=_schema)
+def _online(config: dict):
+    from systems.game.online import online_system
+
+    return online_system(config)
+
+
+SYSTEM = recommender_system("game", _load_dataset, _sample_request, accepts_data=True, schema=_schema, online=_online)

@@ -42,9 +42,10 @@ class GameOracle:
         return self.world.top_relevant(np.asarray(user_ids), k, as_of=as_of, exclude=exclude)
 
 
-def to_dataset(tables: GameTables, oracle: GameOracle | None = None) -> Dataset:
-    reviews = tables.recommendations
-    events = pd.DataFrame(
+def review_events(reviews: pd.DataFrame) -> pd.DataFrame:
+    """Reviews (rows of recommendations.csv) as the Dataset's events, in their order: the logs' and the online
+    simulator's days (systems/game/online.py)."""
+    return pd.DataFrame(
         {
             "user_id": reviews["user_id"].to_numpy(np.int64),
             "item_id": reviews["app_id"].to_numpy(np.int64),
@@ -53,7 +54,12 @@ def to_dataset(tables: GameTables, oracle: GameOracle | None = None) -> Dataset:
             "positive": positive_label(reviews).to_numpy(np.int8),
             "value": np.log1p(reviews["hours"].to_numpy(np.float32)),
         }
-    ).sort_values("event_timestamp", kind="stable", ignore_index=True)
+    )
+
+
+def to_dataset(tables: GameTables, oracle: GameOracle | None = None) -> Dataset:
+    reviews = tables.recommendations
+    events = review_events(reviews).sort_values("event_timestamp", kind="stable", ignore_index=True)
     games = tables.games.merge(tables.metadata[["app_id", "tags"]], on="app_id", how="left")
     tags = games["tags"].apply(lambda t: list(t) if isinstance(t, list | np.ndarray) else [])
     platforms = np.where(games["win"], "w", "") + np.where(games["mac"], "m", "") + np.where(games["linux"], "l", "")

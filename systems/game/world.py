@@ -27,6 +27,9 @@ apart from the tables:
                                        label is positive) = sigmoid(offer_base + log choice
                                        weight with freshness at as_of) * positive_probability
   top_relevant(users, k, as_of)        the best k unseen games per user by relevance
+After the logs (the online simulator, systems/game/online.py): `requests` draws a day's homepage
+visits (players by their activity), `respond` plays each recommended game with P(play | recommended
+now), the offer term of relevance, and `review` (the logs' own) writes what a played game gets.
 Observable: tags, descriptions, release dates, prices, platforms, the snapshot's ratings and
 the review history. Hidden: the personal / own vectors, quality (seen through positive_ratio),
 the user's platform and price sensitivity (both inferable from history).
@@ -45,6 +48,7 @@ from systems.game.steam import GameTables, conform, steam_rating
 
 START = pd.Timestamp("2023-01-01", tz="UTC")
 FIRST_RELEASE = pd.Timestamp("2006-01-01", tz="UTC")
+DAY_S = 86_400
 POSITIVE_MIN_HOURS = 2.0  # Steam's refund window: a player past it has kept the game
 MAX_HOURS = 999.9  # the public file's hours never exceed this
 
@@ -170,6 +174,9 @@ class GameWorld:
     hours_median: float = 8.0
     hours_affinity: float = 0.6
     hours_sigma: float = 1.3
+    # After the logs (the online simulator): homepage visits per review of the logs' day. A good list of ten
+    # games is played from about once in three visits, so the simulated days keep the logs' reviews a day.
+    visits_per_review: float = 3.0
     truth: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -388,13 +395,18 @@ class GameWorld:
         p_long_enough = ndtr((self._mean_log_hours(affinity, g) - threshold) / self.hours_sigma)
         return expit(self._recommend_logit(affinity, g)) * p_long_enough
 
-    def _relevance(self, affinity: np.ndarray, u, g, day: float) -> np.ndarray:
+    def _play_probability(self, affinity: np.ndarray, u, g, day: float) -> np.ndarray:
+        """P(the user plays the game when it is recommended on `day`) = sigmoid(offer_base + log choice weight
+        with freshness on that day); 0 before its release and off the user's platform."""
         age = day - self.truth["release_day"][g]
         freshness = self.freshness_floor + (1 - self.freshness_floor) * np.exp(
             -np.maximum(age, 0) / self.freshness_days
         )
         logit = self._log_choice_weight(affinity, u, g) + (self.offer_base + np.log(freshness)).astype(affinity.dtype)
-        return np.where(age > 0, expit(logit) * self._positive_probability(affinity, g), 0.0)
+        return np.where(age > 0, expit(logit), 0.0)
+
+    def _relevance(self, affinity: np.ndarray, u, g, day: float) -> np.ndarray:
+        return self._play_probability(affinity, u, g, day) * self._positive_probability(affinity, g)
 
     # ---- the tables ----------------------------------------------------------------------
     def generate(self) -> GameTables:
@@ -433,30 +445,72 @@ class GameWorld:
         return np.concatenate(users), np.concatenate(games)
 
     def _review(self, rng: np.random.Generator, u: np.ndarray, g: np.ndarray) -> pd.DataFrame:
-        t = self.truth
-        affinity = self._affinity_pairs(u, g)
         day = self._review_day(rng, g)
-        recommended = rng.random(len(u)) < expit(self._recommend_logit(affinity, g))
-        hours = np.exp(self._mean_log_hours(affinity, g) + self.hours_sigma * rng.normal(size=len(u)))
-        hours = np.clip(np.round(hours, 1), 0.0, MAX_HOURS)
-        # Votes: skewed counts, more on popular games and on negative reviews.
-        reach = np.exp(0.35 * t["log_popularity"][g])
-        helpful = _skewed_counts(rng, 1.5 * reach * np.where(recommended, 1.0, 2.5), shape=0.15)
-        funny = _skewed_counts(rng, 0.3 * reach * np.where(recommended, 1.0, 3.0), shape=0.08)
+        review = self.review(rng, u, g)
         frame = pd.DataFrame(
             {
-                "app_id": t["app_id"][g],
-                "helpful": helpful,
-                "funny": funny,
+                "app_id": self.truth["app_id"][g],
+                "helpful": review["helpful"],
+                "funny": review["funny"],
                 "date": START + pd.to_timedelta(day, unit="D"),
-                "is_recommended": recommended,
-                "hours": hours,
+                "is_recommended": review["is_recommended"],
+                "hours": review["hours"],
                 "user_id": u,
             }
         )
         frame = frame.sort_values(["date", "user_id", "app_id"], kind="stable").reset_index(drop=True)
         frame["review_id"] = np.arange(len(frame))
         return frame
+
+    def review(self, rng: np.random.Generator, u: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:
+        """What users write about games they played (arrays of user and game rows): recommended or not,
+        hours played, helpful and funny votes; the logs' reviews and the online simulator's."""
+        affinity = self._affinity_pairs(u, g)
+        recommended = rng.random(len(u)) < expit(self._recommend_logit(affinity, g))
+        hours = np.exp(self._mean_log_hours(affinity, g) + self.hours_sigma * rng.normal(size=len(u)))
+        hours = np.clip(np.round(hours, 1), 0.0, MAX_HOURS)
+        # Votes: skewed counts, more on popular games and on negative reviews.
+        reach = np.exp(0.35 * self.truth["log_popularity"][g])
+        helpful = _skewed_counts(rng, 1.5 * reach * np.where(recommended, 1.0, 2.5), shape=0.15)
+        funny = _skewed_counts(rng, 0.3 * reach * np.where(recommended, 1.0, 3.0), shape=0.08)
+        return {"helpful": helpful, "funny": funny, "is_recommended": recommended, "hours": hours}
+
+    # ---- after the logs: the online simulator's users ------------------------------------
+    @property
+    def requests_per_day(self) -> int:
+        """Homepage visits a day: `visits_per_review` for each of the logs' reviews a day (the users' activity)."""
+        return max(1, round(self.visits_per_review * int(self.truth["n_reviews"].sum()) / self.n_days))
+
+    def requests(self, rng: np.random.Generator, day: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Day `day`'s homepage visits (days count from START: the logs' days, then the online simulator's), in
+        time order: who (users by their activity, the reviews they write over the axis) and when (seconds since
+        START, through the day: the public reviews carry dates only); `n` of them, requests_per_day by default."""
+        n = self.requests_per_day if n is None else n
+        activity = self.truth["n_reviews"].astype(float)
+        users = rng.choice(self.n_users, n, p=activity / activity.sum())
+        seconds = day * DAY_S + rng.integers(0, DAY_S, n)
+        order = np.argsort(seconds, kind="stable")
+        return users[order], seconds[order]
+
+    def respond(
+        self, rng: np.random.Generator, user_ids, app_ids, seconds, played: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Users' answers to recommended games (arrays of user, app_id and seconds since START): each is played
+        with P(play | recommended now) (none of those in `played`, the pairs already played: a game is reviewed
+        once), and a played game is reviewed as in the logs (`review`). With the truth each was drawn from:
+        p_play and p_positive, P(positive_label | played); unplayed rows review nothing (zeros)."""
+        u, g = np.asarray(user_ids), self.game_index(app_ids)
+        affinity = self._affinity_pairs(u, g)
+        p_play = self._play_probability(affinity, u, g, np.asarray(seconds) / DAY_S)
+        if played is not None:
+            p_play = np.where(played, 0.0, p_play)
+        did_play = rng.random(len(u)) < p_play
+        review = self.review(rng, u[did_play], g[did_play])
+        answers = {"played": did_play}
+        for name, values in review.items():
+            answers[name] = np.zeros(len(u), dtype=values.dtype)
+            answers[name][did_play] = values
+        return answers | {"p_play": p_play, "p_positive": self._positive_probability(affinity, g)}
 
     def _review_day(self, rng: np.random.Generator, g: np.ndarray) -> np.ndarray:
         """Day of each review: density ~ freshness(day - release) on [max(release, 0), n_days),

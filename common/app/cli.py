@@ -231,6 +231,25 @@ def _online_systems() -> list[str]:
     return [name for name in system_names() if get_system(name).online is not None]
 
 
+def _report_online(
+    system: str, scale: str | None, days: int | None, seed: int, write_readme: bool, kind: str, make, params=None
+) -> None:
+    """Run one of the simulator's reports (`make(system, online_system, config, days)`), log it to MLflow, print
+    it and, with --write-readme, put it in the system's README block named `kind`."""
+    from common.online.report import log_report
+
+    config, online_system = _online_system(system, scale)
+    days = days or config["online"]["days"]
+    try:
+        report = make(system, online_system, config, days)
+    except ValueError as error:  # an unknown policy, a system without the offline metric
+        _fail(str(error))
+    log_report(system, kind, report, {**(params or {}), "days": days, "seed": seed, "scale": config["scale"]})
+    typer.echo(report.text)
+    if write_readme:
+        replace_block(system_readme(system), kind, report.text)
+
+
 @app.command()
 def online(
     system: SystemOption,
@@ -241,15 +260,12 @@ def online(
 ) -> None:
     """The champion, a simple baseline and the oracle policy on the online simulator: the chapter's online
     metrics of each, on the same simulated days; logged to MLflow."""
-    from common.online.report import log_report, online_report
+    from common.online.report import online_report
 
-    config, online_system = _online_system(system, scale)
-    days = days or config["online"]["days"]
-    report = online_report(system, online_system, days, seed)
-    log_report(system, "online", report, {"days": days, "seed": seed, "scale": config["scale"]})
-    typer.echo(report.text)
-    if write_readme:
-        replace_block(system_readme(system), "online", report.text)
+    def make(system, online_system, config, days):
+        return online_report(system, online_system, days, seed)
+
+    _report_online(system, scale, days, seed, write_readme, "online", make)
 
 
 @app.command()
@@ -264,18 +280,12 @@ def abtest(
 ) -> None:
     """An A/B test of two policies on the online simulator: planned sample size, each metric's difference with
     its confidence interval, the sample ratio check; logged to MLflow."""
-    from common.online.report import abtest_report, log_report
+    from common.online.report import abtest_report
 
-    config, online_system = _online_system(system, scale)
-    days = days or config["online"]["days"]
-    try:
-        report = abtest_report(system, online_system, a, b, days, seed, config["online"]["plan"])
-    except ValueError as error:
-        _fail(str(error))
-    log_report(system, "abtest", report, {"a": a, "b": b, "days": days, "seed": seed, "scale": config["scale"]})
-    typer.echo(report.text)
-    if write_readme:
-        replace_block(system_readme(system), "abtest", report.text)
+    def make(system, online_system, config, days):
+        return abtest_report(system, online_system, a, b, days, seed, config["online"]["plan"])
+
+    _report_online(system, scale, days, seed, write_readme, "abtest", make, {"a": a, "b": b})
 
 
 @app.command("offline-vs-online")
@@ -288,18 +298,12 @@ def offline_vs_online(
 ) -> None:
     """Every model of the latest training on the online simulator at once: whether the offline metric that
     chose the champion orders the models as the online metric does; logged to MLflow."""
-    from common.online.report import log_report, offline_vs_online_report
+    from common.online.report import offline_vs_online_report
 
-    config, online_system = _online_system(system, scale)
-    days = days or config["online"]["days"]
-    try:
-        report = offline_vs_online_report(system, online_system, days, seed)
-    except ValueError as error:
-        _fail(str(error))
-    log_report(system, "offline-vs-online", report, {"days": days, "seed": seed, "scale": config["scale"]})
-    typer.echo(report.text)
-    if write_readme:
-        replace_block(system_readme(system), "offline-vs-online", report.text)
+    def make(system, online_system, config, days):
+        return offline_vs_online_report(system, online_system, days, seed)
+
+    _report_online(system, scale, days, seed, write_readme, "offline-vs-online", make)
 
 
 @app.command()

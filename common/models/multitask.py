@@ -147,6 +147,31 @@ class MultiHeadNetwork(BaseEstimator):
         self.module_ = SharedBottom(
             self.encoder_.cardinalities, len(self.encoder_.numeric), self.embedding_dim, self.hidden_units, biases
         )
+        return self._train(X, heads, labels, masks, eval_set, rng, self.epochs)
+
+    def fine_tune(
+        self,
+        X: pd.DataFrame,
+        targets: pd.DataFrame,
+        eval_set: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+        epochs: int | None = None,
+    ) -> MultiHeadNetwork:
+        """Train a fitted network on from its current weights on new rows (continual training on fresh
+        logs), `epochs` of them (default: the fit's), keeping the best eval epoch as `fit` does. The input
+        encoding stays the fitted one: its vocabularies (a category first seen in the new rows is "unseen",
+        index 0) and numeric standardization, and the regression heads' target scales, since the weights
+        were learned in them. Fine-tune a copy (copy.deepcopy) to keep the original."""
+        if not hasattr(self, "module_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        heads = self.head_specs()
+        labels, masks = head_labels(heads, targets, len(X))
+        torch.manual_seed(self.random_state)
+        torch.set_num_threads(self.n_threads)
+        rng = np.random.default_rng(self.random_state)
+        return self._train(X, heads, labels, masks, eval_set, rng, epochs or self.epochs)
+
+    def _train(self, X, heads, labels, masks, eval_set, rng: np.random.Generator, epochs: int) -> MultiHeadNetwork:
+        """The training loop over module_ (built or fitted), the best eval epoch kept."""
         train = self._tensors(X, heads, labels, masks)
         if eval_set is not None:
             eval_tensors = self._tensors(eval_set[0], heads, *head_labels(heads, eval_set[1], len(eval_set[0])))
@@ -163,7 +188,7 @@ class MultiHeadNetwork(BaseEstimator):
             train,
             batch_loss,
             eval_loss if eval_set is not None else None,
-            epochs=self.epochs,
+            epochs=epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,

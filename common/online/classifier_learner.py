@@ -77,7 +77,6 @@ class ClassifierLearner:
         calibrated = PlattCalibrated(fitted.model).fit(validation.X, validation.y)
         value = self._nce(test.y, calibrated.predict_proba(test.X)[:, 1], base_rate)
         champion_value = self._nce(test.y, champion.classifier.predict_proba(test.X)[:, 1], base_rate)
-        self._input_sample = test.X[self.task.model_inputs].head(100)
         log.info(
             "retrained %s on %d rows: newest-day NCE %.4f, champion's %.4f",
             self.family,
@@ -85,14 +84,21 @@ class ClassifierLearner:
             value,
             champion_value,
         )
-        return Candidate(Champion(calibrated, self.family, "candidate", ""), GATE_METRIC, value, champion_value)
+        run = {"input_sample": test.X[self.task.model_inputs].head(100)}
+        return Candidate(Champion(calibrated, self.family, "candidate", ""), GATE_METRIC, value, champion_value, run)
 
     def promote(self, candidate: Candidate, day: int) -> str:
         tracking.use_experiment(self.system)
         params = {"model": self.family, "continual_day": day, "window_days": self.window_days}
         metrics = {GATE_METRIC: candidate.value, f"champion_{GATE_METRIC}": candidate.champion_value}
         uri = tracking.log_model_run(
-            self.family, params, metrics, {}, candidate.model.classifier, self._input_sample, {"continual": "true"}
+            self.family,
+            params,
+            metrics,
+            {},
+            candidate.model.classifier,
+            candidate.run["input_sample"],
+            {"continual": "true"},
         )
         return tracking.promote(self.system, uri)
 

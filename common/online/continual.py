@@ -21,7 +21,7 @@ A system supplies a Learner: how its model retrains, is compared offline, is pro
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import matplotlib
@@ -49,6 +49,8 @@ class Candidate:
     metric: str  # the gate's metric, lower is better (NCE)
     value: float  # the candidate's on the newest day
     champion_value: float  # the serving champion's on the same rows
+    # What its run logs when it is promoted: "input_sample" (the signature's rows), "metrics", "params"
+    run: dict = field(default_factory=dict, repr=False)
 
     @property
     def passes(self) -> bool:
@@ -103,6 +105,7 @@ def run_continual(
         reports.append(learner.monitor(day, result.events[result.events["arm"] == "frozen"]))
         row["alerts"] = len(reports[-1].alerts())
         challenger = learner.retrain(champion)
+        gate_metric = challenger.metric
         row.update(
             gate_candidate=challenger.value, gate_champion=challenger.champion_value, gate_passed=challenger.passes
         )
@@ -110,7 +113,7 @@ def run_continual(
         rows.append(row)
         log.info("continual day %d: %s", day, {k: v for k, v in row.items() if k != "day"})
     daily = pd.DataFrame(rows)
-    text = _summary(daily, primary, reports)
+    text = _summary(daily, primary, reports, gate_metric)
     _log_run(system, daily, reports, primary, text, {"days": days, "seed": seed})
     return ContinualResult(daily, reports, text)
 
@@ -122,7 +125,7 @@ def _pooled(result, metric: str) -> float:
     return float(totals[m.numerator].sum() / totals[m.denominator].sum())
 
 
-def _summary(daily: pd.DataFrame, primary: str, reports: list[DayReport]) -> str:
+def _summary(daily: pd.DataFrame, primary: str, reports: list[DayReport], gate_metric: str) -> str:
     columns = ["day", "frozen", CONTINUAL, "gate_candidate", "gate_champion", "gate_passed", "alerts"]
     if "promoted_version" in daily:
         columns.insert(6, "promoted_version")
@@ -134,7 +137,8 @@ def _summary(daily: pd.DataFrame, primary: str, reports: list[DayReport]) -> str
     return "\n".join(
         [
             f"{primary} per day: the frozen champion's users against the continual line's (champion and challenger"
-            " arms). Gate: NCE on the newest day's logs, the retrained model's against the champion's.",
+            f" arms). Gate: {gate_metric} on the newest day's logs, the retrained model's against the champion's"
+            " (lower is better).",
             "",
             markdown_table(rows, columns),
             "",

@@ -20,7 +20,9 @@
                      The funnel's clock is the request's time (released items, freshness, the items' age and
                      the user's recency features), not the end of the logs the service otherwise serves at. A
                      policy with a scorer logs the score it served beside each item (`served_score`);
-                     `serve_model` puts any ranker (a retrained one) in the champion's place.
+                     `serve_model` puts any ranker (a retrained one) in the champion's place; with
+                     `online.continual` in the config, `learner` retrains the ranker on the logs so far
+                     (common/online/recommender_learner.py: make continual).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from common.data.dataset import Dataset
 from common.features.store import FeatureRepo
 from common.funnel.funnel import Funnel
 from common.funnel.ranking_features import RecommenderScorer
+from common.online.recommender_learner import RecommenderLearner
 from common.online.simulator import Metric, OnlineSystem, Policy
 from common.pipelines.recommender import publish_features
 from common.retrieval.sources import RetrievalRequest
@@ -189,9 +192,15 @@ def online_system(world: RecommenderOnline) -> OnlineSystem:
         built = service()
         return _policy(built, _ranked_by(built, ranker, config), world.slots)
 
+    def learner() -> RecommenderLearner:
+        return RecommenderLearner(world, window_days=config["online"]["continual"]["window_days"])
+
     rankers = [name for name in trained_model_names(system) if name in config["models"]]
     names = ("champion", *rankers, BASELINE, "random", "oracle")
-    return OnlineSystem(world, policies, names, baseline=BASELINE, serve_model=serve_model)
+    continual = "continual" in config.get("online", {})  # a system opts in with online.continual in its config
+    return OnlineSystem(
+        world, policies, names, baseline=BASELINE, serve_model=serve_model, learner=learner if continual else None
+    )
 
 
 def _funnel(service: RecService, world: RecommenderOnline, name: str, model, rng: np.random.Generator) -> Funnel:

@@ -75,13 +75,13 @@ def train(system: str, config: dict, data: Dataset) -> dict:
         tower, tower_info = fit_two_tower(
             data, periods.start("train"), config["retrieval"], features_config["activity_window_days"], seed, workers
         )
-        activity = _activity_as_of(store, data, periods.start("train"))
+        activity = activity_as_of(store, data, periods.start("train"))
         catalog = catalog_from_data(data, tower, activity, workers=workers)
         stages.update()
         stages.set_postfix_str("ranker examples")
         events = period_events(data, periods.start("train"), config["ranking"]["negatives_per_event"], seed)
         X, targets, timestamps = training_examples(data, store, events, tower, catalog, every)
-        splits = _split_examples(X, targets, timestamps, periods)
+        splits = split_examples(X, targets, timestamps, periods)
         input_sample = X.head(100)
         stages.update()
         stages.set_postfix_str("rankers")
@@ -115,30 +115,47 @@ def publish_features(repo: FeatureRepo, data: Dataset, features_config: dict, en
     return repo
 
 
-def _split_examples(X: pd.DataFrame, targets: pd.DataFrame, timestamps: np.ndarray, periods: Periods) -> dict:
+def split_examples(X: pd.DataFrame, targets: pd.DataFrame, timestamps: np.ndarray, periods: Periods) -> dict:
     """The ranker's examples (all from the train period on) by period."""
     masks = {name: periods.mask(name, timestamps) for name in ("train", "validation", "test")}
     return {name: (X[m].reset_index(drop=True), targets[m].reset_index(drop=True)) for name, m in masks.items()}
 
 
 def _fit_rankers(data: Dataset, config: dict, splits: dict, seed: int) -> tuple[dict, dict]:
-    (X_train, y_train), (X_val, y_val), (X_test, y_test) = splits["train"], splits["validation"], splits["test"]
     rankers, metrics = {}, {}
     for name, model in build_rankers(data.schema, config, seed).items():
-        started = time.perf_counter()
-        if name == "multitask":
-            model.fit(X_train, y_train, eval_set=(X_val, y_val))
-        else:
-            model.fit(X_train, y_train["positive"].to_numpy(), eval_set=(X_val, y_val["positive"].to_numpy()))
-        fit_seconds = time.perf_counter() - started
-        rankers[name] = model
-        metrics[name] = {"fit_seconds": fit_seconds, "n_train": len(X_train)}
-        for split, (X, y) in (("validation", (X_val, y_val)), ("test", (X_test, y_test))):
-            p = model.predict_proba(X)[:, 1]
-            metrics[name][f"{split}_auc_positive"] = auc(y["positive"].to_numpy(), p)
-            metrics[name][f"{split}_logloss_positive"] = log_loss(y["positive"].to_numpy(), p)
-        log.info("%s: fit %.0fs, validation AUC %.4f", name, fit_seconds, metrics[name]["validation_auc_positive"])
+        rankers[name], metrics[name] = fit_ranker(name, model, splits)
     return rankers, metrics
+
+
+def fit_ranker(name: str, model, splits: dict, fine_tune: bool = False) -> tuple[object, dict]:
+    """One ranker fitted on splits["train"], its epoch (torch) or trees (LightGBM) chosen on
+    splits["validation"]; with its fit time, and AUC and log loss of P(positive) on the validation and test
+    splits. The multi-task ranker learns every target, the others the chapter's label. With `fine_tune`, a
+    fitted multi-task ranker trains on from its own weights (common/models/multitask.py `fine_tune`) rather
+    than from scratch: what continual training does with the champion's copy."""
+    (X_train, y_train), (X_val, y_val) = splits["train"], splits["validation"]
+    started = time.perf_counter()
+    if name == "multitask":
+        (model.fine_tune if fine_tune else model.fit)(X_train, y_train, eval_set=(X_val, y_val))
+    else:
+        model.fit(X_train, y_train["positive"].to_numpy(), eval_set=(X_val, y_val["positive"].to_numpy()))
+    fit_seconds = time.perf_counter() - started
+    metrics = {"fit_seconds": fit_seconds, "n_train": len(X_train)}
+    for split in ("validation", "test"):
+        metrics.update(positive_metrics(model, *splits[split], split))
+    log.info("%s: fit %.0fs, validation AUC %.4f", name, fit_seconds, metrics["validation_auc_positive"])
+    return model, metrics
+
+
+def positive_metrics(model, X: pd.DataFrame, y: pd.DataFrame, split: str) -> dict[str, float]:
+    """AUC and log loss of the ranker's P(positive) against the chapter's label on logged events:
+    `<split>_auc_positive`, `<split>_logloss_positive`."""
+    p = model.predict_proba(X)[:, 1]
+    return {
+        f"{split}_auc_positive": auc(y["positive"].to_numpy(), p),
+        f"{split}_logloss_positive": log_loss(y["positive"].to_numpy(), p),
+    }
 
 
 @dataclass(frozen=True)
@@ -196,7 +213,7 @@ def _evaluate_funnel(
     data: Dataset, config: dict, store, tower, rankers: dict, now: pd.Timestamp, until: pd.Timestamp
 ) -> FunnelEvaluation:
     """Every stage as of `now`, for a seeded sample of the users active in [now, until)."""
-    activity = _activity_as_of(store, data, now)
+    activity = activity_as_of(store, data, now)
     catalog = catalog_from_data(data, tower, activity, step_columns(config["serving"]))
     e, schema = config["evaluation"], data.schema
     period = data.events[(data.events["event_timestamp"] >= now) & (data.events["event_timestamp"] < until)]
@@ -256,7 +273,7 @@ def _evaluate_funnel(
     )
 
 
-def _activity_as_of(store, data: Dataset, as_of: pd.Timestamp) -> dict[str, np.ndarray]:
+def activity_as_of(store, data: Dataset, as_of: pd.Timestamp) -> dict[str, np.ndarray]:
     """ITEM_ACTIVITY of every item (rows of data.items) at `as_of`, from the offline store."""
     return item_activity_rows(store, pd.DataFrame({"item_id": data.items["item_id"], "event_timestamp": as_of}))
 

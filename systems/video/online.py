@@ -11,7 +11,9 @@ users after the logs the models trained on.
   reactions  the world's `respond`, as in the logs: clicks with position bias, clickbait and novelty, the
              watch fraction, likes and shares; logged as rows of the interactions table, with the truth they
              were drawn from (p_click, relevance, p_positive) beside them. The world's state moves on: what each
-             user has watched (clicked), and the clock (novelty fades with the request's time)
+             user has watched (clicked), and the clock (novelty fades with the request's time). Tastes
+             drift from the first simulated day (configs/video.yaml online.drift_per_day: each genre's
+             direction moves, from 0 on the first simulated day; the logs are unchanged)
   end of day the day's impressions join the logs, the features are rebuilt into Feast and the popularity lists
              recomputed: the next day's funnel excludes what was watched and reads the new activity
   metrics    positives per request (liked or watched at least half: the chapter's label, what the rankers
@@ -51,8 +53,9 @@ class VideoOnline(RecommenderOnline):
     metrics = METRICS
 
     def __init__(self, config: dict, refresh_features: bool = True):
-        self.world = VideoWorld(**config["world"])
-        self.tables = self.world.generate()  # the logs the models trained on (same seed)
+        drift = config["online"].get("drift_per_day", 0.0)  # tastes drift from the first simulated day on
+        self.world = VideoWorld(**config["world"], drift_per_day=drift)
+        self.tables = self.world.generate()  # the logs the models trained on (same seed: drift leaves them alone)
         super().__init__("video", config, to_dataset(self.world, self.tables), refresh_features)
         self.slots = self.world.n_slots
         self.requests_per_day = config["online"]["requests_per_day"] or self.world.requests_per_day
@@ -125,9 +128,9 @@ class VideoOnline(RecommenderOnline):
         """P(positive) of each video shown to the user at the top slot now: P(click) (position, clickbait and
         novelty included) x relevance, P(liked or watched at least half | started)."""
         users, seconds = np.full(len(item_ids), user_id), now_s - START.timestamp()
-        age_days = (seconds - self.world.truth["upload_s"][item_ids]) / DAY_S
-        p_click = self.world.click_probability(users, item_ids, np.ones(len(item_ids), np.int64), age_days)
-        return p_click * self.world.relevance(users, item_ids)
+        age_days, day = (seconds - self.world.truth["upload_s"][item_ids]) / DAY_S, int(seconds // DAY_S)
+        p_click = self.world.click_probability(users, item_ids, np.ones(len(item_ids), np.int64), age_days, day)
+        return p_click * self.world.relevance(users, item_ids, day)
 
 
 def online_system(config: dict, refresh_features: bool = True) -> OnlineSystem:

@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 
 from common.data.dataset import Dataset, Schema
-from systems.video.world import AGE_RATINGS, MINIMUM_AGE, START, VideoTables, VideoWorld, positive_label
+from systems.video.world import (
+    AGE_RATINGS,
+    DAY_S,
+    MINIMUM_AGE,
+    START,
+    VideoTables,
+    VideoWorld,
+    positive_label,
+    seconds_since_start,
+)
 
 SCHEMA = Schema(
     item_name="video",
@@ -33,7 +42,8 @@ class VideoOracle:
 
     def relevance(self, user_ids: np.ndarray, item_ids: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
         eligible = self.world.eligible(user_ids, item_ids, at=as_of)
-        return np.where(eligible, self.world.relevance(user_ids, item_ids), 0.0)
+        day = int(seconds_since_start(as_of) // DAY_S)  # the tastes of the day (they drift after the logs only)
+        return np.where(eligible, self.world.relevance(user_ids, item_ids, day), 0.0)
 
     def top_relevant(self, user_ids, k: int, as_of: pd.Timestamp, exclude: pd.DataFrame) -> dict[int, np.ndarray]:
         excluded = exclude.groupby("user_id")["item_id"].agg(set).to_dict() if len(exclude) else {}

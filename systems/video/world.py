@@ -18,6 +18,13 @@ A click on an impression has P = examination(position) * sigmoid(click_base + cl
 clickbait and novelty (fresh videos are more engaging at equal relevance), and
 P(positive | impression) = P(click) * relevance.
 
+Tastes can drift after the logs (`drift_per_day`, from day `drift_from_day`: by default the day after the
+logs, so the logs are a stable period): each genre's direction in the latent space moves by drift_per_day
+per day along a fixed random direction of its own, so which users like which genres changes (as the ads
+world's categories do). The interest, relevance and P(click) of a pair then depend on the day; the logs
+are the same with or without drift, and so is the oracle's `top_relevant` (the offline evaluation's, within
+the logs).
+
 The logging policy (the previous recommender, whose choices are all the logs show) is biased
 like real ones: candidates drawn by popularity (a prior from the channel and quality, then
 the clicks it earned, decayed daily: the rich get richer), by the user's genres as that
@@ -353,12 +360,20 @@ class VideoWorld:
     like_base: float = -3.8
     share_base: float = -5.5
     examination: tuple[float, ...] = (1.0, 0.8, 0.68, 0.6, 0.54, 0.5, 0.46, 0.43)
+    # Tastes shift from day `drift_from_day` on (None: the day after the logs, n_days): each genre's latent
+    # direction moves by `drift_per_day` per day (days count from START). 0: a stable world.
+    drift_per_day: float = 0.0
+    drift_from_day: int | None = None
     truth: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.examination) != self.n_slots:
             raise ValueError(f"examination has {len(self.examination)} positions for {self.n_slots} slots")
         self._sample_truth(np.random.default_rng(self.seed))
+        # Its own stream: a world with drift has the same users, videos and logs as one without.
+        self.truth["genre_drift"] = np.random.default_rng([self.seed, 1]).normal(0, 1, (len(GENRES), self.latent_dim))
+        if self.drift_from_day is None:
+            self.drift_from_day = self.n_days
 
     # ---- entities and their hidden truth -------------------------------------------------
     def _sample_truth(self, rng: np.random.Generator) -> None:
@@ -469,29 +484,47 @@ class VideoWorld:
         t["age_allowed"] = MINIMUM_AGE[None, :] <= t["age"][:, None]  # (users, ratings)
 
     # ---- the oracle ----------------------------------------------------------------------
-    def interest(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
-        """The interest logit s of (user, video) pairs."""
+    def interest(self, user_ids: np.ndarray, video_ids: np.ndarray, day: np.ndarray | int | None = None) -> np.ndarray:
+        """The interest logit s of (user, video) pairs on `day` (days since START; None: the logs' tastes)."""
         t = self.truth
-        return np.einsum("nd,nd->n", t["user_vector"][user_ids], t["video_vector"][video_ids])
+        s = np.einsum("nd,nd->n", t["user_vector"][user_ids], t["video_vector"][video_ids])
+        return s + self.taste_drift(user_ids, video_ids, day)
 
-    def relevance(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
+    def taste_drift(self, user_ids: np.ndarray, video_ids: np.ndarray, day: np.ndarray | int | None) -> np.ndarray:
+        """How much the interest of the pairs moved by `day`: the video's latent vector shifted by
+        max(day - drift_from_day, 0) x drift_per_day along its genre's drift direction; 0 within the logs."""
+        if not self.drift_per_day or day is None:
+            return np.zeros(len(np.atleast_1d(user_ids)))
+        t, d = self.truth, self.latent_dim
+        shift = np.maximum(np.asarray(day) - self.drift_from_day, 0) * self.drift_per_day
+        direction = t["genre_drift"][t["video_genre"][video_ids]]
+        # user_vector's first d columns are affinity_weight * user latent / sqrt(d): the latent part of s.
+        moved = np.einsum("nd,nd->n", t["user_vector"][user_ids][:, :d], direction)
+        return np.broadcast_to(shift, moved.shape) * moved
+
+    def relevance(self, user_ids: np.ndarray, video_ids: np.ndarray, day: np.ndarray | int | None = None) -> np.ndarray:
         """The true relevance of (user, video) pairs: P(positive | the user starts the video),
-        positive being liked or watched at least half. Time-free: freshness moves clicks only."""
+        positive being liked or watched at least half, on `day` (tastes drift after the logs).
+        Free of the time of day: freshness moves clicks only."""
         user_ids, video_ids = np.asarray(user_ids), np.asarray(video_ids)
         t = self.truth
-        s = self.interest(user_ids, video_ids)
+        s = self.interest(user_ids, video_ids, day)
         not_watched = _sigmoid(-(s + t["watch_offset"][video_ids]) / self.watch_noise)
         not_liked = _sigmoid(-(s + self.like_base + t["like_habit"][user_ids]))
         return 1.0 - not_watched * not_liked
 
     def click_probability(
-        self, user_ids: np.ndarray, video_ids: np.ndarray, position: np.ndarray, video_age_days: np.ndarray
+        self,
+        user_ids: np.ndarray,
+        video_ids: np.ndarray,
+        position: np.ndarray,
+        video_age_days: np.ndarray,
+        day: np.ndarray | int | None = None,
     ) -> np.ndarray:
-        """The true P(click) of impressions at 1-based `position` of videos `video_age_days` old."""
+        """The true P(click) of impressions at 1-based `position` of videos `video_age_days` old, on `day`."""
         user_ids, video_ids = np.asarray(user_ids), np.asarray(video_ids)
-        return self._click_probability(
-            self.interest(user_ids, video_ids), video_ids, np.asarray(position), np.asarray(video_age_days, float)
-        )
+        s = self.interest(user_ids, video_ids, day)
+        return self._click_probability(s, video_ids, np.asarray(position), np.asarray(video_age_days, float))
 
     def _click_probability(self, s, video_ids, position, age_days) -> np.ndarray:
         examined = np.asarray(self.examination)[position - 1]
@@ -674,7 +707,8 @@ class VideoWorld:
         START), drawn from the engagement model, with the truth each was drawn from (relevance, p_click):
         the logs' and the online simulator's."""
         t = self.truth
-        s = self.interest(user, video)
+        day = np.asarray(seconds) // DAY_S
+        s = self.interest(user, video, day)
         p_click = self._click_probability(s, video, position, (seconds - t["upload_s"][video]) / DAY_S)
         clicked = rng.random(len(s)) < p_click
         # Watch fraction: sigmoid of the watch logit plus logistic noise, so that
@@ -689,7 +723,7 @@ class VideoWorld:
             "watch_fraction": np.where(clicked, _sigmoid(watch_logit), 0.0).astype(np.float32),
             "liked": liked.astype(np.int8),
             "shared": shared.astype(np.int8),
-            "relevance": self.relevance(user, video),
+            "relevance": self.relevance(user, video, day),
             "p_click": p_click,
         }
 

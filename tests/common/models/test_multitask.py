@@ -217,3 +217,31 @@ def test_named_heads_learn_binary_and_log_scale_regression_targets():
     log_error = np.abs(np.log1p(predicted["dwell"]) - np.log1p(targets_test["dwell_s"])).mean()
     assert log_error < 0.4 < np.abs(np.log1p(targets_test["dwell_s"]).mean() - np.log1p(targets_test["dwell_s"])).mean()
     np.testing.assert_allclose(model.predict_proba(X_test)[:, 1], predicted["like"])
+
+
+def test_fine_tune_trains_on_from_the_fitted_weights_and_follows_a_drift(fitted, data):
+    """Continual training: tastes reverse (satisfaction now falls with quality); a copy fine-tuned on the new
+    rows learns it from the fitted weights, keeping the fitted input encoding; the original is unchanged."""
+    import copy
+
+    def drifted(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        X, targets = make_data(n, seed)
+        z = (X["quality"].to_numpy() - 50.0) / 10.0
+        rng = np.random.default_rng(seed + 100)
+        liked = rng.random(n) < 1 / (1 + np.exp(2.0 * z))
+        return X, targets.assign(positive=(targets["engaged"].to_numpy() == 1) & liked).astype({"positive": int})
+
+    (X, targets), (X_val, targets_val), (X_test, targets_test) = drifted(4_000, 3), drifted(2_000, 4), drifted(3_000, 5)
+    before = fitted.predict_proba(X_test)[:, 1]
+    tuned = copy.deepcopy(fitted).fine_tune(X, targets, eval_set=(X_val, targets_val), epochs=3)
+    engaged = targets_test["engaged"].to_numpy() == 1
+
+    def satisfy_auc(model) -> float:
+        return auc(targets_test["positive"].to_numpy()[engaged], model.predict_heads(X_test)["satisfy"][engaged])
+
+    assert satisfy_auc(fitted) < 0.3 < 0.7 < satisfy_auc(tuned)  # the fitted head points the old way
+    assert tuned.encoder_.cardinalities == fitted.encoder_.cardinalities
+    assert 1 <= tuned.best_epoch_ <= 3 and len(tuned.eval_loss_) == 3
+    assert np.array_equal(fitted.predict_proba(X_test)[:, 1], before)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        MultiTaskRanker(categorical=CATEGORICAL, numeric=NUMERIC).fine_tune(X, targets)

@@ -170,3 +170,51 @@ def test_simulated_days_follow_the_logs(config):
     assert requests["event_timestamp"].between(first, first + pd.Timedelta(days=1)).all()
     assert requests["event_timestamp"].is_monotonic_increasing
     assert requests["request_id"].min() > online.tables.interactions["request_id"].max()
+
+
+def test_continual_training_gates_promotes_and_keeps_a_frozen_model(trained):
+    """A simulated day against the frozen champion ranker: the day's numbers, its monitoring and MLflow's
+    plots; then the promotion path itself: the ranker retrained (the multi-task champion fine-tuned) on the
+    window, gated against the champion on the newest day, registered and served by alias."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from common.online.continual import run_continual
+
+    online = online_system(trained)
+    assert online.world.world.drift_per_day == trained["online"]["drift_per_day"] > 0  # tastes drift online
+    learner = online.learner()
+    result = run_continual("video", online, learner, days=1, seed=0, experiment="test-continual")
+    assert list(result.daily["day"]) == [0]
+    assert result.daily[["frozen", "continual", "gate_candidate", "gate_champion"]].notna().all().all()
+    # Day one is monitoring's reference: no drift from itself; the served P(positive)'s calibration is measured.
+    report = result.reports[0]
+    assert report.prediction_psi == pytest.approx(0.0, abs=1e-9)
+    assert set(report.features["column"]) == set(learner.monitored)
+    assert 0 < report.calibration["mean_predicted"] < 1 and 0 < report.calibration["observed_rate"] < 1
+    runs = mlflow.search_runs(experiment_names=["video"], filter_string="tags.kind = 'continual'")
+    assert len(runs) == 1
+    artifacts = {a.path for a in MlflowClient().list_artifacts(runs["run_id"].iloc[0])}
+    assert {"continual_vs_frozen.png", "drift.png", "calibration.png", "continual.md"} <= artifacts
+
+    before = load_champion("video")
+    retrieval = load_champion("video", "retrieval").version
+    candidate = learner.retrain(before)
+    assert candidate.metric == "test_logloss_positive"
+    assert candidate.passes == (candidate.value < candidate.champion_value)
+    if learner.family == "multitask":  # fine-tuned from the champion's weights: the champion's input encoding
+        assert candidate.model.classifier.encoder_.cardinalities == before.classifier.encoder_.cardinalities
+    version = learner.promote(candidate, day=1)
+    after = load_champion("video")
+    assert after.version == version != before.version
+    assert load_champion("video", "retrieval").version == retrieval  # only the ranker retrains
+    dataset = online.world.dataset
+    sample = learner.examples(dataset, dataset.events.tail(50), dataset.day_start(dataset.n_days - 1))[0]
+    assert np.allclose(
+        after.classifier.predict_proba(sample)[:, 1], candidate.model.classifier.predict_proba(sample)[:, 1]
+    )
+    run = MlflowClient().get_run(after.run_id)
+    assert run.data.tags["continual"] == "true" and run.info.run_name == learner.family
+    served = online.serve_model(after)  # the promoted ranker behind the served funnel
+    request = {"user_id": int(dataset.events["user_id"].iloc[-1]), "event_timestamp": dataset.day_start(dataset.n_days)}
+    assert len(served(request)["items"]) == online.world.slots

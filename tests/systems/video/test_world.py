@@ -217,3 +217,29 @@ def test_default_scale_meets_the_issue_sizes():
     world = load_config("video", "default")["world"]
     assert world["n_videos"] >= 100_000 and world["n_users"] >= 50_000
     assert world["n_days"] * world["requests_per_day"] * VideoWorld.n_slots >= 2_000_000
+
+
+def test_tastes_drift_only_after_the_logs_by_the_known_amount():
+    """With drift the logs are the same; from the day after them (zero on that first day) each video's latent
+    vector moves by drift_per_day a day along its genre's direction, and interest, relevance and P(click)
+    follow."""
+    size = {"n_users": 300, "n_videos": 400, "n_days": 4, "requests_per_day": 100}
+    stable, drifting = VideoWorld(**size), VideoWorld(**size, drift_per_day=0.2)
+    stable_tables, drifting_tables = stable.generate(), drifting.generate()
+    pd.testing.assert_frame_equal(stable_tables.interactions, drifting_tables.interactions)
+    pd.testing.assert_frame_equal(stable_tables.oracle, drifting_tables.oracle)
+    users, videos = np.arange(300), np.arange(300) % 400
+    for day in (0, drifting.n_days - 1, drifting.n_days):  # the logs' days and the first simulated day
+        assert np.array_equal(drifting.interest(users, videos, day), stable.interest(users, videos))
+    t, d, later = drifting.truth, drifting.latent_dim, drifting.n_days + 3
+    moved = t["video_vector"][videos].copy()
+    moved[:, :d] += 3 * 0.2 * t["genre_drift"][t["video_genre"][videos]]
+    by_hand = np.einsum("nd,nd->n", t["user_vector"][users], moved)
+    assert np.allclose(drifting.interest(users, videos, later), by_hand)
+    assert not np.allclose(by_hand, stable.interest(users, videos))
+    assert not np.allclose(drifting.relevance(users, videos, later), stable.relevance(users, videos))
+    first, position, age = np.ones(300, int), np.ones(300, int), np.full(300, 5.0)
+    assert np.allclose(
+        drifting.click_probability(users, videos, position, age, drifting.n_days),
+        stable.click_probability(users, videos, first, age),
+    )

@@ -59,6 +59,12 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/events/recommend", {"user_id": 2**52 + int(rng.integers(0, 10**6)), "k": k, "location": location}
 
 
+def _online(config: dict):
+    from systems.events.online import online_system
+
+    return online_system(config)
+
+
 # Heavy imports (torch, Feast, MLflow) wait until a command needs them.
 SYSTEM = System(
     name="events",
@@ -67,4 +73,5 @@ SYSTEM = System(
     router=_router,
     sample_request=_sample_request,
     accepts_data=True,
+    online=_online,
 )

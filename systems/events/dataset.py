@@ -70,6 +70,20 @@ def geocode_users(users: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def impression_events(train: pd.DataFrame) -> pd.DataFrame:
+    """train.csv's rows (impressions) as the Dataset's events: the logs', and the online simulator's days."""
+    return pd.DataFrame(
+        {
+            "user_id": train["user"].to_numpy(np.int64),
+            "item_id": train["event"].to_numpy(np.int64),
+            "event_timestamp": train["timestamp"].to_numpy(),
+            "invited": train["invited"].to_numpy(np.int8),
+            "registered": train["interested"].to_numpy(np.int8),
+            "not_interested": train["not_interested"].to_numpy(np.int8),
+        }
+    )
+
+
 def to_dataset(tables: KaggleTables, oracle: EventsOracle | None = None) -> Dataset:
     train = tables.train
     start = train["timestamp"].min().floor("D")
@@ -106,16 +120,7 @@ def to_dataset(tables: KaggleTables, oracle: EventsOracle | None = None) -> Data
     )
     users = pd.concat([users, geocode_users(users_table, events_table)], axis=1)
 
-    interactions = pd.DataFrame(
-        {
-            "user_id": train["user"].to_numpy(np.int64),
-            "item_id": train["event"].to_numpy(np.int64),
-            "event_timestamp": train["timestamp"].to_numpy(),
-            "invited": train["invited"].to_numpy(np.int8),
-            "registered": train["interested"].to_numpy(np.int8),
-            "not_interested": train["not_interested"].to_numpy(np.int8),
-        }
-    )
+    interactions = impression_events(train)
     known = interactions["user_id"].isin(users["user_id"]) & interactions["item_id"].isin(items["item_id"])
     if not known.all():
         log.warning("dropping %d train rows naming a user or event missing from its file", int((~known).sum()))

@@ -52,6 +52,11 @@ its time) was drawn in earlier slots: the probability the world draws with equal
 afterwards, exactly (`impression_probability_`, aligned with train's rows). Times are whole
 milliseconds; ids are random int64 like Kaggle's, not row numbers.
 
+The online simulator (systems/events/online.py) goes on after the logs with the same draws: its
+users open the app through `sessions`, and answer the events shown through `respond`, as the
+logs' slots do; `complete_registrations` records its registrations (the organic channels stop
+with the logs).
+
 Observable, as in the real files: demographics, location strings, time zones, the events' place,
 start, price, length and words, friendships, attendee lists (without times) and the logs.
 Hidden (in `truth`): topic tastes and mixtures (seen through words and history), budgets,
@@ -634,15 +639,9 @@ class EventsWorld:
             channel = np.concatenate([np.full(len(imp_user), IMPRESSION), exp_channel])
             if not len(user):
                 continue
-            p, invited = self._probability(user, event, ms)
-            draw = rng.random(len(user))
-            registered = draw < p
-            maybe = ~registered & (draw < p * (1 + self.maybe_margin))
-            shown = channel == IMPRESSION
-            not_interested = shown & ~registered & (rng.random(len(user)) < self.not_interested_rate * (1 - p))
-            declined = (not_interested & (rng.random(len(user)) < 0.5)) | (
-                (channel == INVITATION) & ~registered & ~maybe & (rng.random(len(user)) < 0.4)
-            )
+            response = self.respond(rng, user, event, ms, channel)
+            p, invited, registered, maybe = (response[k] for k in ("probability", "invited", "registered", "maybe"))
+            not_interested, declined = response["not_interested"], response["declined"]
             n_shown = len(imp_user)
             log.add(
                 "impression",
@@ -679,6 +678,42 @@ class EventsWorld:
             schedule(friend, reg_event[pair], seen, SHARE)
         return log.arrays()
 
+    def respond(self, rng, user: np.ndarray, event: np.ndarray, ms: np.ndarray, channel: np.ndarray) -> dict:
+        """Users' responses to events put before them at `ms` (ms since START; rows of the truth) through
+        a channel (IMPRESSION: shown in the app; SHARE, INVITATION): the true P(register) and whether
+        invited by then, as of the registrations and invitations so far; registered ~ Bernoulli(P); maybe,
+        a near miss; not interested, some of the shown events not registered for; declined ("no"), some
+        of those and some unanswered invitations. The logs' slots and the simulator's requests
+        (systems/events/online.py) draw through it. Nothing is recorded: the caller completes the
+        registrations."""
+        p, invited = self._probability(user, event, ms)
+        draw = rng.random(len(user))
+        registered = draw < p
+        maybe = ~registered & (draw < p * (1 + self.maybe_margin))
+        shown = channel == IMPRESSION
+        not_interested = shown & ~registered & (rng.random(len(user)) < self.not_interested_rate * (1 - p))
+        declined = (not_interested & (rng.random(len(user)) < 0.5)) | (
+            (channel == INVITATION) & ~registered & ~maybe & (rng.random(len(user)) < 0.4)
+        )
+        return {
+            "probability": p,
+            "invited": invited,
+            "registered": registered,
+            "maybe": maybe,
+            "not_interested": not_interested,
+            "declined": declined,
+        }
+
+    def complete_registrations(self, user: np.ndarray, event: np.ndarray, ms: np.ndarray) -> None:
+        """Registrations (rows of the truth) completed at `ms`: from then on, friends going counts them.
+        For the simulator's days; the logs record theirs as they draw them."""
+        self._require_generated()
+        self._registrations.add(np.asarray(user) * self.n_events + np.asarray(event), ms)
+
+    def registered_before(self, user: np.ndarray, event: np.ndarray, ms: np.ndarray) -> np.ndarray:
+        """Whether each user had registered for the event (through any channel) before `ms`."""
+        return self._registrations.first(np.asarray(user) * self.n_events + np.asarray(event)) < ms
+
     def _invite(self, rng, invitee, event, sent, schedule) -> None:
         """Record invitations sent before the event starts; each invitee sees theirs later."""
         ok = sent < self.truth["start_ms"][event] - LAST_EXPOSURE_MS
@@ -697,16 +732,23 @@ class EventsWorld:
         return self.truth["friend_indices"][pick]
 
     def _sessions(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Every session of the logs, in time order: who (by activity) and when (ms since START),
-        at local hours that follow the user's liking for evenings."""
+        """Every session of the logs, in time order."""
+        return self.sessions(rng, 0, self.n_days, self.sessions_per_day)
+
+    def sessions(
+        self, rng: np.random.Generator, first_day: int, n_days: int, per_day: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`per_day` sessions (users opening the app) on each of `n_days` days from `first_day`, in time
+        order: who (rows of the truth, by activity) and when (ms since START), at local hours that follow
+        the user's liking for evenings. The logs' days, and the simulator's after them."""
         t = self.truth
-        n = self.n_days * self.sessions_per_day
+        n = n_days * per_day
         user = rng.choice(self.n_users, n, p=_weights(t["activity"]))
         evening = t["evening"][user][:, None]
         hour = draw_rows(rng, (1 - evening) * SESSION_HOURS_DAY + evening * SESSION_HOURS_EVENING)
         local_ms = hour * HOUR_MS + rng.integers(0, HOUR_MS, n)
         offset = np.array([c.utc_offset_minutes for c in CITIES])[t["city"][user]] * MINUTE_MS
-        day = np.repeat(np.arange(self.n_days), self.sessions_per_day)
+        day = np.repeat(np.arange(first_day, first_day + n_days), per_day)
         ms = day * DAY_MS + (local_ms - offset) % DAY_MS
         order = np.argsort(ms, kind="stable")
         return user[order], ms[order]

@@ -17,6 +17,12 @@ def _load_service(config: dict):
     return NewsfeedService.load(config)
 
 
+def _online(config: dict):
+    from systems.newsfeed.online import online_system
+
+    return online_system(config)
+
+
 def _router():
     from systems.newsfeed.api import router
 
@@ -32,5 +38,10 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
 
 # Heavy imports (torch, Feast, MLflow) wait until a command needs them.
 SYSTEM = System(
-    name="newsfeed", train=_train, load_service=_load_service, router=_router, sample_request=_sample_request
+    name="newsfeed",
+    train=_train,
+    load_service=_load_service,
+    router=_router,
+    sample_request=_sample_request,
+    online=_online,
 )

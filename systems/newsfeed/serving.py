@@ -50,12 +50,8 @@ class NewsfeedService:
         self.repo = repo
         self.user_refs = repo.refs(USER_VIEWS)
         self.count_refs = repo.refs(("post_activity",))
-        ids = repo.source_keys("post_metadata", "item_id")
-        posts = repo.online_frame("post_metadata", "item_id", ids).merge(
-            repo.online_frame("post_activity", "item_id", ids), on="item_id", how="left"
-        )
         self.loaded_at = time.monotonic()
-        self.state = FeedState.build(posts, champion.classifier.now, config)
+        self.state = feed_state(repo, champion.classifier.now, config)
         self.funnel = self.state.funnel(champion.classifier, fresh_counts=self.fresh_counts)
         self.log_path = system_dir("newsfeed") / "stream" / "reactions.jsonl"
 
@@ -132,3 +128,13 @@ class NewsfeedService:
         )
         self.repo.push("post_activity", rows)
         return {post: {c: float(counts[c][i]) for c in POST_COUNTS} for post, i in position.items()}
+
+
+def feed_state(repo: FeatureRepo, now: pd.Timestamp, config: dict) -> FeedState:
+    """The funnel's catalogue and sources at `now`, from the online store: every post's metadata and its counts
+    as the last batch (or push) left them; the service's at load, the online simulator's each day."""
+    ids = repo.source_keys("post_metadata", "item_id")
+    posts = repo.online_frame("post_metadata", "item_id", ids).merge(
+        repo.online_frame("post_activity", "item_id", ids), on="item_id", how="left"
+    )
+    return FeedState.build(posts, now, config)

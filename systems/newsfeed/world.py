@@ -30,6 +30,10 @@ followed authors from the last feed_window_days (as of the day's graph) plus pop
 popular posts from outside the graph (more when the graph runs dry), ordered by recency plus
 noise. Nobody sees a post twice.
 
+After the logs (the online simulator, systems/newsfeed/online.py): the feed opens, the reactions and
+the impressions table are drawn by the logs' own `sessions`, `respond` and `impression_tables`;
+`post_day` draws each later day's posts as the logs' were, from a random stream of its own.
+
 Observable: demographics, the graph, post text, topic, hashtags, media, times, devices and the
 logs. Hidden: tastes, passivity, visit and posting rates, tie strengths, quality, virality,
 hide tendencies and annoyances (world.truth; passive_users() for evaluation by segment).
@@ -278,10 +282,39 @@ class NewsfeedWorld:
 
     # ---- posts ---------------------------------------------------------------------------
     def _sample_posts(self, rng: np.random.Generator) -> None:
+        """The posts of the logs: each user posts from the feed window before START (the day-0 feed needs
+        them), or from signing up, to the logs' end."""
+        window_s = round(self.feed_window_days * DAY_S)
+        start = np.maximum(-window_s, self.truth["signup_s"])
+        posts, text, hashtags = self._draw_posts(rng, start, self.n_days * DAY_S)
+        self.truth.update(posts)
+        self._post_text, self._post_hashtags = text, list(hashtags)
+
+    def post_day(self, day: int) -> pd.DataFrame:
+        """Day `day`'s new posts after the logs (day >= n_days; the online simulator's days), drawn as the
+        logs' posts are, from their own random stream: they join the world (post ids after the last one)
+        and come back as rows of the posts table. The logs' posts are left as they are."""
+        if day < self.n_days:
+            raise ValueError(f"day {day} is a day of the logs: its posts are drawn with them")
+        rng = np.random.default_rng([self.seed, 2, day])
+        start = np.maximum(day * DAY_S, self.truth["signup_s"])
+        posts, text, hashtags = self._draw_posts(rng, start, (day + 1) * DAY_S)
+        t, first = self.truth, len(self.truth["post_author"])
+        posts["post_duplicate_of"] = np.where(posts["post_duplicate_of"] >= 0, posts["post_duplicate_of"] + first, -1)
+        for name, values in posts.items():
+            t[name] = np.concatenate([t[name], values])
+        self._post_text = np.concatenate([self._post_text, text])
+        self._post_hashtags = [*self._post_hashtags, *hashtags]
+        return self._posts_table(first)
+
+    def _draw_posts(
+        self, rng: np.random.Generator, start: np.ndarray, end: int
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, list]:
+        """Posts of every user from `start` (per user, seconds since START) to `end`, by creation time, with
+        their topic, media, quality, virality, text and hashtags; near-duplicates copy an earlier post of the
+        same draw. The authors' quality is drawn with the first posts and kept."""
         t = self.truth
         window_s = round(self.feed_window_days * DAY_S)
-        end = self.n_days * DAY_S
-        start = np.maximum(-window_s, t["signup_s"])  # the day-0 feed needs posts from before START
         counts = rng.poisson(t["post_rate"] * np.maximum(end - start, 0) / DAY_S)
         author = np.repeat(np.arange(self.n_users), counts)
         created = rng.uniform(start[author], end).astype(np.int64)
@@ -291,8 +324,9 @@ class NewsfeedWorld:
         topic = draw_rows(rng, t["taste"][author])
         media_share = np.array([TOPICS[name].media_share for name in TOPIC_NAMES])
         media = draw_rows(rng, media_share[topic])
-        author_quality = rng.normal(0, 0.4, self.n_users)
-        quality = author_quality[author] + rng.normal(0, 0.4, n)
+        if "author_quality" not in t:
+            t["author_quality"] = rng.normal(0, 0.4, self.n_users)
+        quality = t["author_quality"][author] + rng.normal(0, 0.4, n)
         virality = rng.gamma(0.6, 0.8, n) - 0.48  # mean 0, a long tail of viral posts
         uniforms = rng.random((n, UNIFORMS_PER_POST))
 
@@ -340,16 +374,16 @@ class NewsfeedWorld:
         for c, s in zip(copy, source, strict=True):
             hashtags[c] = list(hashtags[s])
 
-        t.update(
-            post_author=author,
-            post_created_s=created,
-            post_topic=topic,
-            post_media=media,
-            post_quality=quality,
-            post_virality=virality,
-            post_duplicate_of=duplicate_of,
-        )
-        self._post_text, self._post_hashtags = text, hashtags
+        posts = {
+            "post_author": author,
+            "post_created_s": created,
+            "post_topic": topic,
+            "post_media": media,
+            "post_quality": quality,
+            "post_virality": virality,
+            "post_duplicate_of": duplicate_of,
+        }
+        return posts, text, hashtags
 
     # ---- the oracle ----------------------------------------------------------------------
     def reaction_probabilities(
@@ -370,7 +404,7 @@ class NewsfeedWorld:
         at_s = np.broadcast_to(_seconds_since_start(at), users.shape).astype(np.float64)
         slots = np.broadcast_to(np.asarray(slot, dtype=np.int64), users.shape)
         if device is None:
-            device_code = self._device(users, at_s)
+            device_code = self.device_codes(users, at_s)
         else:
             device_code = np.broadcast_to(np.asarray(device) == DEVICES[1], users.shape).astype(np.int64)
         components = self._components(users, posts, at_s, slots, device_code)
@@ -400,8 +434,9 @@ class NewsfeedWorld:
         found = (t["edge_key"][at] == key) & (t["edge_created_s"][at] <= at_s)
         return np.where(found, t["edge_strength"][at], 0.0)
 
-    def _device(self, users: np.ndarray, at_s: np.ndarray) -> np.ndarray:
-        """0 mobile, 1 desktop: fixed for a user within an hour, more often a desktop in work hours."""
+    def device_codes(self, users: np.ndarray, at_s: np.ndarray) -> np.ndarray:
+        """0 mobile, 1 desktop (DEVICES) of users at `at_s` (seconds since START): fixed for a user within an
+        hour, more often a desktop in work hours; the logs' and the online simulator's sessions."""
         hour = np.floor(at_s / 3600).astype(np.int64)
         work = (hour % 24 >= WORK_HOURS[0]) & (hour % 24 < WORK_HOURS[1])
         p_desktop = np.minimum(1.0, self.truth["desktop_share"][users] * np.where(work, 1.6, 0.6))
@@ -495,7 +530,7 @@ class NewsfeedWorld:
             score = np.log1p(engagement[recent]) + 0.5 * np.log1p(followers[t["post_author"][recent]])
             pool = recent[np.argsort(-score, kind="stable")[: self.popular_pool]]
 
-            users, seconds, rounds = self._sessions(rng, day_start)
+            users, seconds, rounds = self.sessions(rng, day)
             session_ids = n_sessions + np.arange(len(users))
             n_sessions += len(users)
             served = []
@@ -506,7 +541,7 @@ class NewsfeedWorld:
                 )
                 row, post, slot = shown
                 user = users[in_round][row]
-                outcome = self._respond(rng, user, post, seconds[in_round][row], slot)
+                outcome = self.respond(rng, user, post, seconds[in_round][row], slot)
                 served.append({"session_id": session_ids[in_round][row], "user_id": user, "post_id": post, **outcome})
                 new = np.sort(user * n_posts + post)  # none seen before
                 seen = np.insert(seen, np.searchsorted(seen, new), new)
@@ -520,36 +555,17 @@ class NewsfeedWorld:
             engagement += np.bincount(day_logs["post_id"], weights=engaged, minlength=n_posts)
             log.info("day %d: %d sessions, %d impressions", day, len(users), len(day_logs["post_id"]))
 
-        logs = {key: np.concatenate([d[key] for d in days]) for key in days[0]}
-        n = len(logs["post_id"])
-        impressions = pd.DataFrame(
-            {
-                "impression_id": np.arange(n, dtype=np.int64),
-                "user_id": logs["user_id"].astype(np.int64),
-                "post_id": logs["post_id"].astype(np.int64),
-                "event_timestamp": START + pd.to_timedelta(logs["seconds"], "s"),
-                "session_id": logs["session_id"].astype(np.int64),
-                "slot": logs["slot"].astype(np.int8),
-                "device": np.asarray(DEVICES, dtype=object)[logs["device"]],
-                **{name: logs[name] for name in REACTIONS},
-                "dwell_s": logs["dwell_s"],
-                "skip": (logs["dwell_s"] < SKIP_SECONDS).astype(np.int8),
-            }
-        )
-        oracle = pd.DataFrame(
-            {
-                "impression_id": np.arange(n, dtype=np.int64),
-                **{f"p_{name}": logs[f"p_{name}"] for name in (*REACTIONS, "skip")},
-                "expected_dwell_s": logs["p_dwell"],
-            }
-        )
-        return impressions, oracle
+        return impression_tables({key: np.concatenate([d[key] for d in days]) for key in days[0]})
 
-    def _sessions(self, rng: np.random.Generator, day_start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The day's feed opens in time order: who (signed up before the day, by visit rate),
-        when (seconds since START) and which of the user's sessions that day it is (0, 1, ...)."""
+    def sessions(
+        self, rng: np.random.Generator, day: int, visit_scale: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Day `day`'s feed opens (days count from START: the logs' days, then the online simulator's) in
+        time order: who (signed up before the day, by visit rate, times `visit_scale`), when (seconds since
+        START) and which of the user's sessions that day it is (0, 1, ...)."""
         t = self.truth
-        rate = np.where(t["signup_s"] < day_start, t["visit_rate"], 0.0)
+        day_start = day * DAY_S
+        rate = np.where(t["signup_s"] < day_start, t["visit_rate"] * visit_scale, 0.0)
         counts = np.minimum(rng.poisson(rate), MAX_SESSIONS_PER_DAY)
         users = np.repeat(np.arange(self.n_users), counts)
         hour = rng.choice(24, len(users), p=HOUR_WEIGHTS)
@@ -605,11 +621,13 @@ class NewsfeedWorld:
         slot = np.arange(len(row)) - np.searchsorted(row, row)
         return row, post, slot
 
-    def _respond(self, rng, users, posts, seconds, slots) -> dict[str, np.ndarray]:
-        """Reactions drawn from the model, with the probabilities they were drawn from."""
+    def respond(self, rng, users, posts, seconds, slots) -> dict[str, np.ndarray]:
+        """Users' reactions to impressions (arrays of their user, post, seconds since START and 0-based slot),
+        drawn from the model on the device the user is on then, with the probabilities they were drawn from
+        (p_click ... p_skip, p_dwell the expected dwell): the logs' and the online simulator's."""
         n = len(users)
-        at_s = seconds.astype(np.float64)
-        device = self._device(users, at_s)
+        at_s = np.asarray(seconds).astype(np.float64)
+        device = self.device_codes(users, at_s)
         c = self._components(users, posts, at_s, slots, device)
         examined = rng.random(n) < c["examined"]
         outcome = {"seconds": seconds, "slot": slots, "device": device}
@@ -648,19 +666,49 @@ class NewsfeedWorld:
             }
         )
 
-    def _posts_table(self) -> pd.DataFrame:
+    def _posts_table(self, first: int = 0) -> pd.DataFrame:
+        """The posts from post id `first` on."""
         t = self.truth
         return pd.DataFrame(
             {
-                "post_id": np.arange(len(t["post_author"]), dtype=np.int64),
-                "author_id": t["post_author"].astype(np.int64),
-                "created_timestamp": START + pd.to_timedelta(t["post_created_s"], "s"),
-                "topic": np.asarray(TOPIC_NAMES, dtype=object)[t["post_topic"]],
-                "text": self._post_text,
-                "hashtags": self._post_hashtags,
-                "media_type": np.asarray(MEDIA_TYPES, dtype=object)[t["post_media"]],
+                "post_id": np.arange(first, len(t["post_author"]), dtype=np.int64),
+                "author_id": t["post_author"][first:].astype(np.int64),
+                "created_timestamp": START + pd.to_timedelta(t["post_created_s"][first:], "s"),
+                "topic": np.asarray(TOPIC_NAMES, dtype=object)[t["post_topic"][first:]],
+                "text": self._post_text[first:],
+                "hashtags": self._post_hashtags[first:],
+                "media_type": np.asarray(MEDIA_TYPES, dtype=object)[t["post_media"][first:]],
             }
         )
+
+
+def impression_tables(logs: dict[str, np.ndarray], first_id: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Impressions (their session_id, user_id, post_id and `NewsfeedWorld.respond`'s columns) as the logs'
+    impressions table and its oracle table, numbered from `first_id`."""
+    n = len(logs["post_id"])
+    ids = first_id + np.arange(n, dtype=np.int64)
+    impressions = pd.DataFrame(
+        {
+            "impression_id": ids,
+            "user_id": logs["user_id"].astype(np.int64),
+            "post_id": logs["post_id"].astype(np.int64),
+            "event_timestamp": START + pd.to_timedelta(logs["seconds"], "s"),
+            "session_id": logs["session_id"].astype(np.int64),
+            "slot": logs["slot"].astype(np.int8),
+            "device": np.asarray(DEVICES, dtype=object)[logs["device"]],
+            **{name: logs[name] for name in REACTIONS},
+            "dwell_s": logs["dwell_s"],
+            "skip": (logs["dwell_s"] < SKIP_SECONDS).astype(np.int8),
+        }
+    )
+    oracle = pd.DataFrame(
+        {
+            "impression_id": ids,
+            **{f"p_{name}": logs[f"p_{name}"] for name in (*REACTIONS, "skip")},
+            "expected_dwell_s": logs["p_dwell"],
+        }
+    )
+    return impressions, oracle
 
 
 def _in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> np.ndarray:

@@ -140,7 +140,7 @@ def _summary(daily: pd.DataFrame, primary: str, reports: list[DayReport], gate_m
             f" arms). Gate: {gate_metric} on the newest day's logs, the retrained model's against the champion's"
             " (lower is better).",
             "",
-            markdown_table(rows, columns),
+            markdown_table(rows, columns).rstrip(),
             "",
             f"Mean over the days: frozen {daily['frozen'].mean():.4g}, continual {daily[CONTINUAL].mean():.4g}"
             f" ({gain:+.4g}, {gain / daily['frozen'].mean():+.1%}).",

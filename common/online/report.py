@@ -48,7 +48,7 @@ def online_report(system: str, online: OnlineSystem, days: int, seed: int) -> Re
     lines = [
         f"Simulated days: {days} after the logs; users split evenly between the three policies.",
         "",
-        markdown_table(rows, columns),
+        markdown_table(rows, columns).rstrip(),
         "",
         f"`oracle_gap_closed`: how far {primary} goes from the baseline ({online.baseline}, 0) to the oracle (1).",
         "",
@@ -141,7 +141,7 @@ def offline_vs_online_report(system: str, online: OnlineSystem, days: int, seed:
     lines = [
         f"Every model of the latest training online: {days} simulated days, users split evenly between them.",
         "",
-        markdown_table(rows, list(rows[0])),
+        markdown_table(rows, list(rows[0])).rstrip(),
         "",
         f"Kendall's tau between the offline order ({metric}) and the online one ({primary}): {tau.statistic:+.2f}.",
         f"Offline best: {best_offline}; online best: {best_online}"

@@ -34,12 +34,20 @@ def _router():
     return router()
 
 
-@cache
 def _public_ids() -> list[int]:
-    """The catalogue's public image ids, written by the last training."""
-    from systems.imagesearch.serving import public_ids
+    """The catalogue's public image ids, written by the last training: read again when a training (or another
+    data dir) changes the file, or a retrained catalogue's sample request would name an image it lacks."""
+    from systems.imagesearch.pipeline import raw_dir
 
-    return public_ids()
+    path = raw_dir() / "images.parquet"
+    return _public_ids_in(path, path.stat().st_mtime_ns)
+
+
+@cache
+def _public_ids_in(path, modified_ns: int) -> list[int]:
+    from systems.imagesearch.serving import public_ids_in
+
+    return public_ids_in(path)
 
 
 def _png(image_id: int) -> bytes:

@@ -31,8 +31,8 @@ class UnknownImage(LookupError):
     """No such image, or a private one: either way not one a searcher may use or see."""
 
 
-def public_ids() -> list[int]:
-    images = pd.read_parquet(raw_dir() / "images.parquet", columns=["image_id", "private"])
+def public_ids_in(path) -> list[int]:
+    images = pd.read_parquet(path, columns=["image_id", "private"])
     return images.loc[~images["private"], "image_id"].tolist()
 
 

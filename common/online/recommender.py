@@ -43,7 +43,7 @@ from common.funnel.funnel import Funnel
 from common.funnel.ranking_features import RecommenderScorer
 from common.online.recommender_learner import RecommenderLearner
 from common.online.simulator import Metric, OnlineSystem, Policy
-from common.pipelines.recommender import publish_features
+from common.pipelines.recommender import publish_features, validation_ndcg
 from common.retrieval.sources import RetrievalRequest
 from common.retrieval.tower_training import nonpersonal_sources
 from common.serving.recommender import RecService
@@ -198,8 +198,15 @@ def online_system(world: RecommenderOnline) -> OnlineSystem:
     rankers = [name for name in trained_model_names(system) if name in config["models"]]
     names = ("champion", *rankers, BASELINE, "random", "oracle")
     continual = "continual" in config.get("online", {})  # a system opts in with online.continual in its config
+    offline = (validation_ndcg(config["evaluation"]["k"]), "max")  # what chose the champion ranker
     return OnlineSystem(
-        world, policies, names, baseline=BASELINE, serve_model=serve_model, learner=learner if continual else None
+        world,
+        policies,
+        names,
+        baseline=BASELINE,
+        serve_model=serve_model,
+        learner=learner if continual else None,
+        offline_metric=offline,
     )
 
 

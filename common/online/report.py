@@ -114,7 +114,10 @@ def offline_vs_online_report(system: str, online: OnlineSystem, days: int, seed:
     if online.offline_metric is None:
         raise ValueError(f"{system} names no offline metric to compare with")
     metric, goal = online.offline_metric
-    offline = {name: values[metric] for name, values in tracking.trained_model_metrics(system).items()}
+    # The models the metric was measured for (a recommender's retrieval run has none).
+    offline = {
+        name: values[metric] for name, values in tracking.trained_model_metrics(system).items() if metric in values
+    }
     models = [name for name in online.names if name in offline]
     result = simulate(online.world, lambda day: online.policies(models), days, f"{system}-offline-vs-online", seed)
     primary = next(iter(online.world.metrics))
@@ -139,7 +142,7 @@ def offline_vs_online_report(system: str, online: OnlineSystem, days: int, seed:
     ]
     separated = sum(c.significant for c in versus.values())
     lines = [
-        f"Every model of the latest training online: {days} simulated days, users split evenly between them.",
+        f"Every model of the latest training online: {days} simulated day(s), users split evenly between them.",
         "",
         markdown_table(rows, list(rows[0])).rstrip(),
         "",

@@ -218,3 +218,15 @@ def test_continual_training_gates_promotes_and_keeps_a_frozen_model(trained):
     served = online.serve_model(after)  # the promoted ranker behind the served funnel
     request = {"user_id": int(dataset.events["user_id"].iloc[-1]), "event_timestamp": dataset.day_start(dataset.n_days)}
     assert len(served(request)["items"]) == online.world.slots
+
+
+def test_offline_and_online_orders_of_the_rankers_are_compared(trained):
+    """The rankers the latest training measured by validation nDCG (not its retrieval run) serve a share each."""
+    from common.online.report import offline_vs_online_report
+    from common.tracking.runs import trained_model_metrics
+
+    report = offline_vs_online_report("video", online_system(trained), days=1, seed=0)
+    metric = "validation_ndcg_at_10"
+    offline = {name: m[metric] for name, m in trained_model_metrics("video").items() if metric in m}
+    assert set(report.result.arms) == set(offline) and len(offline) >= 2
+    assert f"| {max(offline, key=offline.get)} (offline best) |" in report.text

@@ -45,6 +45,7 @@ import torch
 
 from common.features.store import FeatureRepo
 from common.funnel.funnel import Funnel
+from common.online.recommender import RandomScorer
 from common.online.simulator import Metric, OnlineSystem, Policy
 from common.retrieval.sources import RetrievalRequest
 from common.tracking.runs import load_champion, load_trained_model, trained_model_names
@@ -228,14 +229,6 @@ class NewsfeedOnline:
         truth = self.world.reaction_probabilities(np.full(n, user_id), post_ids, np.full(n, now_s), 0, device)
         truth["dwell_s"] = truth.pop("dwell")
         return weighted_engagement(truth, self.weights)
-
-
-@dataclass(frozen=True)
-class RandomScorer:
-    rng: np.random.Generator
-
-    def __call__(self, request: RetrievalRequest, item_rows: np.ndarray) -> np.ndarray:
-        return self.rng.random(len(item_rows))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from common.online.simulator import simulate
 from systems.ads.online import online_system
 from systems.ads.world import START, _prior_exposures
 from tests.conftest import data_dir_at
+from tests.online_checks import run_abtest_command
 
 
 @pytest.fixture(scope="module")
@@ -106,16 +107,9 @@ def test_identical_arms_of_simulated_users_cover_zero_at_the_stated_rate(three_p
 
 
 def test_abtest_command_plans_runs_and_logs_the_test(trained):
-    runner = CliRunner()
-    args = ["abtest", "--system", "ads", "--scale", "tiny", "--days", "1", "--a", "champion", "--b", "bid_only"]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "users per arm" in result.output and "sample ratio mismatch" in result.output
-    assert "| revenue_per_request |" in result.output
-    run = mlflow.get_run(mlflow_run("abtest"))
-    assert run.data.params["b"] == "bid_only" and np.isfinite(run.data.metrics["revenue_per_request_ci_low"])
-
-    unknown = runner.invoke(app, [*args[:-1], "lightgbn"])
+    runner = run_abtest_command("ads", "bid_only", ("revenue_per_request", "ctr", "hide_rate"))
+    args = ["abtest", "--system", "ads", "--scale", "tiny", "--days", "1", "--a", "champion", "--b", "lightgbn"]
+    unknown = runner.invoke(app, args)
     assert unknown.exit_code == 1 and "no policy 'lightgbn'" in unknown.output and "lightgbm" in unknown.output
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from common.app.cli import app
 from common.app.config import load_config
 from common.app.registry import get_system
 from common.online.simulator import simulate
@@ -21,6 +19,7 @@ from systems.video.online import TRUTH_COLUMNS, VideoOnline, online_system
 from systems.video.recdata import interaction_events
 from systems.video.world import START
 from tests.conftest import data_dir_at
+from tests.online_checks import assert_oracle_beats_random_and_champion_between, run_abtest_command
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 DAY_S = 86_400
@@ -53,16 +52,7 @@ def test_the_policies_are_the_champion_each_ranker_the_baseline_random_and_the_o
 
 
 def test_the_oracles_choices_beat_random_ones_and_the_champion_is_between(three_policies):
-    _, result = three_policies
-    primary = next(iter(result.world.metrics))
-    assert primary == "positives_per_request"
-    for metric in (primary, "ctr"):
-        oracle_vs_random = result.compare("random", "oracle", metric)
-        assert oracle_vs_random.significant and oracle_vs_random.difference > 0, metric
-    champion_vs_random = result.compare("random", "champion", primary)
-    assert champion_vs_random.significant and champion_vs_random.difference > 0
-    values = {arm: result.value(arm, primary) for arm in result.arms}
-    assert values["random"] < values["champion"] < values["oracle"]
+    assert_oracle_beats_random_and_champion_between(three_policies[1], "positives_per_request", "ctr")
 
 
 def test_reactions_are_drawn_from_the_worlds_truth(three_policies):
@@ -149,17 +139,7 @@ def test_the_days_logs_are_the_training_logs_and_reach_the_features_the_funnel_r
 
 
 def test_abtest_command_plans_runs_and_logs_the_test(trained):
-    runner = CliRunner()
-    args = ["abtest", "--system", "video", "--scale", "tiny", "--days", "1", "--a", "champion", "--b", "popularity"]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "users per arm" in result.output and "sample ratio mismatch" in result.output
-    assert "| positives_per_request |" in result.output and "| watch_minutes_per_request |" in result.output
-    import mlflow
-
-    runs = mlflow.search_runs(experiment_names=["video"], filter_string="tags.kind = 'abtest'")
-    assert len(runs) == 1 and runs["params.b"].iloc[0] == "popularity"
-    assert np.isfinite(runs["metrics.positives_per_request_ci_low"].iloc[0])
+    run_abtest_command("video", "popularity", ("positives_per_request", "watch_minutes_per_request"))
 
 
 def test_simulated_days_follow_the_logs(config):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -54,7 +55,7 @@ BASELINE = "popularity"
 POPULARITY_SOURCE = "popularity"  # the global list of nonpersonal_sources
 
 
-class RecommenderOnline:
+class RecommenderOnline(ABC):
     """The shared part of a recommender's OnlineWorld. A subclass sets `metrics` and `slots` and defines
     `arrivals`, `react`, `to_events`, `measures` and `truth`."""
 
@@ -73,18 +74,18 @@ class RecommenderOnline:
             publish_features(self.repo, self.dataset, self.config["features"], self.now)
 
     # ---- what a system adds ------------------------------------------------------------------
+    @abstractmethod
     def to_events(self, events: pd.DataFrame) -> pd.DataFrame:
         """A simulated day's events (react's columns) as rows of the Dataset's events."""
-        raise NotImplementedError
 
+    @abstractmethod
     def measures(self, events: pd.DataFrame) -> pd.DataFrame:
         """One row per event (on events' index): the numbers each metric's sums add up, but requests."""
-        raise NotImplementedError
 
+    @abstractmethod
     def truth(self, user_id: int, item_ids: np.ndarray, now_s: float) -> np.ndarray:
         """The world's value of showing each item to the user at the top slot at `now_s` (seconds since the
         epoch): what the oracle ranks by."""
-        raise NotImplementedError
 
     # ---- the simulator's OnlineWorld ---------------------------------------------------------
     def unit_totals(self, requests: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:

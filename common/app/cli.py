@@ -214,12 +214,18 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the simulated a
 
 def _online_system(system: str, scale: str | None) -> tuple[dict, object]:
     """The config and the system on the online simulator, or a clean error saying what to run."""
-    from common.tracking.runs import ChampionMissing
+    from common.tracking.runs import ChampionMissing, champion_data
 
     _check_system(system)
     quiet_libraries()
     if get_system(system).online is None:
         _fail(f"{system} has no online simulation yet; systems with one: {', '.join(_online_systems())}")
+    # The simulator's users are the world's: a model of the public data knows none of its users or items.
+    if (data := champion_data(system)) is not None:
+        _fail(
+            f"the {system} champion was trained on the data in {data}; the simulator stands in for the world's"
+            f" users only: run make train SYSTEM={system} (without DATA) first"
+        )
     config = load_config(system, scale)
     try:
         return config, get_system(system).online(config)

@@ -25,6 +25,7 @@ from common.data.atomic import write_text_atomically
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
+DATA_TAG = "trained_on_data"  # a registered version's tag: the public data it learnt from (absent: the world)
 # Inferring requirements imports and inspects the model for seconds; we know what it needs.
 _REQUIREMENTS = ["numpy", "pandas", "scikit-learn", "lightgbm", "torch"]
 
@@ -131,12 +132,16 @@ def choose_champion(metrics: dict[str, dict[str, float]], champion_config: dict,
     return min(metrics, key=lambda name: sign * metrics[name][metric])
 
 
-def promote(system: str, model_uri: str, kind: str = "ranker") -> str:
-    """Register the model and move the champion alias to it; returns the version."""
+def promote(system: str, model_uri: str, kind: str = "ranker", data: str | None = None) -> str:
+    """Register the model and move the champion alias to it; returns the version. `data`: the local path of
+    the public data it was trained on (`make train DATA=...`), kept as the version's tag; None: the world."""
     name = registered_name(system, kind)
     log.info("registering %s from %s", name, model_uri)
     registered = mlflow.register_model(model_uri, name)
-    MlflowClient().set_registered_model_alias(name, CHAMPION, registered.version)
+    client = MlflowClient()
+    if data is not None:
+        client.set_model_version_tag(name, registered.version, DATA_TAG, data)
+    client.set_registered_model_alias(name, CHAMPION, registered.version)
     log.info("registered %s version %s as @%s", name, registered.version, CHAMPION)
     return str(registered.version)
 
@@ -160,6 +165,17 @@ def load_champion(system: str, kind: str = "ranker") -> Champion:
     wrapper = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
     inner = wrapper.classifier if isinstance(wrapper, ProbabilityModel) else wrapper.bundle
     return Champion(inner, name, str(version_info.version), version_info.run_id or "")
+
+
+def champion_data(system: str, kind: str = "ranker") -> str | None:
+    """The local path of the public data the champion was trained on; None when it learnt from the world (or
+    when there is no champion)."""
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        version_info = MlflowClient().get_model_version_by_alias(registered_name(system, kind), CHAMPION)
+    except MlflowException:
+        return None
+    return version_info.tags.get(DATA_TAG)
 
 
 def champion_versions(system: str) -> dict[str, str]:
@@ -209,7 +225,7 @@ def record_pipeline(
     for name in names:
         params = {**data_params, "model": name, **config["models"].get(name, {})}
         uris[name] = log_model(name, params, {"pipeline_run": pipeline_run, "champion": str(name == champion)})
-    version = promote(system, uris[champion])
+    version = promote(system, uris[champion], data=config.get("data"))
     write_text_atomically(system_dir(system) / "results.md", table)
     log_summary_run(
         f"{pipeline_run}-summary",

@@ -16,7 +16,7 @@ from common.app.config import load_config
 from common.app.registry import get_system
 from common.online.simulator import simulate
 from common.retrieval.geo import haversine_km
-from common.tracking.runs import load_champion
+from common.tracking.runs import champion_data, load_champion
 from systems.events.dataset import impression_events
 from systems.events.online import TRUTH_COLUMNS, EventsOnline, online_system, train_rows
 from systems.events.world import START
@@ -60,6 +60,7 @@ def test_the_policies_are_the_champion_each_ranker_the_baseline_random_and_the_o
         "oracle",
     )
     assert online.baseline == "nearby_popular"
+    assert champion_data("events") is None  # learnt from the world: the simulator may run it
 
 
 def test_the_oracles_choices_beat_random_ones_and_the_champion_is_between(three_policies):

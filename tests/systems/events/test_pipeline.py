@@ -8,14 +8,16 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
+from common.app.cli import app
 from common.app.config import load_config
 from common.app.paths import REPO_ROOT, system_dir
 from common.data.periods import Periods
 from common.features.store import FeatureRepo
 from common.retrieval.geo import haversine_km
 from common.serving.app import create_app
-from common.tracking.runs import load_champion
+from common.tracking.runs import champion_data, load_champion
 from systems.events import load_dataset
 from systems.events.features import CATEGORICAL, NUMERIC
 from systems.events.ranker import event_frame, examples, snapshot_of, state_at
@@ -196,6 +198,10 @@ def test_the_kaggle_files_train_and_serve_end_to_end(tmp_path):
             users = pd.read_csv(FIXTURES / "train.csv")["user"].unique()
             body = recommend(client, {"user_id": int(users[0]), "k": 5})
             assert body["models"]["ranker"]["version"] == summary["champion_version"]
+        # The registry remembers the data; the simulator, whose users are the world's, refuses such a champion.
+        assert champion_data(SYSTEM) == str(FIXTURES)
+        refused = CliRunner().invoke(app, ["online", "--system", SYSTEM, "--scale", "tiny", "--days", "1"])
+        assert refused.exit_code == 1 and f"trained on the data in {FIXTURES}" in refused.output
 
 
 def test_social_features_are_the_same_for_one_served_user_and_row_by_row():

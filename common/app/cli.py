@@ -214,19 +214,27 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the simulated a
 
 def _online_system(system: str, scale: str | None) -> tuple[dict, object]:
     """The config and the system on the online simulator, or a clean error saying what to run."""
-    from common.tracking.runs import ChampionMissing, champion_data
+    from common.tracking.runs import ChampionMissing, champion_trained_on
 
     _check_system(system)
     quiet_libraries()
     if get_system(system).online is None:
         _fail(f"{system} has no online simulation yet; systems with one: {', '.join(_online_systems())}")
-    # The simulator's users are the world's: a model of the public data knows none of its users or items.
-    if (data := champion_data(system)) is not None:
-        _fail(
-            f"the {system} champion was trained on the data in {data}; the simulator stands in for the world's"
-            f" users only: run make train SYSTEM={system} (without DATA) first"
-        )
     config = load_config(system, scale)
+    # The simulator's users are the world's at the config's scale: a model of the public data, or of a world of
+    # another size, knows none of its users or items.
+    trained_on = champion_trained_on(system)
+    if "data" in trained_on:
+        _fail(
+            f"the {system} champion was trained on the data in {trained_on['data']}; the simulator stands in"
+            f" for the world's users only: run make train SYSTEM={system} (without DATA) first"
+        )
+    if trained_on.get("scale", config["scale"]) != config["scale"]:
+        _fail(
+            f"the {system} champion was trained at scale {trained_on['scale']}, the simulation asks for"
+            f" {config['scale']}: run make train SYSTEM={system} SCALE={config['scale']}, or pass"
+            f" SCALE={trained_on['scale']}"
+        )
     try:
         return config, get_system(system).online(config)
     except ChampionMissing as error:

@@ -100,7 +100,7 @@ class ClassifierLearner:
             candidate.run["input_sample"],
             {"continual": "true"},
         )
-        return tracking.promote(self.system, uri)
+        return tracking.promote(self.system, uri, config=self.config)
 
     def monitor(self, day: int, events: pd.DataFrame) -> DayReport:
         """`events`: the frozen arm's impressions of the day, with the probability served for each."""

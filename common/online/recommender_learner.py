@@ -153,7 +153,7 @@ class RecommenderLearner:
             trained["input_sample"],
             {"continual": "true"},
         )
-        return tracking.promote(self.system, uri)
+        return tracking.promote(self.system, uri, config=self.config)
 
     def monitor(self, day: int, events: pd.DataFrame) -> DayReport:
         """`events`: the frozen arm's impressions of the day, with the score served for each."""

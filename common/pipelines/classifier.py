@@ -194,7 +194,7 @@ def evaluate_and_track(
                 **{column: oracle[f"test_{column}"] for column in ("auc", "logloss", "nce", "ece")},
             }
         )
-    version = tracking.promote(system, results[champion]["model_uri"], data=config.get("data"))
+    version = tracking.promote(system, results[champion]["model_uri"], config=config)
     table = markdown_table(rows, TABLE_COLUMNS)
     write_text_atomically(system_dir(system) / "results.md", table)
     tracking.log_summary_run(

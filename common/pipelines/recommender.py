@@ -422,7 +422,7 @@ def _track(system, config, data, periods, tower, tower_info, rankers, ranker_met
         tags,
         figures={"recall_at_k.png": recall_curve_figure(evaluation.recall_curve)},
     )
-    retrieval_version = tracking.promote(system, retrieval_uri, kind="retrieval", data=config.get("data"))
+    retrieval_version = tracking.promote(system, retrieval_uri, kind="retrieval", config=config)
 
     results = report(evaluation, ranker_metrics, relevance_note(config, data), config["champion"])
     champion, table = results.champion, results.table
@@ -433,7 +433,7 @@ def _track(system, config, data, periods, tower, tower_info, rankers, ranker_met
         uris[name] = tracking.log_model_run(
             name, params, metrics, {}, model, input_sample, tags={**tags, "champion": str(name == champion)}
         )
-    ranker_version = tracking.promote(system, uris[champion], data=config.get("data"))
+    ranker_version = tracking.promote(system, uris[champion], config=config)
     write_text_atomically(system_dir(system) / "results.md", table)
     tracking.log_summary_run(
         f"{pipeline_run}-summary",

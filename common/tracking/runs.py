@@ -25,7 +25,9 @@ from common.data.atomic import write_text_atomically
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
-DATA_TAG = "trained_on_data"  # a registered version's tag: the public data it learnt from (absent: the world)
+# A registered version's tags: the config scale it was trained at, and the public data it learnt from (no tag:
+# the world). What the online simulator checks before it stands the world's users in front of the model.
+SCALE_TAG, DATA_TAG = "trained_at_scale", "trained_on_data"
 # Inferring requirements imports and inspects the model for seconds; we know what it needs.
 _REQUIREMENTS = ["numpy", "pandas", "scikit-learn", "lightgbm", "torch"]
 
@@ -132,15 +134,16 @@ def choose_champion(metrics: dict[str, dict[str, float]], champion_config: dict,
     return min(metrics, key=lambda name: sign * metrics[name][metric])
 
 
-def promote(system: str, model_uri: str, kind: str = "ranker", data: str | None = None) -> str:
-    """Register the model and move the champion alias to it; returns the version. `data`: the local path of
-    the public data it was trained on (`make train DATA=...`), kept as the version's tag; None: the world."""
+def promote(system: str, model_uri: str, kind: str = "ranker", config: dict | None = None) -> str:
+    """Register the model and move the champion alias to it; returns the version. `config`: the one it was
+    trained with, whose scale and public data path (`make train DATA=...`) the version's tags keep."""
     name = registered_name(system, kind)
     log.info("registering %s from %s", name, model_uri)
     registered = mlflow.register_model(model_uri, name)
     client = MlflowClient()
-    if data is not None:
-        client.set_model_version_tag(name, registered.version, DATA_TAG, data)
+    for tag, value in ((SCALE_TAG, (config or {}).get("scale")), (DATA_TAG, (config or {}).get("data"))):
+        if value is not None:
+            client.set_model_version_tag(name, registered.version, tag, str(value))
     client.set_registered_model_alias(name, CHAMPION, registered.version)
     log.info("registered %s version %s as @%s", name, registered.version, CHAMPION)
     return str(registered.version)
@@ -167,15 +170,17 @@ def load_champion(system: str, kind: str = "ranker") -> Champion:
     return Champion(inner, name, str(version_info.version), version_info.run_id or "")
 
 
-def champion_data(system: str, kind: str = "ranker") -> str | None:
-    """The local path of the public data the champion was trained on; None when it learnt from the world (or
-    when there is no champion)."""
+def champion_trained_on(system: str, kind: str = "ranker") -> dict[str, str]:
+    """What the champion was trained on, as its version's tags keep it: `scale` (absent for a version
+    registered without its config) and `data`, the public data's path (absent: the world). Empty when there
+    is no champion."""
     mlflow.set_tracking_uri(tracking_uri())
     try:
         version_info = MlflowClient().get_model_version_by_alias(registered_name(system, kind), CHAMPION)
     except MlflowException:
-        return None
-    return version_info.tags.get(DATA_TAG)
+        return {}
+    tags = {"scale": version_info.tags.get(SCALE_TAG), "data": version_info.tags.get(DATA_TAG)}
+    return {key: value for key, value in tags.items() if value is not None}
 
 
 def champion_versions(system: str) -> dict[str, str]:
@@ -225,7 +230,7 @@ def record_pipeline(
     for name in names:
         params = {**data_params, "model": name, **config["models"].get(name, {})}
         uris[name] = log_model(name, params, {"pipeline_run": pipeline_run, "champion": str(name == champion)})
-    version = promote(system, uris[champion], data=config.get("data"))
+    version = promote(system, uris[champion], config=config)
     write_text_atomically(system_dir(system) / "results.md", table)
     log_summary_run(
         f"{pipeline_run}-summary",

@@ -113,9 +113,18 @@ def test_abtest_command_plans_runs_and_logs_the_test(trained):
     assert unknown.exit_code == 1 and "no policy 'lightgbn'" in unknown.output and "lightgbm" in unknown.output
 
 
-def test_a_system_without_an_online_part_says_which_have_one():
+def test_a_system_without_an_online_part_says_which_have_one(monkeypatch):
+    """Every shipped system has one; a plugin system may not (pymk stands in for one, its online part taken away)."""
+    from common.app import cli
+
+    def without_pymks(name: str):
+        system = get_system(name)
+        return replace(system, online=None) if name == "pymk" else system
+
+    monkeypatch.setattr(cli, "get_system", without_pymks)
     result = CliRunner().invoke(app, ["online", "--system", "pymk"])
-    assert result.exit_code == 1 and "ads" in result.output
+    assert result.exit_code == 1 and "pymk has no online simulation yet" in result.output
+    assert "ads" in result.output and "pymk," not in result.output
 
 
 def test_simulated_days_follow_the_logs():

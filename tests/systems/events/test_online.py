@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
+from typer.testing import CliRunner
 
+from common.app.cli import app
 from common.app.config import load_config
 from common.app.registry import get_system
 from common.online.simulator import simulate
 from common.retrieval.geo import haversine_km
-from common.tracking.runs import champion_data, load_champion
+from common.tracking.runs import champion_trained_on, load_champion
 from systems.events.dataset import impression_events
 from systems.events.online import TRUTH_COLUMNS, EventsOnline, online_system, train_rows
 from systems.events.world import START
@@ -60,7 +62,10 @@ def test_the_policies_are_the_champion_each_ranker_the_baseline_random_and_the_o
         "oracle",
     )
     assert online.baseline == "nearby_popular"
-    assert champion_data("events") is None  # learnt from the world: the simulator may run it
+    assert champion_trained_on("events") == {"scale": "tiny"}  # learnt from the tiny world: what it simulates
+    # A simulation at another scale than the champion's training is refused, with what to run.
+    refused = CliRunner().invoke(app, ["online", "--system", "events", "--scale", "default", "--days", "1"])
+    assert refused.exit_code == 1 and "trained at scale tiny, the simulation asks for default" in refused.output
 
 
 def test_the_oracles_choices_beat_random_ones_and_the_champion_is_between(three_policies):

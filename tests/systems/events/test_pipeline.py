@@ -17,7 +17,7 @@ from common.data.periods import Periods
 from common.features.store import FeatureRepo
 from common.retrieval.geo import haversine_km
 from common.serving.app import create_app
-from common.tracking.runs import champion_data, load_champion
+from common.tracking.runs import champion_trained_on, load_champion
 from systems.events import load_dataset
 from systems.events.features import CATEGORICAL, NUMERIC
 from systems.events.ranker import event_frame, examples, snapshot_of, state_at
@@ -199,7 +199,7 @@ def test_the_kaggle_files_train_and_serve_end_to_end(tmp_path):
             body = recommend(client, {"user_id": int(users[0]), "k": 5})
             assert body["models"]["ranker"]["version"] == summary["champion_version"]
         # The registry remembers the data; the simulator, whose users are the world's, refuses such a champion.
-        assert champion_data(SYSTEM) == str(FIXTURES)
+        assert champion_trained_on(SYSTEM) == {"scale": "tiny", "data": str(FIXTURES)}
         refused = CliRunner().invoke(app, ["online", "--system", SYSTEM, "--scale", "tiny", "--days", "1"])
         assert refused.exit_code == 1 and f"trained on the data in {FIXTURES}" in refused.output
 

@@ -60,6 +60,12 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/pymk/recommend", {"user_id": int(rng.choice(_users(kind))), "k": k}
 
 
+def _online(config: dict):
+    from systems.pymk.online import online_system
+
+    return online_system(config)
+
+
 SYSTEM = System(
     name="pymk",
     train=_train,
@@ -68,4 +74,5 @@ SYSTEM = System(
     sample_request=_sample_request,
     accepts_data=True,
     bench_workloads=("precomputed", "on_demand"),
+    online=_online,
 )

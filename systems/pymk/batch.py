@@ -31,10 +31,16 @@ def active_users(snapshot, config: dict) -> np.ndarray:
     return active[order][: config["max_users"]]
 
 
-def precompute_lists(snapshot, scorer, config: dict, workers: int | None = None) -> pd.DataFrame:
+def precompute_lists(
+    snapshot, scorer, config: dict, workers: int | None = None, also: np.ndarray | None = None
+) -> pd.DataFrame:
     """One row per active user: the top `k` people and their scores, as of the snapshot. With `workers`, the
-    users are shared among that many Ray Data tasks (common/models/distributed.py), each with its own funnel."""
+    users are shared among that many Ray Data tasks (common/models/distributed.py), each with its own funnel.
+    `also`: node rows whose lists are refreshed too (a daily job's users with a list from an earlier day: the
+    online store keeps a list until it is overwritten)."""
     rows = active_users(snapshot, config)
+    if also is not None:
+        rows = np.concatenate([rows, np.setdiff1d(also, rows)])
     compute = ListsOf(snapshot, scorer, config["k"])
     if workers is None:
         lists = compute(pd.DataFrame({"row": rows}))

@@ -8,7 +8,8 @@
                 the online store once, at start) -> the champion's P(friendship) -> exclusions
   a new user    (an id the graph does not know) with a profile: people from their school and employer
 
-The graph is the raw tables' as of the registered model's `now` (the world is frozen), in memory.
+The graph is the raw tables' as of the registered model's `now` (the end of the logs it learnt from), in
+memory; the online simulator's daily jobs move the clock on (`now`: the midnight after the latest day).
 """
 
 from __future__ import annotations
@@ -79,13 +80,16 @@ def new_user_features(profile: dict, now_s: float) -> dict:
 
 
 class PymkService:
-    def __init__(self, config: dict, champion: Champion, repo: FeatureRepo, data: SocialData):
+    def __init__(
+        self, config: dict, champion: Champion, repo: FeatureRepo, data: SocialData, now: pd.Timestamp | None = None
+    ):
         self.champion, self.repo = champion, repo
         served: ServedPymk = champion.classifier
-        self.state = GraphState.build(data, served.now, config["features"])
+        now = served.now if now is None else now
+        self.state = GraphState.build(data, now, config["features"])
         self.state.data = data.without_logs()  # the matrices hold what serving reads of them
         self.people = PymkFunnel(self.state, config["serving"])
-        self.sides = OnlineUsers(repo, self.state.user_ids, seconds([served.now])[0])
+        self.sides = OnlineUsers(repo, self.state.user_ids, seconds([now])[0])
         self.funnel = self.people.funnel(served.scorer(self.state, self.sides))
         self.list_refs = repo.refs((LISTS_VIEW.name,))
         release_freed_memory()  # the raw logs read to build the graph: ~300 MB a process

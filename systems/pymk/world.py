@@ -61,6 +61,12 @@ self pairs, pairs asked and answered (declined or blocked), accounts not yet cre
 friend-of-friend term is sum over mutual friends f of s(u, f) / S(u) / deg(f): a row-wise product of
 two sparse matrices, so 100k pairs take a fraction of a second.
 
+Suggestions (the online simulator, systems/pymk/online.py: the days after the window). A user who
+opens the PYMK list looks at its position p w.p. suggestion_position_decay^(p - 1); a person v looked
+at stands for `suggestion_draws` of u's request draws, so u sends v a request w.p.
+1 - exp(-suggestion_draws q_u(v)) (0 for a pair that is not fresh), and v answers it as any request
+(acc(u, v), declines, blocks, delays: `answer`). The state is the day's midnight's, as for the draws.
+
 Tables. Times are whole milliseconds, tz-aware UTC. Requests show their state at the end of the
 window (an answer after it shows as pending); the edges are the initial graph plus the friendships
 formed by then, and friendships join the state at the first midnight after they form.
@@ -151,6 +157,10 @@ class PymkWorld:
     block_share: float = 0.05  # of the declines: the recipient blocks the sender
     same_day_answer: float = 0.6  # pi0: an answer comes the day the request was sent
     later_answer_rate: float = 0.35  # g: else the daily chance it comes
+    # Suggestions (the PYMK list on the online simulator): what one is worth in request draws, and how
+    # fast the chance a user looks at a position of the list falls.
+    suggestion_draws: float = 20.0
+    suggestion_position_decay: float = 0.9
     truth: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -205,7 +215,8 @@ class PymkWorld:
         t["sociability"] = np.where(new, 0.0, sociability)  # new accounts start with no friends
         self._groups = [_Groups(t["school"]), _Groups(t["employer"]), _Groups(t["city"])]
 
-    def _tie_strength(self, rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    def tie_strength(self, rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """A new friendship's hidden tie strength: lognormal, stronger for a shared school or employer."""
         t = self.truth
         mean = (
             self.tie_bias
@@ -248,7 +259,7 @@ class PymkWorld:
             "u": u,
             "v": v,
             "time": since + (rng.random(len(key)) * -since).astype(np.int64),
-            "strength": self._tie_strength(rng, u, v),
+            "strength": self.tie_strength(rng, u, v),
         }
 
     # ---- the days -------------------------------------------------------------------------------
@@ -341,27 +352,38 @@ class PymkWorld:
         mutual = state.common_friends(sender, recipient)[0]
         acceptance = state.acceptance(sender, recipient, mutual, state.interacted(sender, recipient))
 
-        k = len(key)
-        sent = at + rng.integers(0, DAY_MS - 1, k)  # leaves room for an answer the same day
-        outcome = rng.random(k)
-        accepted = outcome < acceptance
-        declined = ~accepted & (outcome < acceptance + (1 - acceptance) * self.decline_share)
+        sent = at + rng.integers(0, DAY_MS - 1, len(key))  # leaves room for an answer the same day
         _, pair_index, pair_count = np.unique(_pair_key(sender, recipient, n), return_inverse=True, return_counts=True)
         crossing = pair_count[pair_index] > 1  # who asked the other too declines rather than blocks
-        blocked = declined & ~crossing & (rng.random(k) < self.block_share)
-        same_day = rng.random(k) < self.same_day_answer
-        today = sent + 1 + (rng.random(k) * (at + DAY_MS - 1 - sent)).astype(np.int64)
-        later = at + rng.geometric(self.later_answer_rate, k) * DAY_MS + rng.integers(0, DAY_MS, k)
+        accepted, blocked, answered = self.answer(rng, sent, acceptance, at, crossing)
         return {
             "sender": sender,
             "recipient": recipient,
             "sent": sent,
-            "answered": np.where(accepted | declined, np.where(same_day, today, later), NEVER),
+            "answered": answered,
             "accepted": accepted,
             "blocked": blocked,
             "acceptance": acceptance,
-            "strength": self._tie_strength(rng, sender, recipient),  # of the friendship, if it forms
+            "strength": self.tie_strength(rng, sender, recipient),  # of the friendship, if it forms
         }
+
+    def answer(
+        self, rng: np.random.Generator, sent: np.ndarray, acceptance: np.ndarray, at: int, crossing: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each request's answer, drawn when it is sent (sent on the day starting at `at`, ms): accepted
+        w.p. `acceptance`, else declined (`decline_share`, a few by a block unless the recipient asked the
+        sender too: `crossing`) or ignored; the answer's time the same day w.p. `same_day_answer`, else a
+        Geometric(`later_answer_rate`) number of days later (NEVER: ignored). Returns (accepted, blocked,
+        answered)."""
+        k = len(sent)
+        outcome = rng.random(k)
+        accepted = outcome < acceptance
+        declined = ~accepted & (outcome < acceptance + (1 - acceptance) * self.decline_share)
+        blocked = declined & ~crossing & (rng.random(k) < self.block_share)
+        same_day = rng.random(k) < self.same_day_answer
+        today = sent + 1 + (rng.random(k) * (at + DAY_MS - 1 - sent)).astype(np.int64)
+        later = at + rng.geometric(self.later_answer_rate, k) * DAY_MS + rng.integers(0, DAY_MS, k)
+        return accepted, blocked, np.where(accepted | declined, np.where(same_day, today, later), NEVER)
 
     # ---- the tables -----------------------------------------------------------------------------
     def _build_tables(self, initial, interactions, requests, formed) -> PymkTables:
@@ -462,9 +484,29 @@ class PymkWorld:
         if u.shape != v.shape or u.ndim != 1:
             raise ValueError(f"user_ids and other_ids must be 1-D of equal length, got {u.shape} and {v.shape}")
         day_index = self._day_index(day)
-        if self._cache is None or self._cache[0] != day_index:
-            self._cache = (day_index, self._read_state(day_index))
-        return self._cache[1].edge_probability(u, v)
+        return self.state(day_index).edge_probability(u, v)
+
+    def state(self, day: int) -> _State:
+        """The world at the midnight `day` days after START, read from the tables (cached per day): what
+        the day's draws, the oracle and the online simulator's suggestions read."""
+        if self._tables is None:
+            raise RuntimeError("call generate() first")
+        if self._cache is None or self._cache[0] != day:
+            self._cache = (day, self._read_state(day))
+        return self._cache[1]
+
+    def go_on(self, tables: PymkTables, tie_strength: np.ndarray, accept_probability: np.ndarray) -> None:
+        """The tables extended past the window by the online simulator's days (systems/pymk/online.py),
+        with the hidden truth aligned with their edges and requests: the states of the later midnights
+        read them. An earlier midnight's state does not change (nothing is added before it)."""
+        if len(tie_strength) != len(tables.edges) or len(accept_probability) != len(tables.requests):
+            raise ValueError("the truth must hold one tie strength per edge and one acceptance per request")
+        self._tables = tables
+        self.truth["tie_strength"], self.truth["accept_probability"] = tie_strength, accept_probability
+
+    def examined(self, position: np.ndarray) -> np.ndarray:
+        """P(a user looks at the suggestion at each position of the PYMK list, 1 at the top)."""
+        return self.suggestion_position_decay ** (np.asarray(position) - 1.0)
 
     def _day_index(self, day) -> int:
         day = pd.Timestamp(day)
@@ -640,6 +682,19 @@ class _State:
             + w.accept_mutual * np.log1p(mutual)
             + w.accept_interacted * interacted
         )
+
+    def suggestion(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """v in u's PYMK list, looked at: P(u sends v a request) and acc(u, v); both 0 for a pair no request
+        can go to (not fresh). A suggestion stands for `suggestion_draws` of u's request draws (whatever u's
+        activity: u has opened the list), and u sends if one of them lands on v: 1 - exp(-draws q_u(v))."""
+        send, acceptance = np.zeros(len(u)), np.zeros(len(u))
+        fresh = self.fresh(u, v)
+        a, b = u[fresh], v[fresh]
+        mutual, share, _ = self.common_friends(a, b)
+        interacted = self.interacted(a, b)
+        send[fresh] = -np.expm1(-self.world.suggestion_draws * self.request_share(a, b, share, interacted))
+        acceptance[fresh] = self.acceptance(a, b, mutual, interacted)
+        return send, acceptance
 
     def edge_probability(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """P(friends by the next midnight): a pending request's hazard, else a request sent today

@@ -56,6 +56,12 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/search/query", {"query": queries[int(rng.integers(len(queries)))], "k": k}
 
 
+def _online(config: dict):
+    from systems.search.online import online_system
+
+    return online_system(config)
+
+
 SYSTEM = System(
     name="search",
     train=_train,
@@ -63,4 +69,5 @@ SYSTEM = System(
     router=_router,
     sample_request=_sample_request,
     accepts_data=True,
+    online=_online,
 )

@@ -62,6 +62,23 @@ def online_engagement(repo: FeatureRepo, keys: QueryKeys, n_products: int) -> En
     return Engagement(keys, n_products, *frames)
 
 
+def serving_inputs() -> tuple[pd.DataFrame, Engagement]:
+    """What a service reads besides its models: the catalogue's columns and the engagement counts (from the
+    online store where the training published logs; none on the ESCI files). The online simulator's days
+    read them the same way after each day's features are refreshed."""
+    raw = system_dir(SYSTEM) / "raw"
+    if not (raw / "products.parquet").exists():
+        raise ServiceUnavailable(f"no {SYSTEM} catalogue at {raw}: {TRAIN}")
+    products = pd.read_parquet(raw / "products.parquet", columns=list(CATALOGUE_COLUMNS))
+    keys_path = raw / "query_keys.parquet"
+    if not keys_path.exists():
+        return products, Engagement.empty(QueryKeys([]), len(products))
+    repo = FeatureRepo(SYSTEM)  # logs were published (the world): counts from the online store
+    if not repo.exists():
+        raise ServiceUnavailable(f"no {SYSTEM} feature store at {repo.dir}: {TRAIN}")
+    return products, online_engagement(repo, QueryKeys.load(keys_path), len(products))
+
+
 class SearchService:
     def __init__(self, config: dict, champion: Champion, products: pd.DataFrame, engagement: Engagement):
         served: ServedSearch = champion.classifier
@@ -92,24 +109,11 @@ class SearchService:
 
     @classmethod
     def load(cls, config: dict) -> SearchService:
-        raw = system_dir(SYSTEM) / "raw"
         try:
             champion = load_champion(SYSTEM)
         except ChampionMissing as error:
             raise ServiceUnavailable(str(error)) from error
-        if not (raw / "products.parquet").exists():
-            raise ServiceUnavailable(f"no {SYSTEM} catalogue at {raw}: {TRAIN}")
-        products = pd.read_parquet(raw / "products.parquet", columns=list(CATALOGUE_COLUMNS))
-        keys_path = raw / "query_keys.parquet"
-        if keys_path.exists():  # logs were published (the world): counts from the online store
-            repo = FeatureRepo(SYSTEM)
-            if not repo.exists():
-                raise ServiceUnavailable(f"no {SYSTEM} feature store at {repo.dir}: {TRAIN}")
-            keys = QueryKeys.load(keys_path)
-            engagement = online_engagement(repo, keys, len(products))
-        else:
-            engagement = Engagement.empty(QueryKeys([]), len(products))
-        return cls(config, champion, products, engagement)
+        return cls(config, champion, *serving_inputs())
 
     def unknown_category(self, category: str | None) -> bool:
         return category is not None and category not in self.categories

@@ -18,6 +18,9 @@ the top page_size are shown. Reactions: examined with probability position^-0.7;
 probability rising with the grade and the rating and falling with a price above the type's median;
 dwell lognormal, long mostly on exact products; add to cart after a long dwell on an available
 product, purchase after add to cart.
+After the logs (the online simulator, systems/search/online.py): `day_searches` draws a later day's
+searches as the logs' were drawn (their shoppers' activity kept), `reactions` the shoppers' answer to
+any page, and `click_probability` / `purchase_probability` are the truth those reactions are drawn from.
 
 Grades (ESCI): exact 3 when the type is the intent's and every attribute it specifies matches;
 substitute 2 when the type is the intent's but an attribute differs, or a declared substitute type;
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from systems.search.queries import COLOUR_SYNONYM, FILLER, MISSPELLED, SHUFFLED, SYNONYM, VAGUE, Intent, compose
 from systems.search.vocabulary import BULLETS, CATEGORIES, COLOURS, DESCRIPTIONS
@@ -154,8 +158,23 @@ class ProductWorld:
         seconds = np.sort(
             rng.integers(0, self.days, n) * 86_400 + rng.choice(24, n, p=HOUR_WEIGHTS) * 3600 + rng.integers(0, 3600, n)
         )
-        activity = rng.lognormal(0.0, 1.0, self.n_shoppers)
-        users = rng.choice(self.n_shoppers, n, p=activity / activity.sum())
+        # Who searches how often: kept, so the days after the logs (the online simulator's) have the same shoppers.
+        self.activity = rng.lognormal(0.0, 1.0, self.n_shoppers)
+        return self._searches_at(rng, seconds, first_id=0)
+
+    def day_searches(self, rng: np.random.Generator, day: int, n: int, first_id: int) -> pd.DataFrame:
+        """n searches of day `day` (counted from the start; the logs' days are 0 .. days - 1) in time order, ids
+        from `first_id`, drawn as the logs' were: shoppers by their activity, hours by the daily curve, intents
+        by popularity, their queries by the same phrasings. After generate(), whose shoppers they are."""
+        if not hasattr(self, "activity"):
+            raise RuntimeError("generate() first: the shoppers' activity is drawn with the logs")
+        seconds = np.sort(day * 86_400 + rng.choice(24, n, p=HOUR_WEIGHTS) * 3600 + rng.integers(0, 3600, n))
+        return self._searches_at(rng, seconds, first_id)
+
+    def _searches_at(self, rng: np.random.Generator, seconds: np.ndarray, first_id: int) -> pd.DataFrame:
+        """A search at each of `seconds` (since the start): who, which intent, the query typed."""
+        n = len(seconds)
+        users = rng.choice(self.n_shoppers, n, p=self.activity / self.activity.sum())
         intents = rng.choice(self.n_intents, n, p=self._intents["popularity"])
         flags = np.zeros(n, np.int64)
         for bit, rate in (
@@ -175,7 +194,7 @@ class ProductWorld:
         query, clean_query = (np.array(column, object)[which.ravel()] for column in zip(*texts, strict=True))
         return pd.DataFrame(
             {
-                "search_id": np.arange(n, dtype=np.int64),
+                "search_id": first_id + np.arange(n, dtype=np.int64),
                 "timestamp": pd.Timestamp(self.start) + pd.to_timedelta(seconds, "s"),
                 "user_id": users.astype(np.int64),
                 "intent_id": intents.astype(np.int64),
@@ -185,30 +204,60 @@ class ProductWorld:
         )
 
     def _impressions(self, rng: np.random.Generator, intents: np.ndarray) -> pd.DataFrame:
-        shown, grade = self._pages(rng, intents)
+        shown, _ = self._pages(rng, intents)
         n, k = shown.shape
+        return pd.DataFrame(
+            {"search_id": np.repeat(np.arange(n, dtype=np.int64), k), **self.reactions(rng, intents, shown)}
+        )
+
+    def reactions(self, rng: np.random.Generator, intents: np.ndarray, shown: np.ndarray) -> dict[str, np.ndarray]:
+        """The shoppers' reactions to pages `shown` (n, k: product ids, best first) of searches for `intents`
+        (n,), as the impressions table's columns (n * k rows): each slot examined with its position bias,
+        clicked by the click model, a dwell, an add to cart after a long dwell, a purchase after the cart."""
+        n, k = shown.shape
+        grade = self.grades(intents[:, None], shown)
         position = np.broadcast_to(np.arange(1, k + 1), (n, k))
         p = self._products
-        examined = rng.random((n, k)) < position**-EXAMINATION_DECAY
-        rating = np.nan_to_num(p["rating"][shown], nan=4.0)
-        overpriced = np.maximum(0.0, np.log(p["price"][shown] / TYPE_PRICE[p["type"][shown]]))
-        logit = CLICK_LOGIT[grade] + RATING_WEIGHT * (rating - 4.2) - PRICE_WEIGHT * overpriced
-        clicked = examined & (rng.random((n, k)) < 1.0 / (1.0 + np.exp(-logit)))
+        examined = rng.random((n, k)) < examination_probability(position)
+        clicked = examined & (rng.random((n, k)) < self.click_probability(intents[:, None], shown))
         dwell = np.where(clicked, rng.lognormal(np.log(DWELL_MEDIAN_SECONDS[grade]), DWELL_SIGMA), 0.0)
         added = (
             (dwell > LONG_DWELL_SECONDS) & p["available"][shown] & (rng.random((n, k)) < CART_AFTER_LONG_DWELL[grade])
         )
         purchased = added & (rng.random((n, k)) < PURCHASE_AFTER_CART)
-        return pd.DataFrame(
-            {
-                "search_id": np.repeat(np.arange(n, dtype=np.int64), k),
-                "product_id": shown.ravel().astype(np.int64),
-                "position": position.ravel().astype(np.int64),
-                "clicked": clicked.ravel(),
-                "dwell_seconds": dwell.ravel().round(1),
-                "added_to_cart": added.ravel(),
-                "purchased": purchased.ravel(),
-            }
+        return {
+            "product_id": shown.ravel().astype(np.int64),
+            "position": position.ravel().astype(np.int64),
+            "clicked": clicked.ravel(),
+            "dwell_seconds": dwell.ravel().round(1),
+            "added_to_cart": added.ravel(),
+            "purchased": purchased.ravel(),
+        }
+
+    def click_probability(self, intent_ids, product_ids) -> np.ndarray:
+        """P(click | the slot examined) of each (intent, product) pair (broadcast): the grade, the rating
+        (unreviewed: 4.0) and a price above the type's median."""
+        intents, products = np.broadcast_arrays(np.asarray(intent_ids), np.asarray(product_ids))
+        p = self._products
+        rating = np.nan_to_num(p["rating"][products], nan=4.0)
+        overpriced = np.maximum(0.0, np.log(p["price"][products] / TYPE_PRICE[p["type"][products]]))
+        logit = CLICK_LOGIT[self.grades(intents, products)] + RATING_WEIGHT * (rating - 4.2) - PRICE_WEIGHT * overpriced
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def purchase_probability(self, intent_ids, product_ids, positions) -> np.ndarray:
+        """P(purchase) of each (intent, product) pair shown at `positions` (broadcast): examined, clicked, a
+        dwell beyond LONG_DWELL_SECONDS, available, added to the cart, bought. The expected purchases of a
+        page are their sum; position bias multiplies, so the best page sorts products by it at any slot."""
+        intents, products, positions = np.broadcast_arrays(*map(np.asarray, (intent_ids, product_ids, positions)))
+        grade = self.grades(intents, products)
+        long_dwell = ndtr((np.log(DWELL_MEDIAN_SECONDS[grade]) - np.log(LONG_DWELL_SECONDS)) / DWELL_SIGMA)
+        return (
+            examination_probability(positions)
+            * self.click_probability(intents, products)
+            * long_dwell
+            * self._products["available"][products]
+            * CART_AFTER_LONG_DWELL[grade]
+            * PURCHASE_AFTER_CART
         )
 
     def _pages(self, rng: np.random.Generator, intents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -302,6 +351,11 @@ class ProductWorld:
                 "signup_timestamp": pd.Timestamp(self.start) - pd.to_timedelta(tenure_days * 86_400, "s").round("s"),
             }
         )
+
+
+def examination_probability(position) -> np.ndarray:
+    """P(a shopper looks at slot `position`, 1-based): the world's position bias."""
+    return np.asarray(position, float) ** -EXAMINATION_DECAY
 
 
 # ---- sampling the catalogue and the intents ----------------------------------------------------

@@ -39,6 +39,12 @@ def _queries() -> list[str]:
     return pd.read_parquet(system_dir("videosearch") / "raw" / "queries.parquet")["text"].tolist()
 
 
+def _online(config: dict):
+    from systems.videosearch.online import online_system
+
+    return online_system(config)
+
+
 def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     queries = _queries()
     return "/videosearch/query", {"query": queries[int(rng.integers(len(queries)))], "k": k}
@@ -50,4 +56,5 @@ SYSTEM = System(
     load_service=_load_service,
     router=_router,
     sample_request=_sample_request,
+    online=_online,
 )

@@ -18,7 +18,7 @@ from common.app.paths import system_dir
 from common.app.system import ServiceUnavailable
 from common.funnel.reranking import build_steps
 from common.retrieval.ann import ANNIndex
-from common.search.funnel import SearchContext, SearchResult
+from common.search.funnel import SearchContext, SearchFunnel, SearchResult
 from common.search.inverted_index import InvertedIndex
 from common.serving.service import release_freed_memory
 from common.serving.timing import StageTimer
@@ -60,10 +60,12 @@ class VideoSearchService:
             raise ServiceUnavailable(f"no {SYSTEM} catalogue at {path}: {TRAIN}")
         return cls(config, champion, pd.read_parquet(path))
 
-    def search(self, query: str, k: int, age: int | None, country: str | None):
+    def search(self, query: str, k: int, age: int | None, country: str | None, funnel: SearchFunnel | None = None):
+        """The page for one searcher; `funnel`: another ranking in the served one's place (the online simulator's
+        baseline, random and oracle policies: the same understanding, sources and rules)."""
         timer = StageTimer()
         context = SearchContext({"age": age, "country": country})
-        result = self.funnel.search(query, k, timer=timer, context=context)
+        result = (funnel or self.funnel).search(query, k, timer=timer, context=context)
         return result, timer.milliseconds
 
     def describe(self, result: SearchResult) -> list[dict]:

@@ -23,6 +23,16 @@ such concept. A video whose every concept is mentioned only gets text queries. S
 text, so no test query text was trained on.
 Oracle (binary): a video is relevant to a query when it is the query's annotated video or when its content
 (the words of its title, description and tags, and its visual concepts) holds every word of the query.
+Searchers (the online simulator's users, systems/videosearch/online.py): `n_searchers` people with the video
+world's ages and countries (what the re-ranking rules read) and a heavy-tailed activity; each search is a
+query the same generator writes, for a video the searcher has in mind (the annotated pairs are such
+searches, written down). Drawn from streams of their own, so the catalogue, frames and pairs are the same
+with or without them.
+Reactions to a results page: a result at position p is looked at with P = p^-examination_decay (position
+bias), clicked with P = examination x sigmoid(click_base + click_relevance x relevance + clickbait_weight x
+the video's clickbait, the video world's channel habit); a clicked video is watched to the end with P
+complete_rate[relevance], otherwise a Beta(partial_watch[relevance]) share of it. Clickbait moves clicks and
+not watching: the chapter's reason to prefer watch time over CTR. Watch time = share x the video's duration.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from common.search.query import tokenise
-from systems.video.world import GENRE_NAMES, GENRES, VideoWorld
+from systems.video.world import AGE_BAND_SHARE, AGE_EDGES, COUNTRIES, COUNTRY_SHARE, GENRE_NAMES, GENRES, VideoWorld
 
 # What a genre's videos mostly show; every concept is a real word that no title or tag of the video world uses,
 # so a concept is in a video's text only when the world mentions it.
@@ -103,6 +113,15 @@ class VideoSearchWorld:
     blank_frame_rate: float = 0.2
     place_rate: float = 0.8  # of text and "both" queries: name where the video was filmed
     frame_dtype: type = np.float16  # as shipped: half the memory (100k x 8 x 64 = 100 MB)
+    # Searchers and how they react to a results page (the online simulator).
+    n_searchers: int = 20_000
+    searcher_activity_shape: float = 0.5  # gamma shape of searches per searcher: a few search a lot
+    examination_decay: float = 0.6  # P(position p is looked at) = p^-decay: 1, 0.66, 0.52, ... 0.25 at 10
+    click_base: float = -2.5
+    click_relevance: float = 2.0  # a fitting video's logit of a click, over one that does not fit
+    clickbait_weight: float = 1.0  # of the video world's clickbait (channel habit plus own, sd ~0.4)
+    complete_rate: tuple[float, float] = (0.02, 0.35)  # P(watched to the end | clicked): not fitting, fitting
+    partial_watch: tuple[tuple[float, float], tuple[float, float]] = ((1.0, 5.0), (2.0, 2.0))  # Beta otherwise
     truth: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +132,7 @@ class VideoSearchWorld:
         self._videos = self._videos_table()
         self._content = self._content_matrix()
         self._sample_queries(rng)
+        self._sample_searchers(np.random.default_rng([self.seed, 1]))  # its own stream: the tables stay the same
 
     # ---- what each video shows ---------------------------------------------------------------
     def _sample_concepts(self, rng: np.random.Generator) -> None:
@@ -200,12 +220,28 @@ class VideoSearchWorld:
 
     # ---- annotated queries -------------------------------------------------------------------
     def _sample_queries(self, rng: np.random.Generator) -> None:
+        self._units = self._query_units()
+        texts, video, kind = self._write_queries(rng, self.n_queries)
+        codes, distinct = pd.factorize(np.asarray(texts, dtype=object))
+        split = rng.choice(len(SPLITS), len(distinct), p=self.split_share)[codes]
+        self._queries = pd.DataFrame(
+            {
+                "query_id": np.arange(self.n_queries),
+                "text": texts,
+                "video_id": video,
+                "split": np.asarray(SPLITS)[split],
+                "kind": np.asarray(KINDS)[kind],
+            }
+        )
+        self._query_words = self._words(texts)
+
+    def _query_units(self) -> tuple[list[list[str]], list[list[str]]]:
+        """Per video: the units a text query takes (a tag such as "street food" is one) and the concepts only its
+        frames show; a noun may also be a tag or the genre, hence the de-duplication."""
         t, videos = self.truth, self._videos
         concepts = np.asarray(CONCEPTS)
         noun_ids = self.catalogue_.truth["title_noun"]
         nouns = [GENRES[genre].nouns[n].replace("-", " ") for genre, n in zip(videos["genre"], noun_ids, strict=True)]
-        # Per video: the units a text query takes (a tag such as "street food" is one) and the concepts only its
-        # frames show; a noun may also be a tag or the genre, hence the de-duplication.
         textual = [
             list(dict.fromkeys([tag.replace("-", " ") for tag in tags] + [genre, noun, place]))
             for tags, genre, noun, place in zip(videos["tags"], videos["genre"], nouns, videos["place"], strict=True)
@@ -214,14 +250,19 @@ class VideoSearchWorld:
             list(concepts[ids[(ids >= 0) & ~said]])
             for ids, said in zip(t["video_concepts"], t["concept_mentioned"], strict=True)
         ]
-        video = rng.integers(0, self.n_videos, self.n_queries)
-        kind = rng.choice(len(KINDS), self.n_queries, p=self.kind_share)
-        n_text = np.where(kind == 0, rng.integers(2, 4, self.n_queries), rng.integers(1, 3, self.n_queries))
-        n_visual = np.where(kind == 1, rng.integers(1, 3, self.n_queries), 1)
+        return textual, unsaid
+
+    def _write_queries(self, rng: np.random.Generator, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The query generator: n (text, video, kind) written for videos drawn uniformly."""
+        textual, unsaid = self._units
+        video = rng.integers(0, self.n_videos, n)
+        kind = rng.choice(len(KINDS), n, p=self.kind_share)
+        n_text = np.where(kind == 0, rng.integers(2, 4, n), rng.integers(1, 3, n))
+        n_visual = np.where(kind == 1, rng.integers(1, 3, n), 1)
         # A random order of up to 12 units per query: the first n of it are picked.
-        keys = rng.random((self.n_queries, 2, 12))
-        flip = rng.random(self.n_queries) < 0.5
-        place_first = rng.random(self.n_queries) < self.place_rate
+        keys = rng.random((n, 2, 12))
+        flip = rng.random(n) < 0.5
+        place_first = rng.random(n) < self.place_rate
         texts = []
         for q, v in enumerate(video):
             if not unsaid[v]:
@@ -234,18 +275,10 @@ class VideoSearchWorld:
             if flip[q]:
                 units.reverse()
             texts.append(" ".join(units))
-        codes, distinct = pd.factorize(np.asarray(texts, dtype=object))
-        split = rng.choice(len(SPLITS), len(distinct), p=self.split_share)[codes]
-        self._queries = pd.DataFrame(
-            {
-                "query_id": np.arange(self.n_queries),
-                "text": texts,
-                "video_id": video,
-                "split": np.asarray(SPLITS)[split],
-                "kind": np.asarray(KINDS)[kind],
-            }
-        )
-        self._query_words = _word_matrix([set(tokenise(text)) for text in texts], self.vocabulary_)
+        return texts, video, kind
+
+    def _words(self, texts: list[str]) -> sp.csr_matrix:
+        return _word_matrix([set(tokenise(text)) for text in texts], self.vocabulary_)
 
     def generate(self) -> dict[str, pd.DataFrame | np.ndarray]:
         """videos (video_id, title, description, tags, genre, language), frames (n_videos, n_frames,
@@ -256,27 +289,97 @@ class VideoSearchWorld:
     def relevance(self, query_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
         """(n,) int8 relevance of (query, video) pairs: 1 for the annotated video or one holding every word of
         the query (in its text or among its visual concepts), else 0."""
-        query_ids, video_ids = np.asarray(query_ids), np.asarray(video_ids)
-        q = self._query_words[query_ids]
-        held = np.asarray(q.multiply(self._content[video_ids]).sum(axis=1)).ravel()
-        holds_all = held == np.diff(q.indptr)
-        return (holds_all | (self._queries["video_id"].to_numpy()[query_ids] == video_ids)).astype(np.int8)
+        query_ids = np.asarray(query_ids)
+        annotated = self._queries["video_id"].to_numpy()[query_ids]
+        return self._relevance(self._query_words[query_ids], annotated, video_ids)
 
     def relevant_videos(self, query_ids: np.ndarray) -> list[np.ndarray]:
         """Each query's relevant video ids, sorted (the annotated one always among them)."""
         query_ids = np.asarray(query_ids)
-        q = self._query_words[query_ids]
+        return self._relevant(self._query_words[query_ids], self._queries["video_id"].to_numpy()[query_ids])
+
+    def search_relevance(self, texts: list[str], intended: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
+        """`relevance` of (search, video) pairs for searches the annotated pairs do not hold: each search's text
+        and the video its searcher had in mind."""
+        return self._relevance(self._words(list(texts)), np.asarray(intended), video_ids)
+
+    def search_relevant_videos(self, texts: list[str], intended: np.ndarray) -> list[np.ndarray]:
+        """`relevant_videos` of searches the annotated pairs do not hold."""
+        return self._relevant(self._words(list(texts)), np.asarray(intended))
+
+    def _relevance(self, q: sp.csr_matrix, annotated: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
+        video_ids = np.asarray(video_ids)
+        held = np.asarray(q.multiply(self._content[video_ids]).sum(axis=1)).ravel()
+        holds_all = held == np.diff(q.indptr)
+        return (holds_all | (annotated == video_ids)).astype(np.int8)
+
+    def _relevant(self, q: sp.csr_matrix, annotated: np.ndarray) -> list[np.ndarray]:
         held = (q @ self._content.T).tocsr()  # (n, n_videos): how many of the query's words each video holds
         n_words = np.diff(q.indptr)
-        annotated = self._queries["video_id"].to_numpy()[query_ids]
         out = []
-        for row in range(len(query_ids)):
+        for row in range(q.shape[0]):
             cols, counts = (
                 held.indices[held.indptr[row] : held.indptr[row + 1]],
                 held.data[held.indptr[row] : held.indptr[row + 1]],
             )
             out.append(np.union1d(cols[counts == n_words[row]], annotated[row]))
         return out
+
+    # ---- searchers and their reactions (the online simulator) ------------------------------------
+    def _sample_searchers(self, rng: np.random.Generator) -> None:
+        t, n = self.truth, self.n_searchers
+        band = rng.choice(len(AGE_BAND_SHARE), n, p=AGE_BAND_SHARE)
+        t["searcher_age"] = rng.integers(AGE_EDGES[band], AGE_EDGES[band + 1])
+        t["searcher_country"] = rng.choice(len(COUNTRIES), n, p=COUNTRY_SHARE)
+        t["searcher_activity"] = rng.gamma(self.searcher_activity_shape, 1.0, n)
+        t["video_duration_s"] = self.catalogue_.truth["video_duration_s"]
+        t["video_clickbait"] = self.catalogue_.truth["video_clickbait"]
+
+    def searches(self, rng: np.random.Generator, n: int) -> pd.DataFrame:
+        """n searches: who (searchers by activity, with their age and country) and what (a query the generator
+        writes for the video the searcher has in mind: video_id, and the query's kind)."""
+        t = self.truth
+        who = rng.choice(self.n_searchers, n, p=t["searcher_activity"] / t["searcher_activity"].sum())
+        texts, video, kind = self._write_queries(rng, n)
+        return pd.DataFrame(
+            {
+                "user_id": who,
+                "age": t["searcher_age"][who],
+                "country": np.asarray(COUNTRIES)[t["searcher_country"][who]],
+                "text": texts,
+                "video_id": video,
+                "kind": np.asarray(KINDS)[kind],
+            }
+        )
+
+    def click_probability(self, relevance: np.ndarray, video_ids: np.ndarray, position: np.ndarray) -> np.ndarray:
+        """P(click) of results of `relevance` (0/1) at 1-based `position`: examination x attraction."""
+        examined = np.asarray(position, float) ** -self.examination_decay
+        logit = (
+            self.click_base
+            + self.click_relevance * np.asarray(relevance)
+            + self.clickbait_weight * self.truth["video_clickbait"][np.asarray(video_ids)]
+        )
+        return examined / (1.0 + np.exp(-logit))
+
+    def respond(
+        self, rng: np.random.Generator, relevance: np.ndarray, video_ids: np.ndarray, position: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """A searcher's reactions to a page: clicked, the share watched, watched to the end, seconds watched;
+        with the P(click) they were drawn from."""
+        relevance, video_ids = np.asarray(relevance, np.int64), np.asarray(video_ids)
+        p_click = self.click_probability(relevance, video_ids, position)
+        clicked = rng.random(len(video_ids)) < p_click
+        completed = clicked & (rng.random(len(video_ids)) < np.asarray(self.complete_rate)[relevance])
+        a, b = np.asarray(self.partial_watch)[relevance].T
+        fraction = np.where(completed, 1.0, np.where(clicked, rng.beta(a, b), 0.0))
+        return {
+            "clicked": clicked,
+            "watch_fraction": fraction,
+            "completed": completed,
+            "watch_seconds": fraction * self.truth["video_duration_s"][video_ids],
+            "p_click": p_click,
+        }
 
 
 def _pick(units: list[str], n: int, keys: np.ndarray, first: bool = False) -> list[str]:

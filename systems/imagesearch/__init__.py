@@ -28,6 +28,12 @@ def _load_service(config: dict):
     return ImageSearchService.load(config)
 
 
+def _online(config: dict):
+    from systems.imagesearch.online import online_system
+
+    return online_system(config)
+
+
 def _router():
     from systems.imagesearch.api import router
 
@@ -78,4 +84,5 @@ SYSTEM = System(
     sample_request=_sample_request,
     accepts_data=True,
     bench_workloads=("upload",),
+    online=_online,
 )

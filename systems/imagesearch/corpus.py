@@ -40,8 +40,10 @@ class Corpus:
         return np.flatnonzero(self.queries["split"].to_numpy() == name)
 
 
-def world_corpus(world: ImageSearchWorld) -> Corpus:
-    tables = world.generate()
+def world_corpus(world: ImageSearchWorld, tables: dict | None = None) -> Corpus:
+    """The world's corpus: its generated tables, or `tables` in their form (the online simulator's, grown by
+    the simulated days' uploads and logged searches, which a next training then reads)."""
+    tables = world.generate() if tables is None else tables
     images, queries, impressions = tables["images"], tables["queries"], tables["impressions"]
     clicks = impressions[impressions["clicked"]]
     query_objects, image_objects = queries["object_id"].to_numpy(), images["object_id"].to_numpy()

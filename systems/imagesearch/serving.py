@@ -53,10 +53,12 @@ class ImageSearchService:
         release_freed_memory()
 
     @classmethod
-    def load(cls, config: dict) -> ImageSearchService:
+    def load(cls, config: dict, model: Champion | None = None) -> ImageSearchService:
+        """The registered champion's served path over the catalogue files, or `model`'s (another encoder with
+        its own index: an A/B test's challenger on the online simulator)."""
         folder = raw_dir()
         try:
-            champion = load_champion(SYSTEM)
+            champion = model or load_champion(SYSTEM)
         except ChampionMissing as error:
             raise ServiceUnavailable(str(error)) from error
         if not (folder / "pixels.npy").exists():

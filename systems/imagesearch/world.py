@@ -17,6 +17,8 @@ Logs: searches by other photos of catalogue objects, each shown `impressions` im
 (a mix of the query object's photos, look-alikes and random images, in random order), clicked with position
 bias times an attractiveness that grows with the grade: the chapter's "interactions as a proxy" for positive
 pairs, noisy (a same-shape click is no match) and sparse (most searches get one click or none).
+After the logs (the online simulator, systems/imagesearch/online.py): more searches drawn as the logs' are
+(`searches`), clicked by the same click model (`click_probability`), and new uploads every day (`uploads`).
 """
 
 from __future__ import annotations
@@ -98,19 +100,48 @@ class ImageSearchWorld:
         copies = np.flatnonzero(duplicate_of >= 0)
         photos = _copy_poses(photos, copies, duplicate_of[copies], rng)
         day[copies] = np.maximum(day[copies], day[duplicate_of[copies]])  # a copy comes after its original
-        table = pd.DataFrame(
+        private = rng.random(n) < self.private_rate
+        return self._image_table(0, object_rows, day, private, duplicate_of), photos
+
+    def _image_table(
+        self, first_id: int, object_rows: np.ndarray, day: np.ndarray, private: np.ndarray, duplicate_of: np.ndarray
+    ) -> pd.DataFrame:
+        """The catalogue's rows: the photos' ids from `first_id`, what they show, when they were uploaded."""
+        return pd.DataFrame(
             {
-                "image_id": np.arange(n, dtype=np.int64),
+                "image_id": first_id + np.arange(len(object_rows), dtype=np.int64),
                 "object_id": object_rows,
                 "shape": np.asarray(SHAPES)[self.objects.shape[object_rows]],
                 "colour": np.asarray(COLOUR_NAMES)[self.objects.colour[object_rows]],
                 "texture": np.asarray(TEXTURES)[self.objects.texture[object_rows]],
                 "day": day,
-                "private": rng.random(n) < self.private_rate,
+                "private": private,
                 "duplicate_of": duplicate_of,
             }
         )
-        return table, photos
+
+    # ---- after the logs: the days the online simulator runs ----------------------------------------
+    @property
+    def uploads_per_day(self) -> float:
+        """The catalogue's mean uploads a day over the logs' days."""
+        return self.n_objects * self.photos_per_object / self.n_days
+
+    def uploads(self, rng: np.random.Generator, n: int, day: int, first_id: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """`n` photos uploaded on `day` (after the logs), ids from `first_id`: new photos of catalogue objects,
+        drawn as the catalogue's are (pose and camera, private at the same rate), no re-uploads among them:
+        (their rows of the images table, their pixels)."""
+        object_rows = rng.integers(0, self.n_objects, n)
+        photos = Photos.sample(object_rows, rng)
+        private = rng.random(n) < self.private_rate
+        table = self._image_table(first_id, object_rows, np.full(n, day), private, np.full(n, -1, dtype=np.int64))
+        return table, render(self.objects, photos, self.image_size, seed=int(rng.integers(2**31)))
+
+    def searches(self, rng: np.random.Generator, n: int, first_id: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """`n` more searches as the logs' are drawn (a new photo of a catalogue object each), ids from
+        `first_id`: (their rows of the searches table, their query photos)."""
+        table, photos = self._queries(rng, n, with_split=False)
+        table["query_id"] += first_id
+        return table, render(self.objects, photos, self.image_size, seed=int(rng.integers(2**31)))
 
     def _queries(self, rng: np.random.Generator, n: int, with_split: bool) -> tuple[pd.DataFrame, Photos]:
         object_rows = rng.integers(0, self.n_objects, n)
@@ -162,10 +193,14 @@ class ImageSearchWorld:
         query_objects = np.repeat(searches["object_id"].to_numpy(), self.impressions)
         image_objects = images["object_id"].to_numpy()[table["image_id"]]
         grade = object_grades(self.objects, query_objects, image_objects, paired=True)
-        p_click = self.position_bias ** table["position"].to_numpy() * np.asarray(self.attractiveness)[grade]
-        table["clicked"] = rng.random(len(table)) < p_click
+        table["clicked"] = rng.random(len(table)) < self.click_probability(grade, table["position"].to_numpy())
         table["grade"] = grade  # the truth, for analysis only: no model reads it
         return table
+
+    def click_probability(self, grades: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """The searcher's click model: P(click) of a shown image = position_bias ** position (0-based, the
+        chance it is looked at) x the attractiveness of its grade (the chance a look becomes a click)."""
+        return self.position_bias ** np.asarray(positions) * np.asarray(self.attractiveness)[grades]
 
 
 def object_grades(objects: Objects, query_objects: np.ndarray, image_objects: np.ndarray, paired: bool = False):

@@ -57,6 +57,8 @@ def online_report(system: str, online: OnlineSystem, days: int, seed: int) -> Re
         ),
         _comparison_line(result.compare("oracle", "champion", primary), "champion - oracle", primary),
     ]
+    if note := _lower_is_better(metrics):
+        lines += ["", note]
     logged = {f"{row['arm'].split(' ')[0]}_{m}": float(row[m]) for row in rows for m in [*metrics, "oracle_gap_closed"]}
     return Report("\n".join(lines), logged, result)
 
@@ -105,6 +107,8 @@ def abtest_report(system: str, online: OnlineSystem, a: str, b: str, days: int, 
         "",
         markdown_table(rows, list(rows[0]), floatfmt=".4g"),
     ]
+    if note := _lower_is_better(world.metrics):
+        lines.append(note)  # the table ends with a blank line
     return Report("\n".join(lines), logged, result)
 
 
@@ -122,10 +126,13 @@ def offline_vs_online_report(system: str, online: OnlineSystem, days: int, seed:
     result = simulate(online.world, lambda day: online.policies(models), days, f"{system}-offline-vs-online", seed)
     primary = next(iter(online.world.metrics))
     online_value = {name: result.value(name, primary) for name in models}
-    sign = -1 if goal == "min" else 1  # offline "better" as larger, like the online metric
+    sign = -1 if goal == "min" else 1  # offline "better" as larger
+    online_sign = -1 if online.world.metrics[primary].lower_is_better else 1  # and online
     best_offline = max(models, key=lambda name: sign * offline[name])
-    best_online = max(models, key=online_value.get)
-    tau = stats.kendalltau([sign * offline[name] for name in models], [online_value[name] for name in models])
+    best_online = max(models, key=lambda name: online_sign * online_value[name])
+    tau = stats.kendalltau(
+        [sign * offline[name] for name in models], [online_sign * online_value[name] for name in models]
+    )
     versus = {name: result.compare(best_offline, name, primary) for name in models if name != best_offline}
     rows = [
         {
@@ -165,6 +172,15 @@ def log_report(system: str, kind: str, report: Report, params: dict) -> str:
         mlflow.log_text(report.text, f"{kind}.md")
     log.info("logged %s to MLflow run %s", kind, run_name)
     return run.info.run_id
+
+
+def _lower_is_better(metrics: dict) -> str | None:
+    """A sentence naming the metrics where lower is better (None: higher is better for all)."""
+    lower = [name for name, m in metrics.items() if m.lower_is_better]
+    if not lower:
+        return None
+    others = "; higher for the others." if len(lower) < len(metrics) else "."
+    return f"Lower is better for {', '.join(lower)}{others}"
 
 
 def _comparison_row(metric: str, c: Comparison) -> dict:

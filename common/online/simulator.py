@@ -43,6 +43,7 @@ class Metric:
     numerator: str
     denominator: str
     description: str
+    lower_is_better: bool = False  # prevalence of harmful content: the reports say so, and rank models by it
 
 
 class OnlineWorld(Protocol):

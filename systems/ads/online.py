@@ -42,7 +42,7 @@ BASELINE = "bid_only"
 METRICS = {
     "revenue_per_request": Metric("revenue", "requests", "bid x clicks per ad request"),
     "ctr": Metric("clicks", "impressions", "clicks per ad shown"),
-    "hide_rate": Metric("hides", "impressions", "ads hidden per ad shown"),
+    "hide_rate": Metric("hides", "impressions", "ads hidden per ad shown", lower_is_better=True),
 }
 WINDOW_SECONDS = int(FATIGUE_WINDOW.total_seconds())
 # The inputs monitoring watches for drift: the user's and the ad's click rates, the user's in the ad's category

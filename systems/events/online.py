@@ -72,7 +72,9 @@ METRICS = {
     ),
     "revenue_per_request": Metric("revenue", "requests", "ticket sales per session: the price of the paid events"),
     "maybe_rate": Metric("maybes", "impressions", "'maybe' per event shown (the chapter's bookmark)"),
-    "not_interested_rate": Metric("not_interested", "impressions", "'not interested' per event shown"),
+    "not_interested_rate": Metric(
+        "not_interested", "impressions", "'not interested' per event shown", lower_is_better=True
+    ),
     "requests_with_registration": Metric(
         "registered_requests", "requests", "share of sessions with at least one registration"
     ),

@@ -77,8 +77,8 @@ METRICS = {
     "like_rate": Metric("likes", "impressions", "likes per post shown"),
     "comment_rate": Metric("comments", "impressions", "comments per post shown"),
     "share_rate": Metric("shares", "impressions", "shares per post shown"),
-    "hide_rate": Metric("hides", "impressions", "hides per post shown"),
-    "skip_rate": Metric("skips", "impressions", "posts skipped (under 2 s) per post shown"),
+    "hide_rate": Metric("hides", "impressions", "hides per post shown", lower_is_better=True),
+    "skip_rate": Metric("skips", "impressions", "posts skipped (under 2 s) per post shown", lower_is_better=True),
 }
 TRUTH_COLUMNS = (*(f"p_{name}" for name in (*REACTIONS, "skip")), "expected_dwell_s")  # never part of the logs
 

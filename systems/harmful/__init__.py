@@ -55,10 +55,17 @@ def _sample_request(config: dict, rng, k: int) -> tuple[str, dict]:
     return "/harmful/moderate", posts[int(rng.integers(len(posts)))]
 
 
+def _online(config: dict):
+    from systems.harmful.online import online_system
+
+    return online_system(config)
+
+
 SYSTEM = System(
     name="harmful",
     train=_train,
     load_service=_load_service,
     router=_router,
     sample_request=_sample_request,
+    online=_online,
 )

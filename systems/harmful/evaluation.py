@@ -1,4 +1,4 @@
-"""Offline and simulated online evaluation of harmful-content detection (chapter section 2).
+"""Offline evaluation of harmful-content detection (chapter section 2), and the served decision.
 
 Offline, per category, on the hand-labelled test posts: PR-AUC (average precision: the rare categories'
 metric), ROC-AUC, F1 at the threshold that maximised it on the validation posts, and the removal threshold's
@@ -6,13 +6,7 @@ precision and recall. Thresholds come from the validation posts only: `remove` i
 validation precision reaches remove_precision (0.95: a removal must rarely be wrong), `demote` the lowest
 reaching demote_precision.
 
-Online (simulated on posts held out from training, with the world's truth and each post's reach):
-  prevalence         harmful impressions that got through / all impressions shown (acting on benign posts
-                     shrinks the denominator: a policy that mostly demotes benign posts can raise it)
-  harmful reach kept harmful impressions that got through / those without moderation
-  proactive rate     harmful posts the system acted on / (those + harmful posts only users reported)
-  wrong removals     removed posts that were benign / removed posts: the appeals that would be reversed
-for the served policy, for no moderation and for the oracle policy (remove exactly the harmful posts).
+The online metrics (prevalence, proactive rate, reversed appeals) are the simulator's: systems/harmful/online.py.
 
 What the image encoder lets the models see: linear probes of the frozen image vectors (image_probes).
 """
@@ -93,26 +87,6 @@ def actions(p: np.ndarray, thresholds: Thresholds) -> tuple[np.ndarray, np.ndarr
     demoted = ~removed & (over_demote >= 1).any(axis=1)
     reason = np.where(removed, over_remove.argmax(axis=1), over_demote.argmax(axis=1))
     return np.where(removed, 2, np.where(demoted, 1, 0)), reason
-
-
-def online_metrics(
-    action: np.ndarray, harmful: np.ndarray, impressions: np.ndarray, reported: np.ndarray, demote_reach: float
-):
-    """The chapter's online metrics of one policy over posts: action (0 allow, 1 demote, 2 remove), whether
-    each is truly harmful (any category), its reach if allowed, whether users reported it."""
-    shown = impressions * np.where(action == 2, 0.0, np.where(action == 1, demote_reach, 1.0))
-    acted = action > 0
-    system_found = (acted & harmful).sum()
-    users_only = (~acted & harmful & reported).sum()
-    removed = action == 2
-    return {
-        "prevalence": float(shown[harmful].sum() / max(shown.sum(), 1e-12)),
-        "harmful_reach_kept": float(shown[harmful].sum() / max(impressions[harmful].sum(), 1e-12)),
-        "proactive_rate": float(system_found / max(system_found + users_only, 1)),
-        "wrong_removals": float((removed & ~harmful).sum() / removed.sum()) if removed.any() else 0.0,
-        "removed": int(removed.sum()),
-        "demoted": int((action == 1).sum()),
-    }
 
 
 def image_probes(posts: pd.DataFrame, vectors: np.ndarray, max_rows: int = 20_000) -> dict[str, float]:

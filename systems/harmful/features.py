@@ -30,12 +30,23 @@ NEW_AUTHOR = dict.fromkeys(AUTHOR_FEATURES, 0.0)
 
 def publish_authors(system: str, authors: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> FeatureRepo:
     """The authors' profile as of the world's start into Feast (sources, definitions, online store)."""
+    return publish_author_profiles(system, author_profiles(authors, start - timedelta(days=1)), start, end)
+
+
+def author_profiles(authors: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The authors' profile rows as of one time (the feature view's source rows)."""
     table = authors[["author_id", *AUTHOR_FEATURES]].copy()
     table["posting_rate"] = table["posting_rate"].astype(np.float64)
-    table["event_timestamp"] = start - timedelta(days=1)
+    table["event_timestamp"] = as_of
+    return table
+
+
+def publish_author_profiles(system: str, profiles: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> FeatureRepo:
+    """Profile rows (author_profiles, one or more times per author: the simulated days add theirs) into Feast;
+    the online store holds each author's latest."""
     repo = FeatureRepo(system)
     repo.publish(
-        {AUTHOR_VIEW.name: table},
+        {AUTHOR_VIEW.name: profiles},
         [AUTHOR_VIEW],
         {SERVICE: {AUTHOR_VIEW.name: None}},
         (start - timedelta(days=2)).to_pydatetime(),

@@ -10,9 +10,9 @@ posts, authors, reports, hand labels (the world) -> the authors' profile into Fe
    world's truth of posts held out from training
 -> each model (systems/harmful/models.py) fits on the natural labels, stops early on the validation posts
 -> its thresholds on the validation posts (systems/harmful/evaluation.py) -> its metrics on the test posts and
-   on the held-out combination-only posts -> the champion by mean validation PR-AUC
--> the online metrics of the served policy simulated on the held-out posts -> MLflow ->
+   on the held-out combination-only posts -> the champion by mean validation PR-AUC -> MLflow ->
    `harmful-ranker@champion`
+The online metrics are measured on the simulator, on the posts of days after these (systems/harmful/online.py).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from systems.harmful.evaluation import (
     category_metrics,
     choose_thresholds,
     image_probes,
-    online_metrics,
 )
 from systems.harmful.features import author_features_as_of, natural_labels, numeric_inputs, publish_authors
 from systems.harmful.models import build_model
@@ -138,7 +137,6 @@ def train(config: dict, world: HarmfulWorld) -> dict:
     results = {name: evaluate(config, posts, p, thresholds[name]) for name, p in predictions.items()}
     metrics = {name: results[name]["metrics"] for name in fitted}
     champion = tracking.choose_champion(metrics, config["champion"])
-    online = simulate_online(config, posts, predictions, thresholds, champion)
     train_rows = posts.rows["train"]
     probes = image_probes(posts.table.iloc[train_rows], posts.inputs.image_vectors[train_rows])
     log.info("champion %s at %.0fs", champion, time.perf_counter() - started)
@@ -154,7 +152,7 @@ def train(config: dict, world: HarmfulWorld) -> dict:
         )
         for name, model in fitted.items()
     }
-    table = results_markdown(config, posts, results, champion, online, probes, seconds)
+    table = results_markdown(config, posts, results, champion, probes, seconds)
     data_params = {"scale": config["scale"], "seed": config["seed"], "n_posts": len(posts.table)}
 
     version = tracking.record_bundles(SYSTEM, config, champion, served, metrics, data_params, table)
@@ -165,7 +163,6 @@ def train(config: dict, world: HarmfulWorld) -> dict:
         "champion_version": version,
         "metrics": metrics,
         "results": results,
-        "online": online,
         "image_probes": probes,
         "thresholds": thresholds,
         "table": table,
@@ -343,25 +340,7 @@ def combination_metrics(posts: Posts, p: np.ndarray | None, thresholds: Threshol
     }
 
 
-def simulate_online(config: dict, posts: Posts, predictions: dict, thresholds: dict, champion: str) -> dict:
-    """The served policy, no moderation and the oracle's policy over the held-out posts."""
-    held_out = posts.rows["held_out"]
-    table = posts.table.iloc[held_out]
-    harmful = posts.truth[held_out].sum(axis=1) > 0
-    reach = table["impressions"].to_numpy(dtype=np.float64)
-    reported = table["n_reports"].to_numpy() > 0
-    demote_reach = config["moderation"]["demote_reach"]
-    policies = {
-        "no moderation": np.zeros(len(held_out), dtype=np.int64),
-        f"served ({champion})": actions(predictions[champion]["held_out"], thresholds[champion])[0],
-        "oracle (removes exactly the harmful posts)": np.where(harmful, 2, 0),
-    }
-    return {name: online_metrics(a, harmful, reach, reported, demote_reach) for name, a in policies.items()}
-
-
-def results_markdown(
-    config: dict, posts: Posts, results: dict, champion: str, online: dict, probes: dict, seconds: dict
-) -> str:
+def results_markdown(config: dict, posts: Posts, results: dict, champion: str, probes: dict, seconds: dict) -> str:
     rows = []
     for name, result in results.items():
         row = {"model": f"{name} (champion)" if name == champion else name}
@@ -387,7 +366,6 @@ def results_markdown(
                     "removal recall": values["remove_recall"],
                 }
             )
-    policy_rows = [{"policy": name, **values} for name, values in online.items()]
     n = {split: len(rows) for split, rows in posts.rows.items()}
     combination_posts = next((r["combination"].get("posts") for r in results.values() if r["combination"]), 0)
     m = config["moderation"]
@@ -406,10 +384,6 @@ def results_markdown(
             f"Removal (threshold: validation precision >= {m['remove_precision']}) and F1, test posts:",
             "",
             markdown_table(removal, list(removal[0]), floatfmt=".3f"),
-            "",
-            f"Online, simulated on the held-out posts (demoted posts keep {m['demote_reach']:.0%} of their reach):",
-            "",
-            markdown_table(policy_rows, list(policy_rows[0]), floatfmt=".4f"),
             "",
             "What the frozen image vectors show (a linear probe's ROC-AUC on the training posts with an image):",
             "",

@@ -73,16 +73,24 @@ Hand labels. n_hand_labelled posts drawn uniformly, split half/half into validat
 the truth (annotator_error flips each label with that probability; 0 by default: careful annotators).
 
 Appeals (for the online metric): a removed post whose truth is benign would win its appeal (it is reversed);
-a harmful one would lose it. The world only needs the truth for that; the pipeline counts.
+a harmful one would lose it. The world only needs the truth for that; the online simulator counts.
+
+Days after the logs (the online simulator, systems/harmful/online.py): day_posts(day, n, ...) draws a day's posts
+by the same authors as generate draws the logs' (their rates, topics and intents: the authors are the world
+generator's first draws, replayed), with the reach each would get unmoderated; report_draws draws the reports on
+posts given the reach they did get, as the logs' were drawn; seen_share is the share of a post's reach seen by a
+time after posting (its viewers come at its reporters' pace: the report delay's lognormal).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from common.data.arrays import draw_rows
 from common.images.render import BACKGROUNDS, COLOUR_NAMES, NOISE_BLOCK, SHAPES, TEXTURES, Objects, Photos, render
@@ -134,6 +142,9 @@ SHARE_BOOST = (2.0, 1.3, 1.5, 0.8)
 FALSE_REPORT_SHARE = np.array([0.2, 0.2, 0.2, 0.4])
 MISATTRIBUTED = 0.1  # of reports on a harmful post: naming a category it does not have
 MAX_WORDS = 20
+# What the category a benign post's report names rests on, besides its truth: its topic and its text's decoy or
+# mild word (report_draws reads them as columns).
+REPORT_INPUTS = ("topic", "decoy", "decoy_category", "mild", "mild_category")
 RENDER_SEED = 0  # render()'s seed: fixes which corner each call position puts a sticker in (see _layout)
 NOISE_FIELDS, NOISE_OFFSETS = 64, 4_096  # a post's pixel noise: one of 64 fixed fields, from one of 4,096 offsets
 
@@ -557,6 +568,7 @@ class HarmfulWorld:
     report_delay_days: float = 0.7  # median delay of a report after its post; lognormal
     report_delay_sigma: float = 1.2
     annotator_error: float = 0.0  # hand labels: each (post, category) label flipped with this probability
+    _authors_cache: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, size in (("language_share", len(LANGUAGES)), ("prevalence", len(CATEGORIES))):
@@ -582,15 +594,8 @@ class HarmfulWorld:
         and hand_labelled (post_id, split, one 0/1 column per category)."""
         rng = np.random.default_rng(self.seed)
         authors = self._authors(rng)
-        posts = self._posts(rng, authors)
-        evidence = self._evidence(rng, posts, authors)
-        inserts = self._text_plan(rng, posts, evidence)
-        second_term = (evidence == EXPLICIT) & (rng.random(evidence.shape) < SECOND_TERM_RATE)
-        posts["text"] = self._texts(rng, posts, evidence, inserts, second_term)
-        image = self._images_latents(rng, posts, evidence, inserts)
-        corroboration = second_term.astype(np.int64) + ((evidence == EXPLICIT) & motifs_shown(image))
-        p = _harm_probability(evidence, corroboration)
-        truth = (rng.random(p.shape) < p).astype(np.int8)
+        posts = self._posts(rng, authors, self.n_posts, 0, self.n_days)
+        evidence, inserts, image, truth, p = self._content(rng, posts, authors)
         interactions = self._interactions(rng, posts, authors, truth)
         reports = self._reports(rng, posts, interactions, truth, inserts)
         table = self._posts_table(posts, image, interactions, reports, evidence, truth, p)
@@ -600,6 +605,69 @@ class HarmfulWorld:
             "reports": reports,
             "hand_labelled": self._hand_labels(rng, truth),
         }
+
+    def _content(self, rng: np.random.Generator, posts: pd.DataFrame, authors: dict) -> tuple:
+        """What the posts say and show, and their truth: (evidence, the text plan, image latents, truth, p). Sets
+        posts["text"]."""
+        evidence = self._evidence(rng, posts, authors)
+        inserts = self._text_plan(rng, posts, evidence)
+        second_term = (evidence == EXPLICIT) & (rng.random(evidence.shape) < SECOND_TERM_RATE)
+        posts["text"] = self._texts(rng, posts, evidence, inserts, second_term)
+        image = self._images_latents(rng, posts, evidence, inserts)
+        corroboration = second_term.astype(np.int64) + ((evidence == EXPLICIT) & motifs_shown(image))
+        p = _harm_probability(evidence, corroboration)
+        truth = (rng.random(p.shape) < p).astype(np.int8)
+        return evidence, inserts, image, truth, p
+
+    # ---- days after the logs (the online simulator's, systems/harmful/online.py) ------------------------------------
+    def day_posts(self, day: int, n: int, rng: np.random.Generator, first_post_id: int) -> pd.DataFrame:
+        """The posts of one day after the logs (day >= n_days, counted from the start): the same authors (their
+        rates, favourite topics, intents), drawn as generate draws the logs' posts, ids from first_post_id on. The
+        posts table's columns, interactions those of the post's whole life without moderation (no reports yet:
+        n_reports 0), and what reports on it are drawn from (REPORT_INPUTS)."""
+        authors = self._author_state()
+        posts = self._posts(rng, authors, n, day, 1, first_post_id)
+        evidence, plan, image, truth, p = self._content(rng, posts, authors)
+        interactions = self._interactions(rng, posts, authors, truth)
+        no_reports = pd.DataFrame({"post_id": np.zeros(0, dtype=np.int64)})
+        table = self._posts_table(posts, image, interactions, no_reports, evidence, truth, p)
+        return table.assign(topic=posts["topic"].to_numpy(), **{name: plan[name] for name in REPORT_INPUTS[1:]})
+
+    def _author_state(self) -> dict:
+        """The authors as generate draws them (and their favourite topics, which it draws with the posts): the
+        first draws of the world's generator, replayed."""
+        if self._authors_cache is None:
+            rng = np.random.default_rng(self.seed)
+            authors = self._authors(rng)
+            self._posts(rng, authors, self.n_posts, 0, self.n_days)
+            self._authors_cache = authors
+        return self._authors_cache
+
+    def report_draws(
+        self,
+        rng: np.random.Generator,
+        posts: Mapping[str, np.ndarray],
+        impressions: np.ndarray,
+        median_impressions: float,
+    ) -> dict[str, np.ndarray]:
+        """Every report users would file on posts seen `impressions` times over their life, drawn as generate
+        draws the logs' reports, whenever they come (not cut at any end, not sorted): post_id, reported_at
+        (datetime64, UTC), category. `posts`: columns as arrays, post_id, created_at (datetime64, UTC), the truth
+        (true_*) and REPORT_INPUTS; `median_impressions`: the logs' median reach (more viewers, more reporters)."""
+        truth = np.column_stack([posts[f"true_{c}"] for c in CATEGORIES])
+        plan = {name: np.asarray(posts[name]) for name in REPORT_INPUTS[1:]}
+        created = np.asarray(posts["created_at"], dtype="datetime64[ns]")
+        row, reported_at, category = self._draw_reports(
+            rng, np.asarray(posts["topic"]), created, np.asarray(impressions), median_impressions, truth, plan
+        )
+        return {"post_id": np.asarray(posts["post_id"])[row], "reported_at": reported_at, "category": category}
+
+    def seen_share(self, days: np.ndarray) -> np.ndarray:
+        """The share of a post's impressions seen within `days` of its posting: its viewers come at the pace its
+        reporters do (the report delay's lognormal), so a post taken down at its first report lost the rest."""
+        days = np.maximum(np.asarray(days, dtype=np.float64), 1e-12)
+        z = (np.log(days) - np.log(self.report_delay_days)) / self.report_delay_sigma
+        return ndtr(z)
 
     # ---- authors -----------------------------------------------------------------------------------------------
     def _authors(self, rng: np.random.Generator) -> dict:
@@ -644,22 +712,27 @@ class HarmfulWorld:
         return {"table": table, "bad": bad, "specialty": specialty, "edginess": edginess, "rate": rate}
 
     # ---- posts: who, when, what about --------------------------------------------------------------------------
-    def _posts(self, rng: np.random.Generator, authors: dict) -> pd.DataFrame:
-        n = self.n_posts
+    def _posts(
+        self, rng: np.random.Generator, authors: dict, n: int, first_day: int, n_days: int, first_id: int = 0
+    ) -> pd.DataFrame:
+        """n posts over n_days days from first_day on. The authors' favourite topics are drawn with the first
+        posts (in the middle of them, as the logs were drawn) and kept in `authors` for later days."""
         author = rng.choice(self.n_authors, n, p=authors["rate"] / authors["rate"].sum())
         hours = np.arange(24)
         hour_share = 0.3 + np.exp(-((hours - 20) ** 2) / 18) + 0.5 * np.exp(-((hours - 12) ** 2) / 8)
-        day = rng.integers(0, self.n_days, n)
+        day = first_day + rng.integers(0, n_days, n)
         seconds = day * 86_400 + rng.choice(24, n, p=hour_share / hour_share.sum()) * 3_600 + rng.integers(0, 3_600, n)
         order = np.argsort(seconds, kind="stable")  # post ids follow time, as real id sequences do
         author, seconds, day = author[order], seconds[order], day[order]
         language = authors["table"]["language"].to_numpy()[author]
         # A post is mostly about its author's favourite topic.
-        favourite = rng.integers(0, len(TOPICS), self.n_authors)
+        if "favourite" not in authors:
+            authors["favourite"] = rng.integers(0, len(TOPICS), self.n_authors)
+        favourite = authors["favourite"]
         topic = np.where(rng.random(n) < 0.5, favourite[author], rng.integers(0, len(TOPICS), n))
         return pd.DataFrame(
             {
-                "post_id": np.arange(n),
+                "post_id": first_id + np.arange(n),
                 "author_id": author,
                 "created_at": pd.Timestamp(self.start, tz="UTC") + pd.to_timedelta(seconds, unit="s"),
                 "day": day,
@@ -897,9 +970,31 @@ class HarmfulWorld:
         plan: dict[str, np.ndarray],
     ) -> pd.DataFrame:
         impressions = interactions["impressions"].to_numpy()
-        exposure = np.sqrt(impressions / max(np.median(impressions), 1.0))  # more viewers, more reporters
+        created = posts["created_at"].values  # datetime64[ns], UTC
+        post, reported_at, category = self._draw_reports(
+            rng, posts["topic"].to_numpy(), created, impressions, np.median(impressions), truth, plan
+        )
+        reports = pd.DataFrame(
+            {"post_id": post, "reported_at": pd.to_datetime(reported_at, utc=True), "category": category}
+        )
+        end = pd.Timestamp(self.start, tz="UTC") + pd.Timedelta(days=self.n_days)
+        reports = reports[reports["reported_at"] < end]  # observed at the world's end
+        return reports.sort_values(["reported_at", "post_id"], kind="stable").reset_index(drop=True)
+
+    def _draw_reports(
+        self,
+        rng: np.random.Generator,
+        topic: np.ndarray,
+        created: np.ndarray,
+        impressions: np.ndarray,
+        median_impressions: float,
+        truth: np.ndarray,
+        plan: dict[str, np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every report on the posts, whenever it comes: (the post's row, reported_at: datetime64[ns] UTC, the
+        category's name)."""
+        exposure = np.sqrt(impressions / max(median_impressions, 1.0))  # more viewers, more reporters
         harmful = truth.any(1)
-        topic = posts["topic"].to_numpy()
         looks_bad = plan["decoy"] | plan["mild"]
         disliked = np.isin(topic, [TOPICS.index("sport"), TOPICS.index("shopping")])
         false_rate = self.false_report_rate * np.where(looks_bad, 4.0, 1.0) * np.where(disliked, 3.0, 1.0)
@@ -909,7 +1004,7 @@ class HarmfulWorld:
 
         # The category a report names: a harmful post's own (by how readily each is reported), sometimes another;
         # a benign post's by what it looks like.
-        n, k = len(posts), len(CATEGORIES)
+        n, k = len(topic), len(CATEGORIES)
         suggested = np.where(
             plan["decoy"],
             plan["decoy_category"],
@@ -932,18 +1027,8 @@ class HarmfulWorld:
         post = np.repeat(np.arange(n), count)
         category = draw_rows(rng, probability[post])
         delay = rng.lognormal(np.log(self.report_delay_days), self.report_delay_sigma, len(post))
-        created = posts["created_at"].values  # datetime64[ns], UTC
         reported_at = created[post] + pd.to_timedelta(delay * 86_400, unit="s").to_numpy()
-        end = pd.Timestamp(self.start, tz="UTC") + pd.Timedelta(days=self.n_days)
-        reports = pd.DataFrame(
-            {
-                "post_id": post,
-                "reported_at": pd.to_datetime(reported_at, utc=True),
-                "category": np.asarray(CATEGORIES)[category],
-            }
-        )
-        reports = reports[reports["reported_at"] < end]  # observed at the world's end
-        return reports.sort_values(["reported_at", "post_id"], kind="stable").reset_index(drop=True)
+        return post, reported_at, np.asarray(CATEGORIES)[category]
 
     # ---- tables ---------------------------------------------------------------------------------------------------
     def _posts_table(

@@ -1,9 +1,9 @@
-"""Known answers for harmful content's thresholds, decisions and simulated online metrics
-(systems/harmful/evaluation.py), on hand-made scores."""
+"""Known answers for harmful content's thresholds and decisions (systems/harmful/evaluation.py), on hand-made
+scores."""
 
 import numpy as np
 
-from systems.harmful.evaluation import NEVER, Thresholds, actions, choose_thresholds, online_metrics
+from systems.harmful.evaluation import NEVER, Thresholds, actions, choose_thresholds
 
 
 def test_the_removal_threshold_is_the_lowest_score_whose_precision_holds_from_there_up():
@@ -33,16 +33,3 @@ def test_actions_take_the_strongest_reason():
     action, reason = actions(p, thresholds)
     assert action.tolist() == [2, 1, 1, 0]
     assert reason[:3].tolist() == [0, 0, 1]  # 0.6 / 0.2 beats 0.1 / 0.5
-
-
-def test_online_metrics_count_reach_proactivity_and_wrong_removals():
-    action = np.array([2, 2, 1, 0, 0])  # remove, remove, demote, allow, allow
-    harmful = np.array([True, False, True, True, False])
-    reach = np.array([100.0, 100.0, 100.0, 100.0, 100.0])
-    reported = np.array([False, False, False, True, False])
-    metrics = online_metrics(action, harmful, reach, reported, demote_reach=0.2)
-    # Shown: 0, 0, 20, 100, 100 -> harmful 120 of 220.
-    assert np.isclose(metrics["prevalence"], 120 / 220)
-    assert np.isclose(metrics["harmful_reach_kept"], 120 / 300)
-    assert np.isclose(metrics["proactive_rate"], 2 / 3)  # the system acted on 2 harmful, users alone on 1
-    assert metrics["wrong_removals"] == 0.5 and metrics["removed"] == 2 and metrics["demoted"] == 1

@@ -32,8 +32,9 @@ import mlflow
 import pandas as pd
 
 from common.evaluation.classification import markdown_table
+from common.online.abtest import Comparison
 from common.online.monitoring import DayReport, calibration_figure, drift_figure
-from common.online.simulator import OnlineSystem, simulate
+from common.online.simulator import Metric, OnlineSystem, simulate
 from common.tracking import runs as tracking
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def run_continual(
             ab = result.compare("champion", "challenger", primary)
             row.update(ab_difference=ab.difference, ab_low=ab.low, ab_high=ab.high)
             # Promoted unless significantly worse: it already beat the champion offline.
-            if ab.high >= 0:
+            if not significantly_worse(ab, world.metrics[primary]):
                 row["promoted_version"] = learner.promote(challenger, day)
                 champion = challenger.model
         reports.append(learner.monitor(day, result.events[result.events["arm"] == "frozen"]))
@@ -116,6 +117,13 @@ def run_continual(
     text = _summary(daily, primary, reports, gate_metric)
     _log_run(system, daily, reports, primary, text, {"days": days, "seed": seed})
     return ContinualResult(daily, reports, text)
+
+
+def significantly_worse(treatment_minus_control: Comparison, metric: Metric) -> bool:
+    """Whether the treatment is worse than the control beyond the interval, in the metric's direction."""
+    if metric.lower_is_better:
+        return treatment_minus_control.low > 0
+    return treatment_minus_control.high < 0
 
 
 def _pooled(result, metric: str) -> float:

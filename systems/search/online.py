@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from common.features.store import FeatureRepo
+from common.online.search_stages import RandomStage
 from common.online.simulator import Metric, OnlineSystem, Policy
 from common.search.funnel import Candidates, SearchFunnel
 from common.tracking.runs import Champion, load_champion, load_trained_model, trained_model_names
@@ -176,18 +177,6 @@ def logged_types(events: pd.DataFrame) -> pd.DataFrame:
     """The simulator's events in the impressions table's dtypes: a day in which some search had no page
     concatenates its columns with an empty float one, so the flags and ids come back as floats."""
     return events.astype(EVENT_TYPES)
-
-
-@dataclass
-class RandomStage:
-    """A random score for each candidate, every candidate kept: a ranker that knows nothing."""
-
-    rng: np.random.Generator
-    keep: int
-    name: str = "random"
-
-    def score(self, candidates: Candidates) -> np.ndarray:
-        return self.rng.random(len(candidates.rows))
 
 
 @dataclass

@@ -41,6 +41,7 @@ import torch
 
 from common.app.paths import system_dir
 from common.data.atomic import replaced_atomically
+from common.online.search_stages import RandomStage
 from common.online.simulator import Metric, OnlineSystem, Policy
 from common.search.funnel import Candidates, SearchFunnel, Understood
 from common.tracking.runs import Champion, load_champion, load_trained_model, trained_model_names
@@ -214,18 +215,6 @@ class TruthStage:
     def score(self, candidates: Candidates) -> np.ndarray:
         fits = self.online.truth(self.online.current, candidates.rows)
         return fits * (1.0 + self.rng.random(len(fits)))
-
-
-@dataclass
-class RandomStage:
-    """A random score for each candidate: a blend that knows nothing."""
-
-    rng: np.random.Generator
-    keep: int
-    name: str = "random"
-
-    def score(self, candidates: Candidates) -> np.ndarray:
-        return self.rng.random(len(candidates.rows))
 
 
 def online_system(config: dict, write_logs: bool = True) -> OnlineSystem:

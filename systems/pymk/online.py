@@ -65,8 +65,17 @@ from systems.pymk.funnel import GraphScorer
 from systems.pymk.pipeline import snapshot_days
 from systems.pymk.serving import LISTS_VIEW, PymkService
 from systems.pymk.snapshots import take_snapshot
-from systems.pymk.world import DAY_MS, NEVER, SESSIONS_PER_DAY, START, PymkTables, PymkWorld, _pair_key, _timestamps
-from systems.pymk.world import _ms as world_ms
+from systems.pymk.world import (
+    DAY_MS,
+    NEVER,
+    SESSIONS_PER_DAY,
+    START,
+    PymkTables,
+    PymkWorld,
+    ms_since_start,
+    pair_key,
+    timestamps_of_ms,
+)
 
 log = logging.getLogger(__name__)
 BASELINE = "adamic_adar"
@@ -144,7 +153,7 @@ class PymkOnline:
         sent = rng.random(n) < p_send
         accepted, blocked, answered = self.world.answer(rng, np.full(n, ms), acceptance, midnight, np.zeros(n, bool))
         strength = self.world.tie_strength(rng, users, shown)
-        for key, tie in zip(_pair_key(users[sent], shown[sent], self.world.n_users), strength[sent], strict=True):
+        for key, tie in zip(pair_key(users[sent], shown[sent], self.world.n_users), strength[sent], strict=True):
             self._asked.add(int(key))
             self._strength[int(key)] = float(tie)
         answered = np.where(sent, answered, NEVER)
@@ -157,7 +166,7 @@ class PymkOnline:
             "sent": sent.astype(np.int8),
             "accepted": (sent & accepted).astype(np.int8),
             "blocked": (sent & blocked).astype(np.int8),
-            "answered_timestamp": np.asarray(_timestamps(answered), dtype=object),
+            "answered_timestamp": np.asarray(timestamps_of_ms(answered), dtype=object),
             "p_send": p_send,
             "p_accept": acceptance,
         }
@@ -205,7 +214,7 @@ class PymkOnline:
     def _suggestion(self, u: np.ndarray, v: np.ndarray, day: int) -> tuple[np.ndarray, np.ndarray]:
         """The world's P(send | looked at) and acc(u, v) at the day's midnight, 0 for a pair asked today."""
         send, acceptance = self.world.state(day).suggestion(u, v)
-        asked = np.fromiter((int(key) in self._asked for key in _pair_key(u, v, self.world.n_users)), bool, len(u))
+        asked = np.fromiter((int(key) in self._asked for key in pair_key(u, v, self.world.n_users)), bool, len(u))
         return np.where(asked, 0.0, send), np.where(asked, 0.0, acceptance)
 
     # ---- the logs so far -----------------------------------------------------------------------
@@ -220,9 +229,9 @@ class PymkOnline:
             {
                 "sender": s["sender"].to_numpy(np.int64),
                 "recipient": s["recipient"].to_numpy(np.int64),
-                "sent_timestamp": _timestamps(s["sent_ms"].to_numpy()),
+                "sent_timestamp": timestamps_of_ms(s["sent_ms"].to_numpy()),
                 "status": np.where(answered, np.where(accepted, "accepted", "declined"), "pending").astype(object),
-                "answered_timestamp": _timestamps(np.where(answered, s["answered_ms"], NEVER)),
+                "answered_timestamp": timestamps_of_ms(np.where(answered, s["answered_ms"], NEVER)),
             }
         )
         formed = s[answered & accepted].sort_values("answered_ms", kind="stable")
@@ -230,7 +239,7 @@ class PymkOnline:
             {
                 "src": np.minimum(formed["sender"], formed["recipient"]).to_numpy(np.int64),
                 "dst": np.maximum(formed["sender"], formed["recipient"]).to_numpy(np.int64),
-                "timestamp": _timestamps(formed["answered_ms"].to_numpy()),
+                "timestamp": timestamps_of_ms(formed["answered_ms"].to_numpy()),
             }
         )
         blocked = s[answered & s["blocked"].to_numpy(bool)].sort_values("answered_ms", kind="stable")
@@ -238,7 +247,7 @@ class PymkOnline:
             {
                 "user_id": blocked["recipient"].to_numpy(np.int64),
                 "blocked_id": blocked["sender"].to_numpy(np.int64),
-                "timestamp": _timestamps(blocked["answered_ms"].to_numpy()),
+                "timestamp": timestamps_of_ms(blocked["answered_ms"].to_numpy()),
             }
         )
         logs = self.logs
@@ -288,12 +297,12 @@ def sent_requests(events: pd.DataFrame, strength: dict[int, float], n_users: int
         {
             "sender": sender,
             "recipient": recipient,
-            "sent_ms": _ms(sent["timestamp"]),
-            "answered_ms": _ms(sent["answered_timestamp"]),
+            "sent_ms": ms_since_start(sent["timestamp"]),
+            "answered_ms": ms_since_start(sent["answered_timestamp"]),
             "accepted": sent["accepted"].to_numpy(bool),
             "blocked": sent["blocked"].to_numpy(bool),
             "p_accept": sent["p_accept"].to_numpy(float),
-            "tie_strength": [strength[int(key)] for key in _pair_key(sender, recipient, n_users)],
+            "tie_strength": [strength[int(key)] for key in pair_key(sender, recipient, n_users)],
         }
     )
 
@@ -362,8 +371,3 @@ def _policy(service: PymkService, funnel: Funnel | None, slots: int) -> Policy:
         return {"items": user_ids[ranked.rows], "served_score": ranked.scores, "served_path": np.full(shown, path)}
 
     return policy
-
-
-def _ms(timestamps) -> np.ndarray:
-    """ms since START of a column of times (tz-aware or objects); NEVER for NaT."""
-    return world_ms(pd.Series(pd.to_datetime(timestamps, utc=True)))

@@ -252,7 +252,7 @@ class PymkWorld:
         keep = other != user
         rows, cols = first.nonzero()
         u, v = np.concatenate([rows, user[keep]]), np.concatenate([cols, other[keep]])
-        key = np.unique(_pair_key(u, v, n))
+        key = np.unique(pair_key(u, v, n))
         u, v = key // n, key % n
         since = np.maximum(t["created_ms"][u], t["created_ms"][v])
         return {
@@ -297,7 +297,7 @@ class PymkWorld:
                 continue
             drawn = self._request(rng, state, at)
             requests.append(drawn)
-            pair = _pair_key(drawn["sender"], drawn["recipient"], n)
+            pair = pair_key(drawn["sender"], drawn["recipient"], n)
             new_asked = np.unique(pair)
             asked = np.insert(asked, np.searchsorted(asked, new_asked), new_asked)
             block_key = np.concatenate([block_key, pair[drawn["blocked"]]])
@@ -328,7 +328,7 @@ class PymkWorld:
             (target != stranger)
             & state.created[target]
             & ~state.is_friend(stranger, target)
-            & ~_in_sorted(_pair_key(stranger, target, self.n_users), state.blocked)
+            & ~_in_sorted(pair_key(stranger, target, self.n_users), state.blocked)
         )
         user, other = np.concatenate([user, stranger[keep]]), np.concatenate([other, target[keep]])
         return {
@@ -353,7 +353,7 @@ class PymkWorld:
         acceptance = state.acceptance(sender, recipient, mutual, state.interacted(sender, recipient))
 
         sent = at + rng.integers(0, DAY_MS - 1, len(key))  # leaves room for an answer the same day
-        _, pair_index, pair_count = np.unique(_pair_key(sender, recipient, n), return_inverse=True, return_counts=True)
+        _, pair_index, pair_count = np.unique(pair_key(sender, recipient, n), return_inverse=True, return_counts=True)
         crossing = pair_count[pair_index] > 1  # who asked the other too declines rather than blocks
         accepted, blocked, answered = self.answer(rng, sent, acceptance, at, crossing)
         return {
@@ -412,7 +412,7 @@ class PymkWorld:
                 "employer_id": t["employer"].astype(np.int64),
                 "industry": t["industry"].astype(np.int64),
                 "skills": pd.Series(t["skills"].tolist(), dtype=object),
-                "created_timestamp": _timestamps(t["created_ms"]),
+                "created_timestamp": timestamps_of_ms(t["created_ms"]),
                 "activity": t["observed_activity"],
             }
         )
@@ -421,7 +421,7 @@ class PymkWorld:
         order = np.lexsort((edges["v"], edges["u"], edges["time"]))
         self.truth["tie_strength"] = edges["strength"][order]
         return pd.DataFrame(
-            {"src": edges["u"][order], "dst": edges["v"][order], "timestamp": _timestamps(edges["time"][order])}
+            {"src": edges["u"][order], "dst": edges["v"][order], "timestamp": timestamps_of_ms(edges["time"][order])}
         )
 
     def _requests_tables(self, r: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -429,7 +429,7 @@ class PymkWorld:
         n, end = self.n_users, self.end_ms
         # Crossing requests: the first acceptance makes the friendship; a request still unanswered
         # then is accepted with it, one sent after it was never sent (nobody asks a friend).
-        pair = _pair_key(r["sender"], r["recipient"], n)
+        pair = pair_key(r["sender"], r["recipient"], n)
         first = _first_acceptances(pair, r["answered"], r["accepted"])
         by_pair = np.argsort(pair[first])
         friends_ms = _lookup(pair[first][by_pair], r["answered"][first][by_pair], pair, NEVER)
@@ -443,9 +443,9 @@ class PymkWorld:
             {
                 "sender": r["sender"][order],
                 "recipient": r["recipient"][order],
-                "sent_timestamp": _timestamps(r["sent"][order]),
+                "sent_timestamp": timestamps_of_ms(r["sent"][order]),
                 "status": status[order],
-                "answered_timestamp": _timestamps(np.where(answered < end, answered, NEVER)[order]),
+                "answered_timestamp": timestamps_of_ms(np.where(answered < end, answered, NEVER)[order]),
             }
         )
         blocked = np.flatnonzero(r["blocked"] & (answered < end))
@@ -454,7 +454,7 @@ class PymkWorld:
             {
                 "user_id": r["recipient"][blocked],
                 "blocked_id": r["sender"][blocked],
-                "timestamp": _timestamps(answered[blocked]),
+                "timestamp": timestamps_of_ms(answered[blocked]),
             }
         )
         return requests, blocks
@@ -466,7 +466,7 @@ class PymkWorld:
             {
                 "user_id": i["user"][order],
                 "other_id": i["other"][order],
-                "timestamp": _timestamps(i["time"][order]),
+                "timestamp": timestamps_of_ms(i["time"][order]),
                 "kind": np.where(i["message"][order], "message", "like").astype(object),
             }
         )
@@ -519,22 +519,22 @@ class PymkWorld:
         """The state at a midnight, read back from the tables and the hidden truth."""
         tables, n, at = self._tables, self.n_users, day * DAY_MS
         edges = tables.edges
-        formed = _ms(edges["timestamp"]) < at
+        formed = ms_since_start(edges["timestamp"]) < at
         keys, pair_of_key = _directed(n, edges["src"].to_numpy()[formed], edges["dst"].to_numpy()[formed])
         interactions = tables.interactions
-        interacted_ms = _ms(interactions["timestamp"])
+        interacted_ms = ms_since_start(interactions["timestamp"])
         recent = (interacted_ms >= at - HISTORY_DAYS * DAY_MS) & (interacted_ms < at)
 
         requests = tables.requests
-        pair = _pair_key(requests["sender"].to_numpy(), requests["recipient"].to_numpy(), n)
-        sent = _ms(requests["sent_timestamp"])
-        pending = (sent < at) & (_ms(requests["answered_timestamp"]) >= at)
+        pair = pair_key(requests["sender"].to_numpy(), requests["recipient"].to_numpy(), n)
+        sent = ms_since_start(requests["sent_timestamp"])
+        pending = (sent < at) & (ms_since_start(requests["answered_timestamp"]) >= at)
         hazard = self._answer_hazard(self.truth["accept_probability"][pending], day - sent[pending] // DAY_MS)
         pending_keys, pending_index = np.unique(pair[pending], return_inverse=True)
         # Requests between a pair are answered independently: the friendship waits for neither.
         pending_probability = -np.expm1(np.bincount(pending_index, np.log1p(-hazard), minlength=len(pending_keys)))
         blocks = tables.blocks
-        blocked = _ms(blocks["timestamp"]) < at
+        blocked = ms_since_start(blocks["timestamp"]) < at
         return _State(
             self,
             day,
@@ -543,7 +543,7 @@ class PymkWorld:
             interactions["user_id"].to_numpy()[recent],
             interactions["other_id"].to_numpy()[recent],
             np.unique(pair[sent < at]),
-            np.unique(_pair_key(blocks["user_id"].to_numpy()[blocked], blocks["blocked_id"].to_numpy()[blocked], n)),
+            np.unique(pair_key(blocks["user_id"].to_numpy()[blocked], blocks["blocked_id"].to_numpy()[blocked], n)),
             (pending_keys, pending_probability),
         )
 
@@ -589,7 +589,7 @@ class _State:
         )
         self.tie_cumulative = np.concatenate([[0.0], np.cumsum(strength)])
         self.popularity_cumulative = np.concatenate([[0], np.cumsum(self.degree + 1)])
-        interacted = np.unique(_pair_key(recent_user, recent_other, n))
+        interacted = np.unique(pair_key(recent_user, recent_other, n))
         self.interacted_keys = interacted[~_in_sorted(interacted, friend_keys)]
         partner_keys, _ = _directed(n, self.interacted_keys // n, self.interacted_keys % n)
         self.partners = _csr(n, partner_keys, np.ones(len(partner_keys)))
@@ -601,7 +601,7 @@ class _State:
 
     def interacted(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Non-friends who interacted (either way) in the last HISTORY_DAYS days."""
-        return _in_sorted(_pair_key(u, v, self.n), self.interacted_keys)
+        return _in_sorted(pair_key(u, v, self.n), self.interacted_keys)
 
     def fresh(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Pairs a new request can go to: two existing accounts, not friends, never asked before."""
@@ -610,7 +610,7 @@ class _State:
             & self.created[u]
             & self.created[v]
             & ~self.is_friend(u, v)
-            & ~_in_sorted(_pair_key(u, v, self.n), self.asked)
+            & ~_in_sorted(pair_key(u, v, self.n), self.asked)
         )
 
     def common_friends(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -712,7 +712,7 @@ class _State:
         backward *= self.acceptance(b, a, mutual, interacted) * w.same_day_answer
         probability[fresh] = 1 - (1 - forward) * (1 - backward)
         # A pair asked and still unanswered: only its pending requests can make the friendship.
-        return _lookup(self.pending_keys, self.pending_probability, _pair_key(u, v, self.n), probability)
+        return _lookup(self.pending_keys, self.pending_probability, pair_key(u, v, self.n), probability)
 
 
 class _Groups:
@@ -766,7 +766,7 @@ def _uniform_neighbour(rng: np.random.Generator, graph: sp.csr_array, nodes: np.
     return neighbour
 
 
-def _pair_key(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
+def pair_key(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     """The unordered pair as one int64: min * n + max."""
     return np.minimum(u, v) * n + np.maximum(u, v)
 
@@ -825,15 +825,16 @@ def _stack(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def _timestamps(ms: np.ndarray) -> pd.DatetimeIndex:
+def timestamps_of_ms(ms: np.ndarray) -> pd.DatetimeIndex:
     """tz-aware UTC times of ms since START; NaT for NEVER."""
     never = ms == NEVER
     ns = START.value + np.where(never, 0, ms) * 1_000_000
     return pd.to_datetime(np.where(never, np.iinfo(np.int64).min, ns), utc=True)
 
 
-def _ms(timestamps: pd.Series) -> np.ndarray:
-    """ms since START of a timestamp column; NEVER for NaT."""
+def ms_since_start(timestamps) -> np.ndarray:
+    """ms since START of a column of times (tz-aware or objects); NEVER for NaT."""
+    timestamps = pd.Series(pd.to_datetime(timestamps, utc=True))
     ns = pd.DatetimeIndex(timestamps).asi8
     never = timestamps.isna().to_numpy()
     return np.where(never, NEVER, (np.where(never, START.value, ns) - START.value) // 1_000_000)

@@ -3,8 +3,11 @@
 Offline, per category, on the hand-labelled test posts: PR-AUC (average precision: the rare categories'
 metric), ROC-AUC, F1 at the threshold that maximised it on the validation posts, and the removal threshold's
 precision and recall. Thresholds come from the validation posts only: `remove` is the lowest score whose
-validation precision reaches remove_precision (0.95: a removal must rarely be wrong), `demote` the lowest
-reaching demote_precision.
+removals' precision reaches remove_precision (0.95: a removal must rarely be wrong) with the confidence
+remove_confidence (the one-sided Clopper-Pearson lower bound of the validation precision: a few thousand
+hand-labelled posts hold a few dozen removals per category, and a point estimate on them misses the target
+on new posts about as often as it meets it); `demote` is the lowest score whose validation precision reaches
+demote_precision. removal_reliability measures how often each rule keeps its promise, on posts the truth judges.
 
 The online metrics (prevalence, proactive rate, reversed appeals) are the simulator's: systems/harmful/online.py.
 
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import beta
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from common.evaluation.classification import linear_probe_auc
@@ -33,8 +37,15 @@ class Thresholds:
     f1: np.ndarray  # the validation's best-F1 threshold, for the offline F1
 
 
-def choose_thresholds(y: np.ndarray, p: np.ndarray, remove_precision: float, demote_precision: float) -> Thresholds:
-    """Per category, from the validation posts' labels y and scores p, both (n, n_categories)."""
+def choose_thresholds(
+    y: np.ndarray,
+    p: np.ndarray,
+    remove_precision: float,
+    demote_precision: float,
+    remove_confidence: float | None = None,
+) -> Thresholds:
+    """Per category, from the validation posts' labels y and scores p, both (n, n_categories). Without
+    remove_confidence, the removal threshold is the point estimate's (like demote's)."""
     remove, demote, f1 = [], [], []
     for c in range(y.shape[1]):
         if y[:, c].sum() == 0:
@@ -42,7 +53,10 @@ def choose_thresholds(y: np.ndarray, p: np.ndarray, remove_precision: float, dem
             continue
         precision, recall, thresholds = precision_recall_curve(y[:, c], p[:, c])
         precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
-        remove.append(_lowest_reaching(precision, thresholds, remove_precision))
+        if remove_confidence is None:
+            remove.append(_lowest_reaching(precision, thresholds, remove_precision))
+        else:
+            remove.append(_lowest_vouched(y[:, c], p[:, c], remove_precision, remove_confidence))
         demote.append(min(_lowest_reaching(precision, thresholds, demote_precision), remove[-1]))
         scores = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
         f1.append(float(thresholds[np.argmax(scores)]))
@@ -56,6 +70,61 @@ def _lowest_reaching(precision: np.ndarray, thresholds: np.ndarray, target: floa
     # Precision at every higher threshold must hold too: scan from the top.
     holds = np.flip(np.cumprod(np.flip(ok))).astype(bool)
     return float(thresholds[holds].min()) if holds.any() else NEVER
+
+
+def _lowest_vouched(truth: np.ndarray, score: np.ndarray, target: float, confidence: float) -> float:
+    """The lowest threshold whose posts at or above it are harmful with a precision of at least target, at the
+    given confidence: the Clopper-Pearson lower bound of k right among n flagged. All 59 of 59 right is the
+    least that vouches for 0.95 at 95%; a wrong post near the top costs a few dozen more right ones, where the
+    point estimate's rule would never remove again."""
+    order = np.argsort(-score, kind="stable")
+    ranked, right = score[order], truth[order]
+    last_of_tie = np.r_[ranked[1:] != ranked[:-1], True]  # a threshold takes every post tied with it
+    flagged = np.arange(1, len(ranked) + 1)[last_of_tie]
+    correct = np.cumsum(right)[last_of_tie]
+    lower = np.nan_to_num(beta.ppf(1 - confidence, correct, flagged - correct + 1))  # NaN where none is right
+    vouched = lower >= target
+    return float(ranked[last_of_tie][vouched].min()) if vouched.any() else NEVER
+
+
+def removal_reliability(
+    truth: np.ndarray,
+    p: np.ndarray,
+    categories,
+    validation_size: int,
+    remove_precision: float,
+    remove_confidence: float | None,
+    draws: int,
+    seed: int,
+) -> dict[str, dict]:
+    """How often a removal threshold chosen on validation_size hand-labelled posts keeps its promise on new
+    posts: `draws` times, thresholds from a random validation_size of the posts (truth, p), judged on the rest.
+    Per category: the share of draws with a threshold, the share of those whose removals on the rest reach
+    remove_precision and their mean precision there, and the mean recall of the removals (0 without one)."""
+    rng = np.random.default_rng(seed)
+    found, kept, precisions, recalls = (np.zeros(truth.shape[1]) for _ in range(4))
+    for _ in range(draws):
+        chosen = np.zeros(len(truth), dtype=bool)
+        chosen[rng.choice(len(truth), validation_size, replace=False)] = True
+        thresholds = choose_thresholds(truth[chosen], p[chosen], remove_precision, 0.5, remove_confidence).remove
+        removed = p[~chosen] >= thresholds
+        rest = truth[~chosen].astype(bool)
+        for c in np.flatnonzero(removed.any(axis=0)):
+            precision = rest[removed[:, c], c].mean()
+            found[c] += 1
+            kept[c] += precision >= remove_precision
+            precisions[c] += precision
+            recalls[c] += rest[removed[:, c], c].sum() / max(rest[:, c].sum(), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            category: {
+                "with a threshold": found[c] / draws,
+                "precision reached": kept[c] / found[c],
+                "mean precision": precisions[c] / found[c],
+                "mean recall": recalls[c] / draws,
+            }
+            for c, category in enumerate(categories)
+        }
 
 
 def category_metrics(y: np.ndarray, p: np.ndarray, thresholds: Thresholds, categories) -> dict[str, dict]:

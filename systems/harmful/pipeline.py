@@ -39,6 +39,7 @@ from systems.harmful.evaluation import (
     category_metrics,
     choose_thresholds,
     image_probes,
+    removal_reliability,
 )
 from systems.harmful.features import author_features_as_of, natural_labels, numeric_inputs, publish_authors
 from systems.harmful.models import build_model
@@ -130,13 +131,13 @@ def train(config: dict, world: HarmfulWorld) -> dict:
     }
     predictions[ORACLE] = {split: posts.oracle[rows] for split, rows in posts.rows.items()}
     m = config["moderation"]
-    thresholds = {
-        name: choose_thresholds(posts.hand["validation"], p["validation"], m["remove_precision"], m["demote_precision"])
-        for name, p in predictions.items()
-    }
+    rule = (m["remove_precision"], m["demote_precision"], m["remove_confidence"])
+    validation = posts.hand["validation"]
+    thresholds = {name: choose_thresholds(validation, p["validation"], *rule) for name, p in predictions.items()}
     results = {name: evaluate(config, posts, p, thresholds[name]) for name, p in predictions.items()}
     metrics = {name: results[name]["metrics"] for name in fitted}
     champion = tracking.choose_champion(metrics, config["champion"])
+    reliability = {name: removal_rules_compared(config, posts, predictions[name]) for name in (champion, ORACLE)}
     train_rows = posts.rows["train"]
     probes = image_probes(posts.table.iloc[train_rows], posts.inputs.image_vectors[train_rows])
     log.info("champion %s at %.0fs", champion, time.perf_counter() - started)
@@ -152,7 +153,7 @@ def train(config: dict, world: HarmfulWorld) -> dict:
         )
         for name, model in fitted.items()
     }
-    table = results_markdown(config, posts, results, champion, probes, seconds)
+    table = results_markdown(config, posts, results, champion, probes, seconds, reliability)
     data_params = {"scale": config["scale"], "seed": config["seed"], "n_posts": len(posts.table)}
 
     version = tracking.record_bundles(SYSTEM, config, champion, served, metrics, data_params, table)
@@ -165,6 +166,7 @@ def train(config: dict, world: HarmfulWorld) -> dict:
         "results": results,
         "image_probes": probes,
         "thresholds": thresholds,
+        "removal_reliability": reliability,
         "table": table,
         "pipeline_seconds": total,
     }
@@ -311,6 +313,23 @@ def evaluate(config: dict, posts: Posts, p: dict, thresholds: Thresholds) -> dic
     return {"test": test, "metrics": metrics, "combination": combination_metrics(posts, p.get("held_out"), thresholds)}
 
 
+def removal_rules_compared(config: dict, posts: Posts, p: dict) -> dict[str, dict]:
+    """The removal rule's reliability (evaluation.removal_reliability) on the held-out posts, which the truth
+    judges, for thresholds chosen on as many posts as the validation holds: the point estimate's rule against
+    the lower bound's. Empty where the held-out posts are too few to draw from (tiny) or not predicted."""
+    held_out, size, m = posts.rows["held_out"], len(posts.rows["validation"]), config["moderation"]
+    if "held_out" not in p or len(held_out) < 3 * size:
+        return {}
+    truth = posts.truth[held_out]
+    rules = {"point estimate": None, f"lower bound at {m['remove_confidence']:.0%}": m["remove_confidence"]}
+    return {
+        rule: removal_reliability(
+            truth, p["held_out"], CATEGORIES, size, m["remove_precision"], confidence, m["reliability_draws"], 0
+        )
+        for rule, confidence in rules.items()
+    }
+
+
 def combination_metrics(posts: Posts, p: np.ndarray | None, thresholds: Thresholds) -> dict:
     """On the held-out posts: harmful only through their text-image pair (hate, violence) against the benign
     posts with an image (the pair needs one: against them only the pair tells), and against all benign posts:
@@ -340,7 +359,9 @@ def combination_metrics(posts: Posts, p: np.ndarray | None, thresholds: Threshol
     }
 
 
-def results_markdown(config: dict, posts: Posts, results: dict, champion: str, probes: dict, seconds: dict) -> str:
+def results_markdown(
+    config: dict, posts: Posts, results: dict, champion: str, probes: dict, seconds: dict, reliability: dict
+) -> str:
     rows = []
     for name, result in results.items():
         row = {"model": f"{name} (champion)" if name == champion else name}
@@ -366,6 +387,12 @@ def results_markdown(config: dict, posts: Posts, results: dict, champion: str, p
                     "removal recall": values["remove_recall"],
                 }
             )
+    reliable = [
+        {"model": name, "rule": rule, "category": category} | values
+        for name, rules in reliability.items()
+        for rule, per_category in rules.items()
+        for category, values in per_category.items()
+    ]
     n = {split: len(rows) for split, rows in posts.rows.items()}
     combination_posts = next((r["combination"].get("posts") for r in results.values() if r["combination"]), 0)
     m = config["moderation"]
@@ -381,10 +408,23 @@ def results_markdown(config: dict, posts: Posts, results: dict, champion: str, p
             "",
             markdown_table(rows, list(rows[0]), floatfmt=".3f"),
             "",
-            f"Removal (threshold: validation precision >= {m['remove_precision']}) and F1, test posts:",
+            f"Removal (threshold: validation precision >= {m['remove_precision']} at confidence"
+            f" {m['remove_confidence']}) and F1, test posts:",
             "",
             markdown_table(removal, list(removal[0]), floatfmt=".3f"),
             "",
+            *(
+                [
+                    f"Whether a removal threshold keeps its promise: {m['reliability_draws']} times, thresholds chosen"
+                    f" on {n['validation']} random held-out posts (as many as the validation holds), the removals'"
+                    f" precision and recall on the other {n['held_out'] - n['validation']} (the truth judges):",
+                    "",
+                    markdown_table(reliable, list(reliable[0]), floatfmt=".3f"),
+                    "",
+                ]
+                if reliable
+                else []
+            ),
             "What the frozen image vectors show (a linear probe's ROC-AUC on the training posts with an image):",
             "",
             markdown_table(

@@ -3,7 +3,7 @@ scores."""
 
 import numpy as np
 
-from systems.harmful.evaluation import NEVER, Thresholds, actions, choose_thresholds
+from systems.harmful.evaluation import NEVER, Thresholds, actions, choose_thresholds, removal_reliability
 
 
 def test_the_removal_threshold_is_the_lowest_score_whose_precision_holds_from_there_up():
@@ -33,3 +33,36 @@ def test_actions_take_the_strongest_reason():
     action, reason = actions(p, thresholds)
     assert action.tolist() == [2, 1, 1, 0]
     assert reason[:3].tolist() == [0, 0, 1]  # 0.6 / 0.2 beats 0.1 / 0.5
+
+
+def descending_scores(n: int) -> np.ndarray:
+    return np.linspace(0.99, 0.01, n)[:, None]
+
+
+def test_the_lower_bound_vouches_for_a_precision_only_with_enough_removals():
+    """All k of k right: the Clopper-Pearson lower bound at 95% is 0.05 ** (1 / k), which first reaches 0.95
+    at k = 59."""
+    for right, expected in ((58, NEVER), (59, 58), (80, 79)):
+        y = np.r_[np.ones(right), np.zeros(40)][:, None]
+        p = descending_scores(len(y))
+        thresholds = choose_thresholds(y, p, remove_precision=0.95, demote_precision=0.5, remove_confidence=0.95)
+        assert thresholds.remove[0] == (NEVER if expected == NEVER else p[expected, 0])
+
+
+def test_one_wrong_post_at_the_top_stops_the_point_estimate_but_not_the_lower_bound():
+    y = np.r_[0, np.ones(300), np.zeros(100)][:, None]
+    p = descending_scores(len(y))
+    assert choose_thresholds(y, p, 0.95, 0.5).remove[0] == NEVER
+    vouched = choose_thresholds(y, p, 0.95, 0.5, remove_confidence=0.95).remove[0]
+    removed = p[:, 0] >= vouched
+    assert removed.sum() >= 250  # most of the 300 right ones
+    assert y[removed, 0].mean() >= 0.95
+
+
+def test_removal_reliability_on_perfect_and_on_uninformative_scores():
+    rng = np.random.default_rng(0)
+    truth = (rng.random((4000, 2)) < 0.2).astype(float)
+    perfect = removal_reliability(truth, truth.copy(), ["a", "b"], 1000, 0.95, 0.95, draws=5, seed=0)
+    assert set(perfect["a"].values()) == {1.0}  # always a threshold, its precision reached, every positive removed
+    noise = removal_reliability(truth, rng.random((4000, 2)), ["a", "b"], 1000, 0.95, 0.95, draws=5, seed=0)
+    assert noise["b"]["with a threshold"] == 0.0 and noise["b"]["mean recall"] == 0.0

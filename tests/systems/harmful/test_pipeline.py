@@ -59,7 +59,8 @@ def test_models_rank_harm_above_chance(trained):
 
 def test_every_model_demotes_before_it_removes_and_the_oracle_can_remove(trained):
     """Demotion thresholds never above removal ones; the oracle's scores reach 0.95 validation precision in
-    most categories (the thresholds' own precision: tests/systems/harmful/test_evaluation.py)."""
+    most categories (at the tiny scale's confidence; the thresholds' own precision:
+    tests/systems/harmful/test_evaluation.py)."""
     for name, thresholds in trained["thresholds"].items():
         assert (thresholds.demote <= thresholds.remove).all(), name
     oracle = trained["thresholds"][ORACLE]

@@ -315,19 +315,31 @@ def evaluate(config: dict, posts: Posts, p: dict, thresholds: Thresholds) -> dic
 
 def removal_rules_compared(config: dict, posts: Posts, p: dict) -> dict[str, dict]:
     """The removal rule's reliability (evaluation.removal_reliability) on the held-out posts, which the truth
-    judges, for thresholds chosen on as many posts as the validation holds: the point estimate's rule against
-    the lower bound's. Empty where the held-out posts are too few to draw from (tiny) or not predicted."""
-    held_out, size, m = posts.rows["held_out"], len(posts.rows["validation"]), config["moderation"]
-    if "held_out" not in p or len(held_out) < 3 * size:
+    judges, for thresholds chosen on as many posts as the validation holds (a third of the held-out posts at
+    most): the point estimate's rule against the lower bound's. Empty for a model not run on them."""
+    if "held_out" not in p:
         return {}
-    truth = posts.truth[held_out]
+    m = config["moderation"]
+    truth = posts.truth[posts.rows["held_out"]]
     rules = {"point estimate": None, f"lower bound at {m['remove_confidence']:.0%}": m["remove_confidence"]}
     return {
         rule: removal_reliability(
-            truth, p["held_out"], CATEGORIES, size, m["remove_precision"], confidence, m["reliability_draws"], 0
+            truth,
+            p["held_out"],
+            CATEGORIES,
+            draw_size(posts),
+            m["remove_precision"],
+            confidence,
+            m["reliability_draws"],
+            0,
         )
         for rule, confidence in rules.items()
     }
+
+
+def draw_size(posts: Posts) -> int:
+    """How many held-out posts stand in for the validation posts in each draw of removal_rules_compared."""
+    return min(len(posts.rows["validation"]), len(posts.rows["held_out"]) // 3)
 
 
 def combination_metrics(posts: Posts, p: np.ndarray | None, thresholds: Thresholds) -> dict:
@@ -416,8 +428,9 @@ def results_markdown(
             *(
                 [
                     f"Whether a removal threshold keeps its promise: {m['reliability_draws']} times, thresholds chosen"
-                    f" on {n['validation']} random held-out posts (as many as the validation holds), the removals'"
-                    f" precision and recall on the other {n['held_out'] - n['validation']} (the truth judges):",
+                    f" on {draw_size(posts)} random held-out posts (standing in for the {n['validation']} validation"
+                    f" posts), the removals' precision and recall on the other {n['held_out'] - draw_size(posts)}"
+                    " (the truth judges):",
                     "",
                     markdown_table(reliable, list(reliable[0]), floatfmt=".3f"),
                     "",

@@ -67,6 +67,21 @@ def test_every_model_demotes_before_it_removes_and_the_oracle_can_remove(trained
     assert np.isfinite(oracle.remove).sum() >= 2 and (oracle.remove < NEVER).any()
 
 
+def test_the_removal_rules_are_compared_on_held_out_posts_for_the_champion_and_the_oracle(trained):
+    """Each rule's reliability, per category, as shares of the draws; the oracle's point estimate finds a
+    threshold in most draws for some category."""
+    reliability = trained["removal_reliability"]
+    assert set(reliability) == {trained["champion"], ORACLE}
+    for rules in reliability.values():
+        assert len(rules) == 2 and all(set(per_category) == set(CATEGORIES) for per_category in rules.values())
+        for per_category in rules.values():
+            for values in per_category.values():
+                assert 0 <= values["with a threshold"] <= 1 and 0 <= values["mean recall"] <= 1
+    point = reliability[ORACLE]["point estimate"]
+    assert max(values["with a threshold"] for values in point.values()) > 0.5
+    assert "Whether a removal threshold keeps its promise" in trained["table"]
+
+
 def test_a_post_is_moderated_with_a_probability_per_category(client, trained, world, posts):
     row = int(np.flatnonzero(posts["has_image"].to_numpy())[0])
     post = posts.iloc[row]

@@ -321,7 +321,9 @@ def removal_rules_compared(config: dict, posts: Posts, p: dict) -> dict[str, dic
         return {}
     m = config["moderation"]
     truth = posts.truth[posts.rows["held_out"]]
-    rules = {"point estimate": None, f"lower bound at {m['remove_confidence']:.0%}": m["remove_confidence"]}
+    rules = {"point estimate": None}
+    if m["remove_confidence"] is not None:
+        rules[f"lower bound at {m['remove_confidence']:.0%}"] = m["remove_confidence"]
     return {
         rule: removal_reliability(
             truth,
@@ -420,8 +422,9 @@ def results_markdown(
             "",
             markdown_table(rows, list(rows[0]), floatfmt=".3f"),
             "",
-            f"Removal (threshold: validation precision >= {m['remove_precision']} at confidence"
-            f" {m['remove_confidence']}) and F1, test posts:",
+            f"Removal (threshold: validation precision >= {m['remove_precision']}"
+            + (f" at confidence {m['remove_confidence']}" if m["remove_confidence"] is not None else "")
+            + ") and F1, test posts:",
             "",
             markdown_table(removal, list(removal[0]), floatfmt=".3f"),
             "",

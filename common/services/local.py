@@ -72,12 +72,21 @@ def answers_tcp(port: int) -> Callable[[], bool]:
 
 @contextmanager
 def running(
-    command: list[str], log: Path, ready: Callable[[], bool], what: str, stop_signal: int = signal.SIGTERM
+    command: list[str],
+    log: Path,
+    ready: Callable[[], bool],
+    what: str,
+    stop_signal: int = signal.SIGTERM,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen]:
     """The command in a process group of its own, until the block ends: then the whole group is stopped
-    (an MLflow server's workers, the postgres behind runuser)."""
+    (an MLflow server's workers, the postgres behind runuser). `env`: variables set for the command on top of
+    this process's environment."""
+    environment = {**os.environ, **env} if env else None
     with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=environment
+        )
     try:
         wait_until(ready, process, what, log)
         yield process
@@ -156,7 +165,9 @@ def _create_database(createdb: str, port: int, root: Path) -> None:
 @contextmanager
 def mlflow_server(backend_store_uri: str, artifacts_dir: Path) -> Iterator[str]:
     """`mlflow server` over that backend store, serving artifacts it keeps under `artifacts_dir` (compose
-    points it at an S3 bucket instead); yields its tracking URI."""
+    points it at an S3 bucket instead); yields its tracking URI. Without the server's job execution (huey
+    consumers for online scoring and trace archival, which nothing here uses): they competed for the CPU
+    with the training the server tracks, and outlived a SIGTERM by the full 20 s _stop_group waits."""
     port = free_port()
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     mlflow = str(Path(sys.executable).with_name("mlflow"))
@@ -170,5 +181,6 @@ def mlflow_server(backend_store_uri: str, artifacts_dir: Path) -> Iterator[str]:
         except httpx.HTTPError:
             return False
 
-    with running(command, artifacts_dir.parent / "mlflow-server.log", ready, "mlflow server"):
+    no_jobs = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with running(command, artifacts_dir.parent / "mlflow-server.log", ready, "mlflow server", env=no_jobs):
         yield uri

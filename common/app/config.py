@@ -23,8 +23,9 @@ def load_config(system: str, scale: str | None = None) -> dict[str, Any]:
     config["scale"] = scale
     config["world"] = dict(scales[scale]["world"], seed=config["seed"])
     for section, overrides in scales[scale].items():
-        if section != "world":
-            config[section] = _merged(config.get(section, {}), overrides)
+        if section != "world":  # a section is merged key by key, a single value (threads: 1) replaced
+            base = config.get(section, {})
+            config[section] = _merged(base, overrides) if isinstance(overrides, dict) else overrides
     return config
 
 

@@ -23,6 +23,13 @@ not "kill"). The bag learns the words that matter here; the pretrained vectors b
 Image: precomputed vectors (a CNN trained elsewhere, frozen), and a flag for posts without one.
 Loss: the sum over tasks of each task's binary cross entropy (the chapter's L = L1 + L2 + ...), or of each
 task's focal loss (Lin et al. 2017), which down-weights the easy negatives that dominate rare categories.
+
+Exposure (fit's `exposure`, optional): natural labels say what was reported, and a post seen by more people, or
+for longer, is reported more, harmful or not. Given each training post's exposure (its reach, how long it was
+observed), a small network of the exposure alone adds to every logit in training and explains that part of the
+labels away; the rest of the network learns from the post itself. Predictions read the mean exposure, one
+constant for every post: the scores rank posts by what they show, not by who would have seen them (the way a
+position feature debiases clicks).
 """
 
 from __future__ import annotations
@@ -97,9 +104,12 @@ class _FusionNet(nn.Module):
         hidden: int,
         modalities: tuple[str, ...],
         base_rates: np.ndarray,
+        n_exposure: int = 0,
     ):
         super().__init__()
         self.modalities = modalities
+        if n_exposure:  # additive: it shifts a post's logits by how exposed it was, whatever it shows
+            self.exposure = nn.Sequential(nn.Linear(n_exposure, 8), nn.ReLU(), nn.Linear(8, n_tasks))
         inputs = n_numeric
         if "text" in modalities:
             if bag:
@@ -131,13 +141,17 @@ class _FusionNet(nn.Module):
         if "image" in self.modalities:
             has = batch["has_image"][:, None]
             parts += [F.relu(self.image(batch["image_vectors"])) * has, has]
-        return self.heads(self.shared(torch.cat(parts, dim=1)))
+        logits = self.heads(self.shared(torch.cat(parts, dim=1)))
+        if hasattr(self, "exposure"):
+            logits = logits + self.exposure(batch["exposure"])
+        return logits
 
 
 class MultimodalClassifier(BaseEstimator):
     """One network, one sigmoid head per task (multi-task), early fusion of the given modalities.
-    fit(inputs, labels (n, n_tasks) of 0/1, eval_set=(inputs, labels)) keeps the epoch with the lowest eval
-    loss (and stops `patience` epochs after it, if given). predict_proba(inputs) -> (n, n_tasks)."""
+    fit(inputs, labels (n, n_tasks) of 0/1, eval_set=(inputs, labels), exposure=(n, e) or None) keeps the
+    epoch with the lowest eval loss (and stops `patience` epochs after it, if given); the eval set and
+    predictions read the mean exposure. predict_proba(inputs) -> (n, n_tasks)."""
 
     def __init__(
         self,
@@ -179,8 +193,15 @@ class MultimodalClassifier(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set: tuple[PostInputs, np.ndarray] | None = None):
+    def fit(
+        self,
+        inputs: PostInputs,
+        labels: np.ndarray,
+        eval_set: tuple[PostInputs, np.ndarray] | None = None,
+        exposure: np.ndarray | None = None,
+    ):
         labels = _check_labels(labels, len(inputs), len(self.tasks))
+        exposure = _check_exposure(exposure, len(inputs))
         unknown = set(self.modalities) - set(MODALITIES)
         if unknown or not self.modalities:
             raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
@@ -192,6 +213,9 @@ class MultimodalClassifier(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         self.numeric_mean_ = inputs.numeric.mean(axis=0)
         self.numeric_std_ = inputs.numeric.std(axis=0) + 1e-6
+        self.n_exposure_ = 0 if exposure is None else exposure.shape[1]
+        if exposure is not None:
+            exposure = (exposure - exposure.mean(axis=0)) / (exposure.std(axis=0) + 1e-6)  # the mean reads 0
         self.text_parts_ = self._text_parts(inputs)
         text_dim = inputs.text_vectors.shape[1] if "vectors" in self.text_parts_ else None
         phrases = None
@@ -211,12 +235,14 @@ class MultimodalClassifier(BaseEstimator):
             self.hidden,
             tuple(self.modalities),
             labels.mean(axis=0),
+            self.n_exposure_,
         )
         target = torch.from_numpy(labels)
 
         def batch_loss(rows: torch.Tensor) -> torch.Tensor:
-            logits = self.module_(self._tensors(inputs.take(rows.numpy())))
-            return self._loss(logits, target[rows])
+            indices = rows.numpy()
+            batch = self._tensors(inputs.take(indices), None if exposure is None else exposure[indices])
+            return self._loss(self.module_(batch), target[rows])
 
         eval_loss = None
         if eval_set is not None:
@@ -276,12 +302,16 @@ class MultimodalClassifier(BaseEstimator):
         ]
         return torch.cat(chunks) if chunks else torch.empty((0, len(self.tasks)))
 
-    def _tensors(self, inputs: PostInputs) -> dict[str, torch.Tensor]:
+    def _tensors(self, inputs: PostInputs, exposure: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """The network's batch; `exposure` standardised (training), else the mean exposure (zeros)."""
         numeric = (np.asarray(inputs.numeric, dtype=np.float64) - self.numeric_mean_) / self.numeric_std_
+        if exposure is None:
+            exposure = np.zeros((len(inputs), getattr(self, "n_exposure_", 0)))
         batch = {
             "numeric": torch.from_numpy(numeric.astype(np.float32)),
             "image_vectors": torch.from_numpy(np.asarray(inputs.image_vectors, dtype=np.float32)),
             "has_image": torch.from_numpy(np.asarray(inputs.has_image, dtype=np.float32)),
+            "exposure": torch.from_numpy(np.asarray(exposure, dtype=np.float32)),
         }
         if "text" in self.modalities:
             if "vectors" in self.text_parts_:
@@ -313,9 +343,10 @@ class LateFusion:
     def __init__(self, **network):
         self.network = network
 
-    def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set=None) -> LateFusion:
-        self.text_ = MultimodalClassifier(**self.network, modalities=("text",)).fit(inputs, labels, eval_set)
-        self.image_ = MultimodalClassifier(**self.network, modalities=("image",)).fit(inputs, labels, eval_set)
+    def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set=None, exposure=None) -> LateFusion:
+        text, image = ({**self.network, "modalities": (m,)} for m in MODALITIES)
+        self.text_ = MultimodalClassifier(**text).fit(inputs, labels, eval_set, exposure)
+        self.image_ = MultimodalClassifier(**image).fit(inputs, labels, eval_set, exposure)
         return self
 
     def predict_proba(self, inputs: PostInputs) -> np.ndarray:
@@ -331,18 +362,27 @@ class PerTaskClassifiers:
     def __init__(self, **network):
         self.network = network
 
-    def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set=None) -> PerTaskClassifiers:
+    def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set=None, exposure=None) -> PerTaskClassifiers:
         tasks = self.network["tasks"]
         labels = _check_labels(labels, len(inputs), len(tasks))
         self.models_ = []
         for j, task in enumerate(tasks):
             one = None if eval_set is None else (eval_set[0], np.asarray(eval_set[1])[:, [j]])
             network = {**self.network, "tasks": (task,)}
-            self.models_.append(MultimodalClassifier(**network).fit(inputs, labels[:, [j]], one))
+            self.models_.append(MultimodalClassifier(**network).fit(inputs, labels[:, [j]], one, exposure))
         return self
 
     def predict_proba(self, inputs: PostInputs) -> np.ndarray:
         return np.hstack([model.predict_proba(inputs) for model in self.models_])
+
+
+def _check_exposure(exposure: np.ndarray | None, n_rows: int) -> np.ndarray | None:
+    if exposure is None:
+        return None
+    exposure = np.asarray(exposure, dtype=np.float64)
+    if exposure.ndim != 2 or len(exposure) != n_rows or not np.isfinite(exposure).all():
+        raise ValueError(f"exposure must be finite (n_rows, e) with n_rows = {n_rows}, got shape {exposure.shape}")
+    return exposure
 
 
 def _check_labels(labels: np.ndarray, n_rows: int, n_tasks: int) -> np.ndarray:

@@ -2,12 +2,13 @@
 
 Offline, per category, on the hand-labelled test posts: PR-AUC (average precision: the rare categories'
 metric), ROC-AUC, F1 at the threshold that maximised it on the validation posts, and the removal threshold's
-precision and recall. Thresholds come from the validation posts only: `remove` is the lowest score whose
-removals' precision reaches remove_precision (0.95: a removal must rarely be wrong) with the confidence
-remove_confidence (the one-sided Clopper-Pearson lower bound of the validation precision: a few thousand
-hand-labelled posts hold a few dozen removals per category, and a point estimate on them misses the target
-on new posts about as often as it meets it); `demote` is the lowest score whose validation precision reaches
-demote_precision. removal_reliability measures how often each rule keeps its promise, on posts the truth judges.
+precision and recall. Thresholds come from the validation posts only: `remove` is the lowest score at and
+above which the removals' validation precision reaches its target (the pipeline's 0.97, a margin over the
+promise of 0.95: a few thousand hand-labelled posts hold a few dozen removals per category, and a threshold
+set at 0.95 on them misses 0.95 on new posts about as often as it meets it), or, given remove_confidence,
+where its one-sided Clopper-Pearson lower bound does; `demote` is the lowest score whose validation precision
+reaches demote_precision. removal_reliability measures how often a rule keeps its promise, on posts the truth
+judges.
 
 The online metrics (prevalence, proactive rate, reversed appeals) are the simulator's: systems/harmful/online.py.
 
@@ -73,18 +74,22 @@ def _lowest_reaching(precision: np.ndarray, thresholds: np.ndarray, target: floa
 
 
 def _lowest_vouched(truth: np.ndarray, score: np.ndarray, target: float, confidence: float) -> float:
-    """The lowest threshold whose posts at or above it are harmful with a precision of at least target, at the
-    given confidence: the Clopper-Pearson lower bound of k right among n flagged. All 59 of 59 right is the
-    least that vouches for 0.95 at 95%; a wrong post near the top costs a few dozen more right ones, where the
-    point estimate's rule would never remove again."""
+    """The lowest threshold down to which every threshold's posts (those at or above it) are harmful with a
+    precision of at least target, at the given confidence: the Clopper-Pearson lower bound of k right among n
+    flagged. The thresholds are tested in a fixed order, from the top down, and the first that fails ends the
+    walk (fixed-sequence testing, as in Learn then Test, Angelopoulos et al. 2021): taking the lowest that
+    passes anywhere would pick one whose bound passed by luck among many tried. The walk starts at the fewest
+    posts that could vouch (all right: 59 for 0.95 at 95%), since none above can."""
     order = np.argsort(-score, kind="stable")
     ranked, right = score[order], truth[order]
     last_of_tie = np.r_[ranked[1:] != ranked[:-1], True]  # a threshold takes every post tied with it
     flagged = np.arange(1, len(ranked) + 1)[last_of_tie]
     correct = np.cumsum(right)[last_of_tie]
     lower = np.nan_to_num(beta.ppf(1 - confidence, correct, flagged - correct + 1))  # NaN where none is right
-    vouched = lower >= target
-    return float(ranked[last_of_tie][vouched].min()) if vouched.any() else NEVER
+    testable = flagged >= np.log(1 - confidence) / np.log(target)  # n of n right vouches from here down
+    passed = (lower >= target)[testable]
+    walked = int(np.cumprod(passed).sum())  # the thresholds passed before the first failure
+    return float(ranked[last_of_tie][testable][walked - 1]) if walked else NEVER
 
 
 def removal_reliability(
@@ -96,11 +101,14 @@ def removal_reliability(
     remove_confidence: float | None,
     draws: int,
     seed: int,
+    promise: float | None = None,
 ) -> dict[str, dict]:
     """How often a removal threshold chosen on validation_size hand-labelled posts keeps its promise on new
     posts: `draws` times, thresholds from a random validation_size of the posts (truth, p), judged on the rest.
     Per category: the share of draws with a threshold, the share of those whose removals on the rest reach
-    remove_precision and their mean precision there, and the mean recall of the removals (0 without one)."""
+    the promise (remove_precision unless given) and their mean precision there, and the mean recall of the
+    removals (0 without one)."""
+    promise = remove_precision if promise is None else promise
     rng = np.random.default_rng(seed)
     found, kept, precisions, recalls = (np.zeros(truth.shape[1]) for _ in range(4))
     for _ in range(draws):
@@ -112,7 +120,7 @@ def removal_reliability(
         for c in np.flatnonzero(removed.any(axis=0)):
             precision = rest[removed[:, c], c].mean()
             found[c] += 1
-            kept[c] += precision >= remove_precision
+            kept[c] += precision >= promise
             precisions[c] += precision
             recalls[c] += rest[removed[:, c], c].sum() / max(rest[:, c].sum(), 1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -7,7 +7,9 @@ request's author id. A post is moderated when it is posted, before anyone intera
 interaction counts are no model input (they would also leak the labels: the reports are interactions).
 
 Labels. Training: the natural labels, one per category, 1 when any user report named it by the end of the
-world (noisy: reports are biased towards spam and nudity, some are false, late ones are missing).
+world (noisy: reports are biased towards spam and nudity, some are false, late ones are missing), and each
+post's exposure to reporters (its reach, its days observed: more of either, more reports, harmful or not), which
+training reads to explain that part of the labels away.
 Evaluation: the hand labels (validation, test) and, for the posts held out from training, the world's truth.
 """
 
@@ -66,6 +68,15 @@ def numeric_inputs(authors: pd.DataFrame) -> np.ndarray:
     """(n, f) model inputs: counts and ages on a log scale (heavy tails), the new-account flag."""
     values = authors[list(AUTHOR_FEATURES)].to_numpy(dtype=np.float64)
     return np.hstack([np.log1p(np.maximum(values, 0.0)), (values[:, :1] <= 30).astype(np.float64)])
+
+
+def report_exposure(posts: pd.DataFrame, reports: pd.DataFrame) -> np.ndarray:
+    """(n_posts, 2) how exposed each post was to reporters when the logs were read (the latest post or report):
+    log(1 + its impressions), log(1 + the days since it was posted). The natural labels depend on both,
+    harmful or not; the models learn that part from them in training only (common/models/multimodal.py)."""
+    read_at = max([posts["created_at"].max(), *([reports["reported_at"].max()] if len(reports) else [])])
+    days = (read_at - posts["created_at"]).dt.total_seconds().to_numpy() / 86_400
+    return np.column_stack([np.log1p(posts["impressions"].to_numpy(dtype=np.float64)), np.log1p(days)])
 
 
 def natural_labels(posts: pd.DataFrame, reports: pd.DataFrame, categories: tuple[str, ...]) -> np.ndarray:

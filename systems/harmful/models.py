@@ -21,7 +21,9 @@ from common.models.multimodal import LateFusion, MultimodalClassifier, PerTaskCl
 
 
 class HashedWordsLogistic:
-    """One logistic regression per category over [hashed words and word pairs; the standardised numerics]."""
+    """One logistic regression per category over [hashed words and word pairs; the standardised numerics;
+    the standardised exposure, if fit is given one (training only: predictions read the mean exposure, as the
+    networks do, common/models/multimodal.py)]."""
 
     def __init__(self, tasks: tuple[str, ...], n_features: int = 2**18, C: float = 1.0, random_state: int = 0):
         self.tasks = tasks
@@ -29,15 +31,20 @@ class HashedWordsLogistic:
         self.C = C
         self.random_state = random_state
 
-    def _design(self, inputs: PostInputs):
+    def _design(self, inputs: PostInputs, exposure: np.ndarray | None = None):
         words = self.vectorizer_.transform(list(inputs.texts))
         numeric = (inputs.numeric - self.mean_) / self.std_
-        return sparse.hstack([words, sparse.csr_matrix(numeric)]).tocsr()
+        if exposure is None:
+            exposure = np.zeros((len(inputs), getattr(self, "n_exposure_", 0)))
+        return sparse.hstack([words, sparse.csr_matrix(numeric), sparse.csr_matrix(exposure)]).tocsr()
 
-    def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set=None) -> HashedWordsLogistic:
+    def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set=None, exposure=None) -> HashedWordsLogistic:
         self.vectorizer_ = HashingVectorizer(n_features=self.n_features, ngram_range=(1, 2), alternate_sign=False)
         self.mean_, self.std_ = inputs.numeric.mean(axis=0), inputs.numeric.std(axis=0) + 1e-6
-        design = self._design(inputs)
+        self.n_exposure_ = 0 if exposure is None else exposure.shape[1]
+        if exposure is not None:
+            exposure = (exposure - exposure.mean(axis=0)) / (exposure.std(axis=0) + 1e-6)  # the mean reads 0
+        design = self._design(inputs, exposure)
         self.models_ = []
         for j in range(len(self.tasks)):
             y = labels[:, j]
@@ -57,7 +64,7 @@ class HashedWordsLogistic:
 def build_model(spec: dict, tasks: tuple[str, ...], network: dict, seed: int):
     """The estimator a config entry names; `network` holds the shared network settings."""
     kind = spec["kind"]
-    settings = {**network, **{k: v for k, v in spec.items() if k not in ("kind", "text", "subset")}}
+    settings = {**network, **{k: v for k, v in spec.items() if k not in ("kind", "text", "subset", "exposure")}}
     settings |= {"tasks": tasks, "random_state": seed}
     if kind == "logistic":
         return HashedWordsLogistic(tasks, random_state=seed)

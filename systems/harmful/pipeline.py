@@ -6,9 +6,11 @@ posts, authors, reports, hand labels (the world) -> the authors' profile into Fe
 -> every post's text as all-MiniLM-L6-v2's vectors of its words, pooled and in order (the networks read both by
    default, the order through a convolution that sees phrases; the pooled words alone, the hashed words trained
    here, and MiniLM reading whole posts, are compared)
--> the natural labels (reports) of the training posts; the hand labels of the validation and test posts; the
-   world's truth of posts held out from training
--> each model (systems/harmful/models.py) fits on the natural labels, stops early on the validation posts
+-> the natural labels (reports) of the training posts, and how exposed each was to reporters (its reach, its
+   days before the logs were read); the hand labels of the validation and test posts; the world's truth of
+   posts held out from training
+-> each model (systems/harmful/models.py) fits on the natural labels, the exposure explaining its part of them
+   away (training only), and stops early on the validation posts
 -> its thresholds on the validation posts (systems/harmful/evaluation.py) -> its metrics on the test posts and
    on the held-out combination-only posts -> the champion by mean validation PR-AUC -> MLflow ->
    `harmful-ranker@champion`
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.metrics import roc_auc_score
 
 from common.evaluation.classification import markdown_table
@@ -41,7 +44,13 @@ from systems.harmful.evaluation import (
     image_probes,
     removal_reliability,
 )
-from systems.harmful.features import author_features_as_of, natural_labels, numeric_inputs, publish_authors
+from systems.harmful.features import (
+    author_features_as_of,
+    natural_labels,
+    numeric_inputs,
+    publish_authors,
+    report_exposure,
+)
 from systems.harmful.models import build_model
 from systems.harmful.world import CATEGORIES, HarmfulWorld
 
@@ -111,6 +120,7 @@ class Posts:
     table: pd.DataFrame
     inputs: PostInputs
     natural: np.ndarray  # (n, categories) from the reports
+    exposure: np.ndarray  # (n, 2) what else the reports depended on: log reach, log days observed
     truth: np.ndarray  # (n, categories) the world's
     oracle: np.ndarray  # (n, categories) the world's probabilities
     rows: dict[str, np.ndarray]  # train, validation, test, held_out
@@ -122,6 +132,8 @@ class Posts:
 
 def train(config: dict, world: HarmfulWorld) -> dict:
     started = time.perf_counter()
+    if config.get("torch_threads"):
+        torch.set_num_threads(config["torch_threads"])
     posts, image_encoder = prepare(config, world)
     log.info("posts ready at %.0fs: %s", time.perf_counter() - started, {k: len(v) for k, v in posts.rows.items()})
     fitted, text_encoders, seconds = fit_models(config, posts)
@@ -131,7 +143,7 @@ def train(config: dict, world: HarmfulWorld) -> dict:
     }
     predictions[ORACLE] = {split: posts.oracle[rows] for split, rows in posts.rows.items()}
     m = config["moderation"]
-    rule = (m["remove_precision"], m["demote_precision"], m["remove_confidence"])
+    rule = (m["remove_target"], m["demote_precision"], m["remove_confidence"])
     validation = posts.hand["validation"]
     thresholds = {name: choose_thresholds(validation, p["validation"], *rule) for name, p in predictions.items()}
     results = {name: evaluate(config, posts, p, thresholds[name]) for name, p in predictions.items()}
@@ -204,6 +216,7 @@ def prepare(config: dict, world: HarmfulWorld) -> tuple[Posts, ImageEncoder]:
         table=table,
         inputs=PostInputs(numeric, vectors, has_image, texts=texts),
         natural=natural_labels(table, reports, CATEGORIES),
+        exposure=report_exposure(table, reports),
         truth=table[[f"true_{c}" for c in CATEGORIES]].to_numpy(dtype=np.float32),
         oracle=table[[f"p_{c}" for c in CATEGORIES]].to_numpy(dtype=np.float64),
         rows=rows,
@@ -258,7 +271,8 @@ def fit_models(config: dict, posts: Posts) -> tuple[dict, dict, dict]:
         model = build_model(spec, CATEGORIES, config["network"], config["seed"])
         fit_inputs = model_inputs(posts, rows, text, encoder)
         eval_set = (model_inputs(posts, validation, text, encoder), posts.hand["validation"])
-        fitted[name] = model.fit(fit_inputs, posts.natural[rows], eval_set)
+        exposure = posts.exposure[rows] if spec.get("exposure", config["debias_exposure"]) else None
+        fitted[name] = model.fit(fit_inputs, posts.natural[rows], eval_set, exposure=exposure)
         seconds[name] = time.perf_counter() - started
         log.info("%s fitted in %.0fs on %d posts", name, seconds[name], len(rows))
     return fitted, text_encoders, seconds
@@ -314,28 +328,26 @@ def evaluate(config: dict, posts: Posts, p: dict, thresholds: Thresholds) -> dic
 
 
 def removal_rules_compared(config: dict, posts: Posts, p: dict) -> dict[str, dict]:
-    """The removal rule's reliability (evaluation.removal_reliability) on the held-out posts, which the truth
-    judges, for thresholds chosen on as many posts as the validation holds (a third of the held-out posts at
-    most): the point estimate's rule against the lower bound's. Empty for a model not run on them."""
+    """How often removal rules keep the promise (evaluation.removal_reliability) on the held-out posts, which the
+    truth judges, for thresholds chosen on as many posts as the validation holds (a third of the held-out posts
+    at most): the served rule against the point estimate without a margin and the lower bound's rule. Empty for a
+    model not run on them."""
     if "held_out" not in p:
         return {}
-    m = config["moderation"]
+    m, reliability = config["moderation"], config["moderation"]["reliability"]
+    promise = m["remove_precision"]
+    served = f"lower bound at {m['remove_confidence']:.0%}" if m["remove_confidence"] is not None else "point estimate"
+    rules = {
+        f"point estimate at {promise}": (promise, None),
+        f"{served} at {m['remove_target']} (served)": (m["remove_target"], m["remove_confidence"]),
+        f"lower bound at {reliability['confidence']:.0%} at {promise}": (promise, reliability["confidence"]),
+    }
     truth = posts.truth[posts.rows["held_out"]]
-    rules = {"point estimate": None}
-    if m["remove_confidence"] is not None:
-        rules[f"lower bound at {m['remove_confidence']:.0%}"] = m["remove_confidence"]
     return {
         rule: removal_reliability(
-            truth,
-            p["held_out"],
-            CATEGORIES,
-            draw_size(posts),
-            m["remove_precision"],
-            confidence,
-            m["reliability_draws"],
-            0,
+            truth, p["held_out"], CATEGORIES, draw_size(posts), target, confidence, reliability["draws"], 0, promise
         )
-        for rule, confidence in rules.items()
+        for rule, (target, confidence) in rules.items()
     }
 
 
@@ -422,15 +434,16 @@ def results_markdown(
             "",
             markdown_table(rows, list(rows[0]), floatfmt=".3f"),
             "",
-            f"Removal (threshold: validation precision >= {m['remove_precision']}"
+            f"Removal (threshold: validation precision >= {m['remove_target']}"
             + (f" at confidence {m['remove_confidence']}" if m["remove_confidence"] is not None else "")
-            + ") and F1, test posts:",
+            + f" at it and above; the promise: precision >= {m['remove_precision']}) and F1, test posts:",
             "",
             markdown_table(removal, list(removal[0]), floatfmt=".3f"),
             "",
             *(
                 [
-                    f"Whether a removal threshold keeps its promise: {m['reliability_draws']} times, thresholds chosen"
+                    f"Whether a removal threshold keeps the promise (precision >= {m['remove_precision']}):"
+                    f" {m['reliability']['draws']} times, thresholds chosen"
                     f" on {draw_size(posts)} random held-out posts (standing in for the {n['validation']} validation"
                     f" posts), the removals' precision and recall on the other {n['held_out'] - draw_size(posts)}"
                     " (the truth judges):",

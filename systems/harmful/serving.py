@@ -7,10 +7,10 @@ demoting and violation services act on.
                     training never saw is encoded for the request), hashed in the network, or the sentence
                     encoder's vector
   classifier        one probability per category (registry: `harmful-ranker@champion`)
-  decision          remove at or above a category's removal threshold (validation precision >= 0.95 at its
-                    lower confidence bound; none where the hand labels cannot vouch for it), demote at or
-                    above its demotion threshold, else allow; the reason is the category furthest past its
-                    threshold
+  decision          remove at or above a category's removal threshold (validation precision >= 0.97 there and
+                    above, a margin over the promise of 0.95; none where the hand labels do not show one),
+                    demote at or above its demotion threshold, else allow; the reason is the category furthest
+                    past its threshold
 """
 
 from __future__ import annotations

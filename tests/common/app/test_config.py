@@ -9,3 +9,8 @@ def test_a_scale_overrides_any_section_key_by_key():
     assert tiny["periods"]["days"]["test"] < default["periods"]["days"]["test"]
     assert tiny["models"]["lightgbm_heads"]["learning_rate"] == default["models"]["lightgbm_heads"]["learning_rate"]
     assert tiny["world"]["n_users"] < default["world"]["n_users"] and tiny["world"]["seed"] == tiny["seed"]
+
+
+def test_a_scale_replaces_a_single_value():
+    tiny, default = load_config("harmful", "tiny"), load_config("harmful", "default")
+    assert tiny["torch_threads"] == 1 and default["torch_threads"] is None

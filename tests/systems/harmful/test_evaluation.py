@@ -2,6 +2,7 @@
 scores."""
 
 import numpy as np
+import pytest
 
 from systems.harmful.evaluation import NEVER, Thresholds, actions, choose_thresholds, removal_reliability
 
@@ -49,14 +50,24 @@ def test_the_lower_bound_vouches_for_a_precision_only_with_enough_removals():
         assert thresholds.remove[0] == (NEVER if expected == NEVER else p[expected, 0])
 
 
-def test_one_wrong_post_at_the_top_stops_the_point_estimate_but_not_the_lower_bound():
+def test_the_lower_bound_is_walked_from_the_top_and_its_first_failure_ends_the_walk():
+    """60 right, 3 wrong, 300 right: the walk down passes at 59 and 60 flagged, fails at 61 (60 of 61), and stops
+    there, though the bound over the 363 posts (360 right) would pass again: a threshold that passes after one
+    that failed may pass by luck, among the many tried. The point estimate's precision never falls below 0.95
+    (60 of 63 is 0.952) on the way down to the 300."""
+    y = np.r_[np.ones(60), np.zeros(3), np.ones(300), np.zeros(100)][:, None]
+    p = descending_scores(len(y))
+    vouched = choose_thresholds(y, p, 0.95, 0.5, remove_confidence=0.95).remove[0]
+    assert (p[:, 0] >= vouched).sum() == 60
+    point = choose_thresholds(y, p, 0.95, 0.5).remove[0]
+    assert (p[:, 0] >= point).sum() >= 363
+
+
+def test_a_wrong_post_at_the_top_stops_both_rules():
     y = np.r_[0, np.ones(300), np.zeros(100)][:, None]
     p = descending_scores(len(y))
     assert choose_thresholds(y, p, 0.95, 0.5).remove[0] == NEVER
-    vouched = choose_thresholds(y, p, 0.95, 0.5, remove_confidence=0.95).remove[0]
-    removed = p[:, 0] >= vouched
-    assert removed.sum() >= 250  # most of the 300 right ones
-    assert y[removed, 0].mean() >= 0.95
+    assert choose_thresholds(y, p, 0.95, 0.5, remove_confidence=0.95).remove[0] == NEVER
 
 
 def test_removal_reliability_on_perfect_and_on_uninformative_scores():
@@ -66,3 +77,15 @@ def test_removal_reliability_on_perfect_and_on_uninformative_scores():
     assert set(perfect["a"].values()) == {1.0}  # always a threshold, its precision reached, every positive removed
     noise = removal_reliability(truth, rng.random((4000, 2)), ["a", "b"], 1000, 0.95, 0.95, draws=5, seed=0)
     assert noise["b"]["with a threshold"] == 0.0 and noise["b"]["mean recall"] == 0.0
+
+
+def test_removal_reliability_judges_the_promise_not_the_rules_target():
+    """A rule targeting precision 0 removes every post: its precision is the share of harmful posts, 0.25. It
+    keeps its own target; a promise of 0.5 it never keeps."""
+    truth = np.tile([1.0, 0.0, 0.0, 0.0], 1000)[:, None]
+    p = np.random.default_rng(0).random(truth.shape)
+    own = removal_reliability(truth, p, ["a"], 1000, 0.0, None, draws=5, seed=0)["a"]
+    judged = removal_reliability(truth, p, ["a"], 1000, 0.0, None, draws=5, seed=0, promise=0.5)["a"]
+    assert own["with a threshold"] == judged["with a threshold"] == 1.0
+    assert own["precision reached"] == 1.0 and judged["precision reached"] == 0.0
+    assert judged["mean precision"] == pytest.approx(0.25, abs=0.01)

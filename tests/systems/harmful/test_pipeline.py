@@ -58,9 +58,8 @@ def test_models_rank_harm_above_chance(trained):
 
 
 def test_every_model_demotes_before_it_removes_and_the_oracle_can_remove(trained):
-    """Demotion thresholds never above removal ones; the oracle's scores reach 0.95 validation precision in
-    most categories (at the tiny scale's confidence; the thresholds' own precision:
-    tests/systems/harmful/test_evaluation.py)."""
+    """Demotion thresholds never above removal ones; the oracle's scores reach the removal target's validation
+    precision in most categories (the thresholds' own precision: tests/systems/harmful/test_evaluation.py)."""
     for name, thresholds in trained["thresholds"].items():
         assert (thresholds.demote <= thresholds.remove).all(), name
     oracle = trained["thresholds"][ORACLE]
@@ -73,13 +72,14 @@ def test_the_removal_rules_are_compared_on_held_out_posts_for_the_champion_and_t
     reliability = trained["removal_reliability"]
     assert set(reliability) == {trained["champion"], ORACLE}
     for rules in reliability.values():
-        assert len(rules) == 2 and all(set(per_category) == set(CATEGORIES) for per_category in rules.values())
+        assert len(rules) == 3 and all(set(per_category) == set(CATEGORIES) for per_category in rules.values())
         for per_category in rules.values():
             for values in per_category.values():
                 assert 0 <= values["with a threshold"] <= 1 and 0 <= values["mean recall"] <= 1
-    point = reliability[ORACLE]["point estimate"]
+    point = reliability[ORACLE]["point estimate at 0.95"]
     assert max(values["with a threshold"] for values in point.values()) > 0.5
-    assert "Whether a removal threshold keeps its promise" in trained["table"]
+    assert "(served)" in " ".join(reliability[ORACLE])
+    assert "Whether a removal threshold keeps the promise" in trained["table"]
 
 
 def test_a_post_is_moderated_with_a_probability_per_category(client, trained, world, posts):

@@ -136,11 +136,11 @@ def train(config: dict, world: HarmfulWorld) -> dict:
         torch.set_num_threads(config["torch_threads"])
     posts, image_encoder = prepare(config, world)
     log.info("posts ready at %.0fs: %s", time.perf_counter() - started, {k: len(v) for k, v in posts.rows.items()})
-    fitted, text_encoders, seconds = fit_models(config, posts)
-    predictions = {
-        name: predict(model, posts, model_text(config["models"][name]), text_encoders.get(name))
-        for name, model in fitted.items()
-    }
+    fitted, text_encoders, seconds, validation_inputs = fit_models(config, posts)
+    predictions = {}
+    for name, model in fitted.items():
+        text = model_text(config["models"][name])
+        predictions[name] = predict(model, posts, text, text_encoders.get(name), validation_inputs[name])
     predictions[ORACLE] = {split: posts.oracle[rows] for split, rows in posts.rows.items()}
     m = config["moderation"]
     rule = (m["remove_target"], m["demote_precision"], m["remove_confidence"])
@@ -251,10 +251,12 @@ def pretrain_image_encoder(config: dict) -> ImageEncoder:
     return encoder
 
 
-def fit_models(config: dict, posts: Posts) -> tuple[dict, dict, dict]:
+def fit_models(config: dict, posts: Posts) -> tuple[dict, dict, dict, dict]:
     """Each configured model fitted on the training posts' natural labels; the ones reading a pretrained text
-    encoder (and the hashed-text control marked `subset`) on a sample of them (the encoder is slow on a CPU)."""
-    fitted, text_encoders, seconds = {}, {}, {}
+    encoder (and the hashed-text control marked `subset`) on a sample of them (the encoder is slow on a CPU).
+    (models, their text encoders, fit seconds, the validation posts' inputs each read: kept for its predictions,
+    a sentence encoder's vectors of every validation post being slow to compute twice)."""
+    fitted, text_encoders, seconds, validation_inputs = {}, {}, {}, {}
     train_rows, validation = posts.rows["train"], posts.rows["validation"]
     subset = train_rows[: config["minilm"]["train_posts"]]
     for name, spec in config["models"].items():
@@ -270,12 +272,13 @@ def fit_models(config: dict, posts: Posts) -> tuple[dict, dict, dict]:
             text_encoders[name] = encoder
         model = build_model(spec, CATEGORIES, config["network"], config["seed"])
         fit_inputs = model_inputs(posts, rows, text, encoder)
-        eval_set = (model_inputs(posts, validation, text, encoder), posts.hand["validation"])
+        validation_inputs[name] = model_inputs(posts, validation, text, encoder)
+        eval_set = (validation_inputs[name], posts.hand["validation"])
         exposure = posts.exposure[rows] if spec.get("exposure", config["debias_exposure"]) else None
         fitted[name] = model.fit(fit_inputs, posts.natural[rows], eval_set, exposure=exposure)
         seconds[name] = time.perf_counter() - started
         log.info("%s fitted in %.0fs on %d posts", name, seconds[name], len(rows))
-    return fitted, text_encoders, seconds
+    return fitted, text_encoders, seconds, validation_inputs
 
 
 def sentence_encoder(config: dict, posts: Posts, rows: np.ndarray, tuned: bool):
@@ -306,11 +309,18 @@ def model_inputs(posts: Posts, rows: np.ndarray, text: str, text_encoder=None) -
     return post_inputs(text, i.numeric, i.image_vectors, i.has_image, i.texts, text_encoder, vectors, sequences)
 
 
-def predict(model, posts: Posts, text: str, text_encoder) -> dict[str, np.ndarray]:
+def predict(
+    model, posts: Posts, text: str, text_encoder, validation_inputs: PostInputs | None = None
+) -> dict[str, np.ndarray]:
     """The model's probabilities on the evaluation rows (held-out posts: not for the models reading the
-    sentence encoder, which would take minutes to read them)."""
+    sentence encoder, which would take minutes to read them); `validation_inputs`: the validation posts'
+    inputs, when already computed."""
     splits = ("validation", "test") if text in SENTENCE_ENCODERS else ("validation", "test", "held_out")
-    return {s: model.predict_proba(model_inputs(posts, posts.rows[s], text, text_encoder)) for s in splits}
+    known = {"validation": validation_inputs} if validation_inputs is not None else {}
+    return {
+        s: model.predict_proba(known[s] if s in known else model_inputs(posts, posts.rows[s], text, text_encoder))
+        for s in splits
+    }
 
 
 def evaluate(config: dict, posts: Posts, p: dict, thresholds: Thresholds) -> dict:

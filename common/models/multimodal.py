@@ -201,7 +201,7 @@ class MultimodalClassifier(BaseEstimator):
         exposure: np.ndarray | None = None,
     ):
         labels = _check_labels(labels, len(inputs), len(self.tasks))
-        exposure = _check_exposure(exposure, len(inputs))
+        exposure = standardised_exposure(exposure, len(inputs))
         unknown = set(self.modalities) - set(MODALITIES)
         if unknown or not self.modalities:
             raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
@@ -214,8 +214,6 @@ class MultimodalClassifier(BaseEstimator):
         self.numeric_mean_ = inputs.numeric.mean(axis=0)
         self.numeric_std_ = inputs.numeric.std(axis=0) + 1e-6
         self.n_exposure_ = 0 if exposure is None else exposure.shape[1]
-        if exposure is not None:
-            exposure = (exposure - exposure.mean(axis=0)) / (exposure.std(axis=0) + 1e-6)  # the mean reads 0
         self.text_parts_ = self._text_parts(inputs)
         text_dim = inputs.text_vectors.shape[1] if "vectors" in self.text_parts_ else None
         phrases = None
@@ -376,13 +374,15 @@ class PerTaskClassifiers:
         return np.hstack([model.predict_proba(inputs) for model in self.models_])
 
 
-def _check_exposure(exposure: np.ndarray | None, n_rows: int) -> np.ndarray | None:
+def standardised_exposure(exposure: np.ndarray | None, n_rows: int) -> np.ndarray | None:
+    """The training rows' exposure (n_rows, e), checked and standardised: the mean exposure, which every
+    prediction reads, is 0."""
     if exposure is None:
         return None
     exposure = np.asarray(exposure, dtype=np.float64)
     if exposure.ndim != 2 or len(exposure) != n_rows or not np.isfinite(exposure).all():
         raise ValueError(f"exposure must be finite (n_rows, e) with n_rows = {n_rows}, got shape {exposure.shape}")
-    return exposure
+    return (exposure - exposure.mean(axis=0)) / (exposure.std(axis=0) + 1e-6)
 
 
 def _check_labels(labels: np.ndarray, n_rows: int, n_tasks: int) -> np.ndarray:

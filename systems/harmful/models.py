@@ -17,7 +17,13 @@ from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from common.models.multimodal import LateFusion, MultimodalClassifier, PerTaskClassifiers, PostInputs
+from common.models.multimodal import (
+    LateFusion,
+    MultimodalClassifier,
+    PerTaskClassifiers,
+    PostInputs,
+    standardised_exposure,
+)
 
 
 class HashedWordsLogistic:
@@ -41,9 +47,8 @@ class HashedWordsLogistic:
     def fit(self, inputs: PostInputs, labels: np.ndarray, eval_set=None, exposure=None) -> HashedWordsLogistic:
         self.vectorizer_ = HashingVectorizer(n_features=self.n_features, ngram_range=(1, 2), alternate_sign=False)
         self.mean_, self.std_ = inputs.numeric.mean(axis=0), inputs.numeric.std(axis=0) + 1e-6
+        exposure = standardised_exposure(exposure, len(inputs))
         self.n_exposure_ = 0 if exposure is None else exposure.shape[1]
-        if exposure is not None:
-            exposure = (exposure - exposure.mean(axis=0)) / (exposure.std(axis=0) + 1e-6)  # the mean reads 0
         design = self._design(inputs, exposure)
         self.models_ = []
         for j in range(len(self.tasks)):

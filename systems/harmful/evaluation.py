@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta
+from scipy.stats import beta, binomtest
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from common.evaluation.classification import linear_probe_auc
@@ -136,7 +136,8 @@ def removal_reliability(
 
 
 def category_metrics(y: np.ndarray, p: np.ndarray, thresholds: Thresholds, categories) -> dict[str, dict]:
-    """Per category: pr_auc, roc_auc, f1, remove_precision, remove_recall (NaN where undefined)."""
+    """Per category: pr_auc, roc_auc, f1, remove_precision, remove_recall (NaN where undefined), removals (how many
+    posts the removal threshold takes) and positives."""
     out = {}
     for c, category in enumerate(categories):
         truth, score = y[:, c], p[:, c]
@@ -151,9 +152,19 @@ def category_metrics(y: np.ndarray, p: np.ndarray, thresholds: Thresholds, categ
             "f1": float(2 * precision * recall / (precision + recall)) if precision + recall > 0 else 0.0,
             "remove_precision": float(truth[removed].mean()) if removed.any() else np.nan,
             "remove_recall": float(truth[removed].sum() / truth.sum()) if truth.sum() else np.nan,
+            "removals": int(removed.sum()),
             "positives": int(truth.sum()),
         }
     return out
+
+
+def precision_interval(right: int, removals: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The two-sided Clopper-Pearson interval of a precision of `right` in `removals` posts: how far from the truth
+    the few dozen removals of a category among a few thousand test posts may leave it. NaN without a removal."""
+    if removals == 0:
+        return (np.nan, np.nan)
+    interval = binomtest(right, removals).proportion_ci(confidence, method="exact")
+    return (float(interval.low), float(interval.high))
 
 
 def actions(p: np.ndarray, thresholds: Thresholds) -> tuple[np.ndarray, np.ndarray]:

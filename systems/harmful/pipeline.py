@@ -42,6 +42,7 @@ from systems.harmful.evaluation import (
     category_metrics,
     choose_thresholds,
     image_probes,
+    precision_interval,
     removal_reliability,
 )
 from systems.harmful.features import (
@@ -333,7 +334,7 @@ def evaluate(config: dict, posts: Posts, p: dict, thresholds: Thresholds) -> dic
         "test_mean_pr_auc": float(np.nanmean([v["pr_auc"] for v in test.values()])),
     }
     for category, values in test.items():
-        metrics |= {f"test_{category}_{k}": float(v) for k, v in values.items() if k != "positives"}
+        metrics |= {f"test_{category}_{k}": float(v) for k, v in values.items() if k not in ("positives", "removals")}
     return {"test": test, "metrics": metrics, "combination": combination_metrics(posts, p.get("held_out"), thresholds)}
 
 
@@ -413,13 +414,17 @@ def results_markdown(
     removal = []
     for name in (champion, ORACLE):
         for category, values in results[name]["test"].items():
+            right = round(values["remove_precision"] * values["removals"]) if values["removals"] else 0
+            low, high = precision_interval(right, values["removals"])
             removal.append(
                 {
                     "model": name,
                     "category": category,
                     "test positives": values["positives"],
                     "F1": values["f1"],
+                    "removals": values["removals"],
                     "removal precision": values["remove_precision"],
+                    "its 95% interval": f"{low:.3f}-{high:.3f}" if values["removals"] else "",
                     "removal recall": values["remove_recall"],
                 }
             )

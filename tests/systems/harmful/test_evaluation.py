@@ -4,7 +4,14 @@ scores."""
 import numpy as np
 import pytest
 
-from systems.harmful.evaluation import NEVER, Thresholds, actions, choose_thresholds, removal_reliability
+from systems.harmful.evaluation import (
+    NEVER,
+    Thresholds,
+    actions,
+    choose_thresholds,
+    precision_interval,
+    removal_reliability,
+)
 
 
 def test_the_removal_threshold_is_the_lowest_score_whose_precision_holds_from_there_up():
@@ -89,3 +96,12 @@ def test_removal_reliability_judges_the_promise_not_the_rules_target():
     assert own["with a threshold"] == judged["with a threshold"] == 1.0
     assert own["precision reached"] == 1.0 and judged["precision reached"] == 0.0
     assert judged["mean precision"] == pytest.approx(0.25, abs=0.01)
+
+
+def test_the_precision_interval_is_clopper_pearsons():
+    # All of n right: the lower end solves p^n = 0.025 (exact); none right: the upper end solves (1 - p)^n = 0.025.
+    assert precision_interval(10, 10) == pytest.approx((0.025 ** (1 / 10), 1.0))
+    assert precision_interval(0, 10) == pytest.approx((0.0, 1 - 0.025 ** (1 / 10)))
+    low, high = precision_interval(40, 43)  # the width a few dozen removals leave
+    assert low < 0.85 < 0.95 < high < 1.0
+    assert np.isnan(precision_interval(0, 0)).all()

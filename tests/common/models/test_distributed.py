@@ -52,14 +52,33 @@ def test_one_ray_worker_trains_the_model_this_process_trains(cluster, world):
     np.testing.assert_array_equal(on_ray.item_embeddings(world.items), local.item_embeddings(world.items))
 
 
-def test_two_workers_on_half_batches_take_the_steps_of_one_process_on_whole_batches(cluster):
+@pytest.fixture(scope="module")
+def fitted_by_two_workers(cluster, world):
+    """The DCN and the two-tower of the two tests below, fitted one after the other by the same two Ray Train
+    workers: one run, where each costs ~20 s of CPU to start on two cores (its controller and workers are new
+    processes importing Ray Train, Ray Data and torch) and the trainings well under one. Each fit seeds its
+    own weights and batch order, and its collectives run in the same order on both workers, so each model is
+    the one it would be in a run of its own."""
     X, y = make_data(4096, seed=0)  # 16 batches of 256: every batch splits evenly
+    tables = world.users, world.items, world.train, world.history  # frames: the World class is the tests' too
+
+    class BothModels:  # defined here so that Ray ships it by value: the workers cannot import the tests
+        def fit(self):
+            dcn = DeepCTRClassifier("dcn", **DEEP).fit(X, y)
+            return dcn, TwoTowerModel(USER_SPEC, ITEM_SPEC, **FAST).fit(*tables)
+
+    dcn, two_tower = fit_data_parallel(BothModels(), 2)
+    return {"dcn": dcn, "data": (X, y), "two_tower": two_tower}
+
+
+def test_two_workers_on_half_batches_take_the_steps_of_one_process_on_whole_batches(fitted_by_two_workers):
+    X, y = fitted_by_two_workers["data"]
     local = DeepCTRClassifier("dcn", **DEEP).fit(X, y)
-    on_two = fit_data_parallel(DeepCTRClassifier("dcn", **DEEP), 2, X, y)
+    on_two = fitted_by_two_workers["dcn"]
     np.testing.assert_allclose(on_two.predict_proba(X), local.predict_proba(X), atol=1e-4)
 
 
-def test_two_workers_reach_the_single_process_two_tower_recall(cluster, world):
+def test_two_workers_reach_the_single_process_two_tower_recall(fitted_by_two_workers, world):
     single = [
         model_recall(
             TwoTowerModel(USER_SPEC, ITEM_SPEC, random_state=seed, **FAST).fit(
@@ -70,10 +89,7 @@ def test_two_workers_reach_the_single_process_two_tower_recall(cluster, world):
         )
         for seed in SEEDS
     ]
-    two = fit_data_parallel(
-        TwoTowerModel(USER_SPEC, ITEM_SPEC, **FAST), 2, world.users, world.items, world.train, world.history
-    )
-    recall = model_recall(two, world, world.test)
+    recall = model_recall(fitted_by_two_workers["two_tower"], world, world.test)
     # Measured: single 0.649-0.662 over seeds 0-3; two workers 0.661.
     assert min(single) - NOISE <= recall <= max(single) + NOISE, (recall, single)
 

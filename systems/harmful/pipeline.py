@@ -37,6 +37,7 @@ from common.models.text_tuning import fine_tune_on_labels
 from common.models.word_convolution import WordSequences
 from common.tracking import runs as tracking
 from systems.harmful.evaluation import (
+    COUNTS,
     Thresholds,
     actions,
     category_metrics,
@@ -285,9 +286,7 @@ def fit_models(config: dict, posts: Posts) -> tuple[dict, dict, dict, dict]:
 def sentence_encoder(config: dict, posts: Posts, rows: np.ndarray, tuned: bool):
     c = config["minilm"]
     if not tuned:
-        # On the training's threads: SentenceEncoder sets torch's for the whole process (one by default, a
-        # server's), which left the MiniLM models' encoding and every step after them on one core.
-        return SentenceEncoder(c.get("path"), n_threads=torch.get_num_threads()).fit()
+        return SentenceEncoder(c.get("path")).fit()  # on the training's threads
     tune = rows[: c["tune_texts"]]
     return fine_tune_on_labels(
         posts.table["text"].to_numpy()[tune],
@@ -336,7 +335,7 @@ def evaluate(config: dict, posts: Posts, p: dict, thresholds: Thresholds) -> dic
         "test_mean_pr_auc": float(np.nanmean([v["pr_auc"] for v in test.values()])),
     }
     for category, values in test.items():
-        metrics |= {f"test_{category}_{k}": float(v) for k, v in values.items() if k not in ("positives", "removals")}
+        metrics |= {f"test_{category}_{k}": float(v) for k, v in values.items() if k not in COUNTS}
     return {"test": test, "metrics": metrics, "combination": combination_metrics(posts, p.get("held_out"), thresholds)}
 
 
@@ -416,8 +415,7 @@ def results_markdown(
     removal = []
     for name in (champion, ORACLE):
         for category, values in results[name]["test"].items():
-            right = round(values["remove_precision"] * values["removals"]) if values["removals"] else 0
-            low, high = precision_interval(right, values["removals"])
+            low, high = precision_interval(values["removals_right"], values["removals"])
             removal.append(
                 {
                     "model": name,

@@ -8,6 +8,9 @@ import pytest
 
 from common.models.text import LsaEncoder, SentenceEncoder, WordVectorEncoder, text_encoder
 
+# The sentence encoder runs on the caller's torch threads: one, beside the other test worker.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SPORTS = [
     "What a match tonight, the striker scored twice before half time",
     "The goalkeeper saved a penalty in the final minute of the game",

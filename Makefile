@@ -10,7 +10,7 @@ DATA_ARG := $(if $(DATA),--data $(DATA),)
 SET ?=
 SET_ARG := $(foreach override,$(SET),--set $(override))
 
-.PHONY: help install train serve evaluate online abtest offline-vs-online continual test bench bench-online-store bench-distributed mlflow-ui clean
+.PHONY: help install train serve evaluate online abtest offline-vs-online continual test bench bench-online-store bench-distributed mlflow-ui pretrain-image-encoder clean
 
 help:
 	@echo "make train SYSTEM=ads [SCALE=tiny]   generate data, features (Feast), train, register the champion"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-online-store              p50 / p99 of Feast's online read, Redis beside SQLite"
 	@echo "make bench-distributed [WORKERS=2]   two-tower fit and catalogue embedding: this process vs Ray"
 	@echo "make mlflow-ui                       MLflow UI on http://127.0.0.1:5000"
+	@echo "make pretrain-image-encoder          the shipped image encoder's weights again (harmful reads them; minutes)"
 	@echo "make test                            the whole test suite"
 
 $(VENV)/.installed: pyproject.toml
@@ -73,6 +74,9 @@ bench-distributed: $(VENV)/.installed
 
 mlflow-ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/data/mlflow.db} --host 127.0.0.1 --port 5000
+
+pretrain-image-encoder: $(VENV)/.installed
+	$(PY) -m common.images.pretrained --system harmful
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -5,6 +5,7 @@ on these machines): image -> unit vector whose inner product with another's says
     encoder = ImageEncoder(dim=64).fit(images, pairs=(rows, rows2))  # from positive pairs (e.g. clicks)
     encoder = ImageEncoder(dim=64).fit_labelled(images, labels, classes)  # supervised: name what photos show
     vectors = encoder.encode(images)                                 # (n, 64) float32 unit rows -> faiss
+    encoder.save(path); ImageEncoder.load(path)                      # weights in one safetensors file
 
 Preprocessing, as the image-search chapter lists it: resize (to `input_size`, bilinear), scale to 0..1,
 normalise each channel to mean 0 and variance 1 (the training images' statistics, kept with the model).
@@ -32,10 +33,13 @@ cross entropies; the heads are dropped after training, the embedding kept.
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, safe_open, save_file
 from sklearn.base import BaseEstimator
 from torch import nn
 
@@ -100,6 +104,7 @@ class ImageEncoder(BaseEstimator):
     """The CNN, scikit-learn style. fit(images, pairs=None, init=None): images (n, H, W, 3) uint8; pairs
     (rows_a, rows_b) of positive pairs, or None for SimCLR; init a fitted ImageEncoder to start from.
     fit_labelled(images, labels, classes): supervised, {label: (n,) class indices}, {label: number of classes}.
+    cosine_decay: the learning rate falls to 0 along a half cosine over the epochs (common/models/training.py).
     Learned state: `module_`, `mean_`, `std_` (per channel), `train_loss_`, `validation_loss_`, `best_epoch_`.
     """
 
@@ -115,6 +120,7 @@ class ImageEncoder(BaseEstimator):
         learning_rate: float = 2e-3,
         weight_decay: float = 1e-5,
         validation_share: float = 0.05,
+        cosine_decay: bool = False,
         random_state: int = 0,
         verbose: bool = False,
     ):
@@ -128,6 +134,7 @@ class ImageEncoder(BaseEstimator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.validation_share = validation_share
+        self.cosine_decay = cosine_decay
         self.random_state = random_state
         self.verbose = verbose
 
@@ -236,6 +243,33 @@ class ImageEncoder(BaseEstimator):
                 vectors[start : start + len(chunk)] = self.module_(chunk).numpy()
         return vectors
 
+    def save(self, path: str | Path, provenance: dict | None = None) -> None:
+        """The fitted encoder in one safetensors file (tensors only: loading it runs no code): the CNN's
+        weights, the pixel statistics, its settings, and `provenance` (JSON: how it was made) for `load`."""
+        self._check_fitted()
+        tensors = {f"module.{k}": v.contiguous() for k, v in self.module_.state_dict().items()}
+        tensors |= {"mean": self.mean_.contiguous(), "std": self.std_.contiguous()}
+        metadata = {"params": json.dumps(self.get_params()), "provenance": json.dumps(provenance or {})}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(path), metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ImageEncoder:
+        """An encoder `save` wrote; its provenance in `provenance_`."""
+        with safe_open(str(path), framework="pt") as file:
+            metadata = file.metadata() or {}
+        if "params" not in metadata:
+            raise ValueError(f"{path} is not an image encoder saved by ImageEncoder.save (no settings in it)")
+        encoder = cls(**json.loads(metadata["params"]))
+        tensors = load_file(str(path))
+        encoder.module_ = ConvEmbedder(encoder.width, encoder.dim, encoder.pooling)
+        weights = {name.removeprefix("module."): t for name, t in tensors.items() if name.startswith("module.")}
+        encoder.module_.load_state_dict(weights)
+        encoder.module_.eval()
+        encoder.mean_, encoder.std_ = tensors["mean"], tensors["std"]
+        encoder.provenance_ = json.loads(metadata.get("provenance", "{}"))
+        return encoder
+
     def _scaled(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (n, H, W, 3) -> float32 (n, 3, s, s) in [0, 1], resized to the input size."""
         pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
@@ -257,6 +291,7 @@ class ImageEncoder(BaseEstimator):
             rng=rng,
             desc=desc,
             verbose=self.verbose,
+            cosine_decay=self.cosine_decay,
         )
         self.train_loss_, self.validation_loss_, self.best_epoch_ = log.train_loss, log.eval_loss, log.best_epoch
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR
 from tqdm import tqdm
 
 
@@ -40,11 +41,14 @@ def train_keeping_best_epoch(
     desc: str,
     verbose: bool = False,
     patience: int | None = None,
+    cosine_decay: bool = False,
 ) -> TrainingLog:
     """Adam over shuffled mini-batches of `data` (tensors sharing their first dimension; `batch_loss`
     takes one batch of each). With `eval_loss`, the weights of the epoch with the lowest eval loss are
     kept; with `patience` too, training stops once that many epochs in a row have not lowered it (the rest
-    would only be thrown away). Leaves `module` in eval mode.
+    would only be thrown away). With `cosine_decay`, the learning rate falls from learning_rate to 0 along a
+    half cosine, a step per batch over all the epochs: the last epochs settle instead of jittering around the
+    minimum at the full rate. Leaves `module` in eval mode.
 
     Embedding tables built with `sparse=True` get sparse gradients and their own SparseAdam (without
     weight decay, which it lacks): a step then touches only the rows the batch used, where a dense Adam
@@ -56,6 +60,7 @@ def train_keeping_best_epoch(
     best_epoch, best_state = epochs, None
     n_rows = len(data[0])
     n_batches = math.ceil(n_rows / batch_size)
+    schedulers = [CosineAnnealingLR(o, T_max=epochs * n_batches) for o in optimizers] if cosine_decay else []
     for epoch in range(1, epochs + 1):
         module.train()
         order = torch.from_numpy(rng.permutation(n_rows))
@@ -78,6 +83,8 @@ def train_keeping_best_epoch(
                 _average_gradients(module, group[1])
             for optimizer in optimizers:
                 optimizer.step()
+            for scheduler in schedulers:
+                scheduler.step()
             total += loss.item()
             progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         train_losses.append(_mean_across(total, group) / n_batches)

@@ -29,7 +29,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from common.evaluation.classification import markdown_table
-from common.images.labelled import CLASSES, labelled_photos
+from common.images.pretrained import pretrained_image_encoder
 from common.models.image_encoder import ImageEncoder
 from common.models.multimodal import PostInputs
 from common.models.text import SentenceEncoder, WordVectorEncoder
@@ -203,7 +203,7 @@ def prepare(config: dict, world: HarmfulWorld) -> tuple[Posts, ImageEncoder]:
     held_out = rng.random(len(rest)) < config["held_out_share"]
     rows["train"], rows["held_out"] = rest[~held_out], rest[held_out]
     has_image = table["has_image"].to_numpy()
-    image_encoder = pretrain_image_encoder(config)
+    image_encoder = pretrained_image_encoder(config["image_encoder"], config["image_size"], config["seed"])
     vectors = np.zeros((len(table), image_encoder.dim), dtype=np.float32)
     for start in range(0, len(table), IMAGE_CHUNK):  # rendered a chunk at a time: pixels are never all held
         chunk = table.iloc[start : start + IMAGE_CHUNK]
@@ -228,29 +228,6 @@ def prepare(config: dict, world: HarmfulWorld) -> tuple[Posts, ImageEncoder]:
         word_sequences=word_sequences,
     )
     return posts, image_encoder
-
-
-def pretrain_image_encoder(config: dict) -> ImageEncoder:
-    """The image encoder every model reads, frozen: the small CNN pretrained to name what photos show (object,
-    colour, texture, background, a corner sticker) on a labelled photo set, the stand-in for the ImageNet
-    model a team would start from (no pretrained image weights can be had here). It never sees a post or a
-    label of harm. Measured against the alternatives (the README): a CNN trained end to end on the natural
-    labels, or self-supervised (SimCLR), kept too little of the small stickers for any model to use them."""
-    c = config["image_encoder"]
-    started = time.perf_counter()
-    images, labels = labelled_photos(c["photos"], size=config["image_size"], seed=config["seed"])
-    encoder = ImageEncoder(
-        dim=c["dim"],
-        width=c["width"],
-        input_size=config["image_size"],
-        pooling=c["pooling"],
-        epochs=c["epochs"],
-        learning_rate=c["learning_rate"],
-        random_state=config["seed"],
-    )
-    encoder.fit_labelled(images, labels, CLASSES)
-    log.info("image encoder pretrained on %d labelled photos in %.0fs", len(images), time.perf_counter() - started)
-    return encoder
 
 
 def fit_models(config: dict, posts: Posts) -> tuple[dict, dict, dict, dict]:

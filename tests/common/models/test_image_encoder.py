@@ -1,13 +1,15 @@
 """common.models.image_encoder (the contrastive CNN), common.models.pixel_pca (its baseline) and
 common.images.augment (SimCLR's views): unit embeddings, reproducible fits, checked inputs, fine-tuning from
-another encoder's weights, pickles, a CNN trained on pairs of photos that finds other photos of an object
-better than PCA on raw pixels does, and one pretrained on labelled photos whose vectors show a corner sticker."""
+another encoder's weights, pickles and safetensors files, a CNN trained on pairs of photos that finds other
+photos of an object better than PCA on raw pixels does, and one pretrained on labelled photos whose vectors show
+a corner sticker."""
 
 import pickle
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from common.evaluation.classification import linear_probe_auc
 from common.images.augment import Augmentation, augment
@@ -98,6 +100,22 @@ def test_encode_is_deterministic_and_independent_of_the_batch(fitted, small):
 def test_pickle_round_trip_gives_the_same_encodings(fitted, small):
     loaded = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(loaded.encode(small), fitted.encode(small))
+
+
+def test_save_and_load_give_the_same_encodings_settings_and_provenance(fitted, small, tmp_path):
+    path = tmp_path / "encoder.safetensors"
+    fitted.save(path, {"made_by": "this test"})
+    loaded = ImageEncoder.load(path)
+    np.testing.assert_array_equal(loaded.encode(small), fitted.encode(small))
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.provenance_ == {"made_by": "this test"}
+
+
+def test_load_refuses_a_file_no_encoder_saved(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(path))
+    with pytest.raises(ValueError, match="not an image encoder"):
+        ImageEncoder.load(path)
 
 
 def test_unfitted_encoder_refuses_to_encode(small):

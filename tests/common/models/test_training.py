@@ -1,5 +1,5 @@
 """common.models.training: the best evaluation epoch's weights are kept, and with a patience the loop stops once
-the evaluation loss has stopped falling."""
+the evaluation loss has stopped falling; cosine decay steps the learning rate down."""
 
 import numpy as np
 import torch
@@ -41,3 +41,30 @@ def test_the_best_epoch_is_kept_and_patience_stops_after_it():
     assert log.best_epoch == 2 and weight == seen[1]
     log, _, _ = run(losses, patience=3)
     assert log.best_epoch == 5 and len(log.eval_loss) == 6
+
+
+def test_cosine_decay_steps_the_learning_rate_down_a_half_cosine():
+    """A constant gradient makes each of Adam's steps exactly the learning rate of its time: with cosine_decay,
+    step k of T is learning_rate * (1 + cos(pi k / T)) / 2."""
+    module = nn.Linear(1, 1, bias=False)
+    weights = []
+
+    def batch_loss(x):
+        weights.append(module.weight.item())
+        return module.weight.sum() + 0.0 * x.sum()
+
+    train_keeping_best_epoch(
+        module,
+        (torch.zeros(10, 1),),
+        batch_loss,
+        None,
+        epochs=2,
+        batch_size=2,
+        learning_rate=0.1,
+        weight_decay=0.0,
+        rng=np.random.default_rng(0),
+        desc="test",
+        cosine_decay=True,
+    )
+    steps = -np.diff(weights)  # the first 9 of the 10 steps
+    np.testing.assert_allclose(steps, 0.05 * (1 + np.cos(np.pi * np.arange(9) / 10)), rtol=1e-4)

@@ -6,10 +6,11 @@ system's data or a label of harm.
     encoder = pretrained_image_encoder(spec, size=32, seed=13)  # spec: a config's `image_encoder` section
     make pretrain-image-encoder                                 # python -m common.images.pretrained --system harmful
 
-Pretraining it well takes longer than one system's training should, so it is done once and its weights ship
-with the code (spec["weights"], a file of a few hundred KB beside this module), as all-MiniLM-L6-v2's ship in
-their package: a system loads them in a second. `make pretrain-image-encoder` makes the file again from the
-spec's settings. With `weights: null` a system pretrains its own encoder in its run instead.
+Pretraining is done once and its weights ship with the code (spec["weights"]: weights/, a few hundred KB), as
+all-MiniLM-L6-v2's ship in their package: a system loads them in a second instead of spending minutes of every
+training on them, and a stronger encoder than one training's time allows can be shipped. `make
+pretrain-image-encoder` makes the file again from the spec's settings. With `weights: null` a system pretrains
+its own encoder in its run instead.
 
 The file records the settings it was made with (SETTINGS, the image size and the seed): loading it for a spec that
 asks for others is refused with what to run, so an edited config cannot silently read an older encoder.

@@ -1,7 +1,9 @@
 """The pretrained image encoder: the small CNN of common/models/image_encoder.py taught to name what photos show
 (object, colour, texture, background, a corner sticker) on the labelled photo set of common/images/labelled.py,
 the stand-in for the ImageNet model a team would download (none can be had on these machines). It never sees a
-system's data or a label of harm.
+system's data or a label of harm. Measured against the alternatives (systems/harmful/README.md): a CNN trained
+end to end on a system's natural labels, or self-supervised (SimCLR), kept too little of a small corner sticker
+for any model to use it.
 
     encoder = pretrained_image_encoder(spec, size=32, seed=13)  # spec: a config's `image_encoder` section
     make pretrain-image-encoder                                 # python -m common.images.pretrained --system harmful
